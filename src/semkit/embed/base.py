@@ -1,0 +1,131 @@
+"""The ``Embedder`` contract every provider implements, and the result it returns."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..types import KINDS, Kind, Matrix
+from ..vectors import check_texts
+from ..errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """Vectors for a batch, in input order, with what it took to make them."""
+
+    vectors: Matrix
+    truncated: int = 0
+    """How many inputs were longer than the model's context and were cut."""
+    tokens: int = 0
+    """Tokens billed or processed (the provider's own ``usage`` when it reports one)."""
+    cached: int = 0
+    """How many rows came from the embedding cache instead of the model."""
+
+
+@dataclass
+class CostMeter:
+    """Running totals of what an embedder has consumed; thread-safe."""
+
+    price_per_million: float = 0.0
+    requests: int = 0
+    tokens: int = 0
+    items: int = 0
+    cached_items: int = 0
+    retries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, tokens: int = 0, items: int = 0, requests: int = 0, cached_items: int = 0,
+            retries: int = 0) -> None:
+        with self._lock:
+            self.tokens += tokens
+            self.items += items
+            self.requests += requests
+            self.cached_items += cached_items
+            self.retries += retries
+
+    @property
+    def dollars(self) -> float:
+        return self.tokens * self.price_per_million / 1_000_000
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "tokens": self.tokens,
+            "items": self.items,
+            "cached_items": self.cached_items,
+            "retries": self.retries,
+            "dollars": round(self.dollars, 6),
+        }
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns items into vectors. Providers register a factory for their scheme.
+
+    ``id`` names the vector space (provider, model, dimensions): two embedders with the same id
+    produce comparable vectors. ``fingerprint`` additionally names everything that changes the
+    exact numbers (backend, precision, prefixes) and keys the embedding cache.
+    """
+
+    id: str
+    dimensions: int
+    max_tokens: int
+    modalities: frozenset[str]
+    meter: CostMeter
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix: ...
+
+    def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult: ...
+
+
+class BaseEmbedder:
+    """Shared plumbing: input checks and ``embed`` in terms of ``_embed_texts``."""
+
+    id: str
+    dimensions: int
+    max_tokens: int
+    modalities: frozenset[str] = frozenset({"text"})
+    normalized: bool = True
+
+    def __init__(self) -> None:
+        self.meter = CostMeter()
+
+    @property
+    def fingerprint(self) -> str:
+        return self.id
+
+    def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix:
+        return self.embed_result(items, kind).vectors
+
+    def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
+        check_kind(kind)
+        texts = check_texts(items)
+        result = self._embed_texts(texts, kind)
+        if result.vectors.shape != (len(texts), self.dimensions):
+            raise AssertionError(
+                f"{self.id} returned {result.vectors.shape}, expected {(len(texts), self.dimensions)}"
+            )
+        return result
+
+    def _embed_texts(self, texts: list[str], kind: Kind) -> EmbeddingResult:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.fingerprint}>"
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be 'document' or 'query', got {kind!r}")
+
+
+def empty_matrix(dimensions: int) -> Matrix:
+    return np.zeros((0, dimensions), dtype=np.float32)
