@@ -20,11 +20,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from ..errors import InvalidFilter
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 CompareOp = Literal["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]
 
 COMPARE_OPS: tuple[str, ...] = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
@@ -55,7 +55,7 @@ class Or:
     clauses: tuple[Node, ...]
 
 
-Node = Union[Compare, Exists, And, Or]
+Node = Compare | Exists | And | Or
 
 
 def parse(spec: Mapping[str, Any] | str | None) -> Node | None:

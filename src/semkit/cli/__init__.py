@@ -1,0 +1,47 @@
+"""``semkit``: one command per job. Thin: every command calls the public library functions."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from ..errors import SemkitError
+from . import embed_cmds, output
+
+app = typer.Typer(
+    name="semkit",
+    help="Embeddings from any model: generate, store, search, apply.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+embed_cmds.register(app)
+
+try:
+    from . import store_cmds
+
+    store_cmds.register(app)
+except ImportError:  # pragma: no cover - store commands arrive with the store layer
+    pass
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main() -> None:
+    try:
+        app()
+    except SemkitError as exc:
+        raise SystemExit(_exit(exc)) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _exit(exc: SemkitError) -> int:
+    output.fail(exc)
+    return 2 if isinstance(exc, (ValueError,)) else 1

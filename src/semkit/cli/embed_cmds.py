@@ -1,0 +1,262 @@
+"""CLI commands about models: embed, similarity, models, cost, cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from ..errors import InvalidInput
+from ..types import Kind
+from . import output
+from .inputs import gather_texts
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Model spec: local, local:/path, openai:NAME, cohere:NAME, http:NAME")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
+
+
+def _load(model: str, cache: bool, dimensions: int | None, base_url: str | None) -> Any:
+    import semkit
+
+    options: dict[str, Any] = {}
+    if dimensions:
+        options["dimensions"] = dimensions
+    if base_url:
+        options["base_url"] = base_url
+    return semkit.model(model, cache=cache, **options)
+
+
+def embed_batched(embedder: Any, texts: list[str], kind: Kind, batch_size: int = 256,
+                  show_progress: bool = True) -> tuple[np.ndarray, int, int]:
+    """Embed in slices so a progress bar can move; returns (vectors, truncated, cached)."""
+    parts, truncated, cached = [], 0, 0
+    with output.progress_bar(len(texts), "embedding", show_progress and len(texts) > batch_size) as advance:
+        for start in range(0, len(texts), batch_size):
+            result = embedder.embed_result(texts[start:start + batch_size], kind)
+            parts.append(result.vectors)
+            truncated += result.truncated
+            cached += result.cached
+            advance(len(result.vectors))
+    return np.concatenate(parts), truncated, cached
+
+
+def write_vectors(path: Path, texts: list[str], vectors: np.ndarray, model_id: str) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(path, vectors)
+    elif suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        dims = vectors.shape[1]
+        flat = pa.array(vectors.reshape(-1), type=pa.float32())
+        table = pa.table({
+            "text": pa.array(texts, type=pa.string()),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, dims),
+        }).replace_schema_metadata({"semkit.model": model_id})
+        pq.write_table(table, path)
+    elif suffix in (".jsonl", ".json"):
+        with path.open("w", encoding="utf-8") as fh:
+            for text, vec in zip(texts, vectors, strict=True):
+                fh.write(json.dumps({"text": text, "embedding": vec.tolist()}, ensure_ascii=False) + "\n")
+    else:
+        raise InvalidInput(f"unknown output format {path.suffix!r}: use .npy, .parquet or .jsonl")
+
+
+def register(app: typer.Typer) -> None:
+    cache_app = typer.Typer(help="The persistent embedding cache (never pay twice).", no_args_is_help=True)
+    app.add_typer(cache_app, name="cache")
+
+    @app.command()
+    def embed(
+        texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed ('-' or none: read stdin)")] = None,
+        file: Annotated[str | None, typer.Option("--file", "-f", help="Embed each non-blank line of this file")] = None,
+        model: ModelOpt = "local",
+        kind: Annotated[str, typer.Option(help="document or query")] = "document",
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .npy, .parquet or .jsonl")] = None,
+        dimensions: Annotated[int | None, typer.Option(help="Output dimensions (Matryoshka / API truncation)")] = None,
+        base_url: Annotated[str | None, typer.Option(help="Provider base URL (http:/openai:)")] = None,
+        batch_size: Annotated[int, typer.Option(min=1)] = 256,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the embedding cache")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Embed texts; print JSON lines (--json), a summary, or write a file (--out)."""
+        items = gather_texts(texts, file)
+        embedder = _load(model, not no_cache, dimensions, base_url)
+        vectors, truncated, cached = embed_batched(
+            embedder, items, kind, batch_size  # type: ignore[arg-type]
+        )
+        if out is not None:
+            write_vectors(out, items, vectors, embedder.id)
+        summary = {"model": embedder.id, "count": len(items), "dimensions": int(vectors.shape[1]),
+                   "truncated": truncated, "cached": cached, "cost": embedder.meter.as_dict(),
+                   "out": str(out) if out else None}
+        if as_json:
+            if out is None:
+                for text, vec in zip(items, vectors, strict=True):
+                    output.emit_json({"text": text, "embedding": vec.tolist()})
+            else:
+                output.emit_json(summary)
+            return
+        if out is None:
+            rows = [(t if len(t) <= 60 else t[:57] + "...", f"{np.linalg.norm(v):.4f}",
+                     " ".join(f"{x:+.4f}" for x in v[:4]) + " ...") for t, v in zip(items, vectors, strict=True)]
+            output.table(f"{embedder.id}: {len(items)} x {vectors.shape[1]}", ["text", "norm", "first values"], rows)
+        else:
+            output.stdout.print(f"wrote {len(items)} x {vectors.shape[1]} vectors to {out} ({embedder.id})")
+        if truncated:
+            output.stderr.print(f"[yellow]{truncated} text(s) were longer than the model's context and were truncated[/]")
+        if cached:
+            output.stderr.print(f"{cached} of {len(items)} served from the cache")
+
+    @app.command()
+    def similarity(
+        a: Annotated[str, typer.Argument(help="First text")],
+        b: Annotated[str, typer.Argument(help="Second text")],
+        model: ModelOpt = "local",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Cosine similarity of two texts."""
+        embedder = _load(model, True, None, None)
+        va, vb = embedder.embed([a, b])
+        score = float(np.dot(va, vb) / (np.linalg.norm(va) * np.linalg.norm(vb)))
+        if as_json:
+            output.emit_json({"a": a, "b": b, "model": embedder.id, "cosine": score})
+        else:
+            output.stdout.print(f"{score:.4f}")
+
+    @app.command()
+    def models(
+        provider: Annotated[str | None, typer.Option(help="Only this provider")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """The model catalogue, and which models work offline right now."""
+        from ..embed import availability, catalog
+
+        entries = [m for m in catalog.MODELS if provider in (None, m.provider)]
+        rows = []
+        for m in entries:
+            usable, why = availability.status(m)
+            rows.append({
+                "spec": m.spec, "dimensions": m.dimensions,
+                "truncations": list(m.matryoshka_dimensions), "any_dimensions": m.any_dimensions,
+                "max_tokens": m.max_tokens, "price_per_million": m.price_per_million,
+                "license": m.license, "local": m.local, "usable_now": usable, "how": why,
+                "query_prefix": m.query_prefix, "document_prefix": m.document_prefix,
+                "quality": [{"task": s.task, "metric": s.metric, "value": s.value, "source": s.source}
+                            for s in m.quality],
+            })
+        if as_json:
+            output.emit_json(rows)
+            return
+        output.table(
+            "semkit models (quality: MTEB, x100)",
+            ["model", "dims", "ctx", "$/1M", "STSb", "SciFact", "B77", "usable now"],
+            [(r["spec"], _dims(r), r["max_tokens"], f"{r['price_per_million']:.2f}",
+              _q(r, "STSBenchmark"), _q(r, "SciFact"), _q(r, "Banking77Classification"),
+              ("yes, " if r["usable_now"] else "no, ") + r["how"]) for r in rows],
+            justify_right=("dims", "ctx", "$/1M", "STSb", "SciFact", "B77"),
+        )
+        if any(not r["usable_now"] and r["local"] for r in rows):
+            output.stdout.print(
+                "Local models that are not downloaded: on a machine with internet, "
+                "`huggingface-cli download ORG/NAME --local-dir ./models/NAME`, then use "
+                "`--model local:./models/NAME`. Nothing is downloaded at run time."
+            )
+
+    @app.command()
+    def cost(
+        paths: Annotated[list[str], typer.Argument(help="Files or folders ('-' = stdin)")],
+        model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model spec; repeat to compare")] = None,
+        dimensions: Annotated[int | None, typer.Option(help="Store vectors at these dimensions")] = None,
+        price_per_gb_month: Annotated[float | None, typer.Option(help="Storage $ per GB-month")] = None,
+        chunk_tokens: Annotated[
+            int | None, typer.Option(help="Estimate one vector per chunk of this many tokens")
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Tokens, embedding $ and storage per model, before spending anything."""
+        from .. import cost as cost_mod
+
+        specs = model or [
+            "local", "openai:text-embedding-3-small", "openai:text-embedding-3-large", "cohere:embed-v4.0"
+        ]
+        kwargs: dict[str, Any] = {"chunk_tokens": chunk_tokens}
+        if price_per_gb_month is not None:
+            kwargs["price_per_gb_month"] = price_per_gb_month
+        if dimensions is not None:
+            kwargs["dimensions"] = {s: dimensions for s in specs}
+        report = cost_mod.estimate(paths, specs, **kwargs)
+        for warning in report.warnings:
+            output.stderr.print(f"[yellow]warning:[/] {warning}")
+        if as_json:
+            output.emit_json(report.as_dict())
+            return
+        output.table(
+            f"cost of embedding {report.files} file(s), {report.text_bytes:,} bytes of text",
+            ["model", "tokens", "embed $", "vectors", "dims", "float32", "float16", "int8", "binary",
+             "$/month f32"],
+            [(r.model, f"{r.tokens:,}" + (" ~" if r.estimated else ""), f"{r.embedding_dollars:.4f}", f"{r.vectors:,}",
+              r.dimensions, _bytes(r.storage_bytes["float32"]), _bytes(r.storage_bytes["float16"]),
+              _bytes(r.storage_bytes["int8"]), _bytes(r.storage_bytes["binary"]),
+              f"{r.storage_dollars_per_month['float32']:.4f}") for r in report.models],
+            justify_right=("tokens", "embed $", "vectors", "dims", "float32", "float16", "int8", "binary", "$/month f32"),
+        )
+        if any(r.estimated for r in report.models):
+            output.stderr.print("~ = estimated token count (no tokenizer for that model is available offline)")
+
+    @cache_app.command("stats")
+    def cache_stats(as_json: JsonOpt = False) -> None:
+        """Where the cache is, how big, and what it holds per model."""
+        from ..embed.cache import EmbeddingCache
+
+        stats = EmbeddingCache.open().stats()
+        if as_json:
+            output.emit_json(stats)
+            return
+        output.stdout.print(f"cache: {stats.path}\nentries: {stats.entries:,}\nsize: {_bytes(stats.bytes)}")
+        if stats.per_fingerprint:
+            output.table(None, ["model fingerprint", "entries"], sorted(stats.per_fingerprint.items()),
+                         justify_right=("entries",))
+
+    @cache_app.command("clear")
+    def cache_clear(
+        model: Annotated[str | None, typer.Option(help="Only entries of this fingerprint (see `cache stats`)")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Delete cached vectors (all, or one model's)."""
+        from ..embed.cache import EmbeddingCache
+
+        removed = EmbeddingCache.open().clear(model)
+        if as_json:
+            output.emit_json({"removed": removed})
+        else:
+            output.stdout.print(f"removed {removed:,} cached vector(s)")
+
+
+def _dims(row: dict[str, Any]) -> str:
+    if row["any_dimensions"]:
+        return f"{row['dimensions']} (1-{row['dimensions']})"
+    if row["truncations"]:
+        return f"{row['dimensions']} ({','.join(map(str, row['truncations']))})"
+    return str(row["dimensions"])
+
+
+def _q(row: dict[str, Any], task: str) -> str:
+    for s in row["quality"]:
+        if s["task"] == task:
+            return f"{s['value']:.2f}"
+    return "-"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)

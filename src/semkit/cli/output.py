@@ -1,0 +1,79 @@
+"""How the CLI speaks: Rich tables for people, JSON for scripts, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import SemkitError
+
+stdout = Console(width=None if sys.stdout.isatty() else 140)
+stderr = Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=_default) + "\n")
+
+
+def _default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return str(value)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+          justify_right: Iterable[str] = ()) -> None:
+    right = set(justify_right)
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    stdout.print(t)
+
+
+def fail(error: SemkitError | str, code: int = 1) -> typer.Exit:
+    message = str(error)
+    name = type(error).__name__ if isinstance(error, SemkitError) else "error"
+    stderr.print(f"[bold red]{name}:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr (stdout stays clean for pipes); yields ``advance(n)``.
+
+    Drawn only when stderr is a terminal, so logs and CI output are not flooded.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True,
+        disable=not enabled or not stderr.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
