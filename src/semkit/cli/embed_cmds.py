@@ -110,7 +110,9 @@ def register(app: typer.Typer) -> None:
         else:
             output.stdout.print(f"wrote {len(items)} x {vectors.shape[1]} vectors to {out} ({embedder.id})")
         if truncated:
-            output.stderr.print(f"[yellow]{truncated} text(s) were longer than the model's context and were truncated[/]")
+            output.stderr.print(
+                f"[yellow]{truncated} text(s) were longer than the model's context and were truncated[/]"
+            )
         if cached:
             output.stderr.print(f"{cached} of {len(items)} served from the cache")
 
@@ -205,7 +207,8 @@ def register(app: typer.Typer) -> None:
               r.dimensions, _bytes(r.storage_bytes["float32"]), _bytes(r.storage_bytes["float16"]),
               _bytes(r.storage_bytes["int8"]), _bytes(r.storage_bytes["binary"]),
               f"{r.storage_dollars_per_month['float32']:.4f}") for r in report.models],
-            justify_right=("tokens", "embed $", "vectors", "dims", "float32", "float16", "int8", "binary", "$/month f32"),
+            justify_right=("tokens", "embed $", "vectors", "dims", "float32", "float16", "int8", "binary",
+                           "$/month f32"),
         )
         if any(r.estimated for r in report.models):
             output.stderr.print("~ = estimated token count (no tokenizer for that model is available offline)")
