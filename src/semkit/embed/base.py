@@ -9,9 +9,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import InvalidInput
 from ..types import KINDS, Kind, Matrix
 from ..vectors import check_texts
-from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)
