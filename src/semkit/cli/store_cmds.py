@@ -1,0 +1,160 @@
+"""CLI commands about collections: upsert, search, collections, export, import, drop."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import InvalidFilter
+from . import output
+from .records import read_batches
+
+DbOpt = Annotated[str, typer.Option("--db", help="Store: a folder (embedded), postgresql://..., memory://",
+                                    envvar="SEMKIT_DB")]
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
+
+DEFAULT_DB = os.environ.get("SEMKIT_DB", "./kb")
+
+
+def _where(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidFilter(f"--where is not valid JSON ({exc.msg}): {raw}") from None
+    if not isinstance(value, dict):
+        raise InvalidFilter('--where must be a JSON object, e.g. \'{"year": {"$gte": 2020}}\'')
+    return value
+
+
+def register(app: typer.Typer) -> None:
+    import semkit
+
+    @app.command()
+    def upsert(
+        file: Annotated[Path, typer.Argument(help=".jsonl, .csv or .parquet with id/text/metadata columns")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        model: Annotated[str | None, typer.Option("--model", "-m", help="Model for a new collection")] = None,
+        id_field: Annotated[str, typer.Option(help="Column holding the record id")] = "id",
+        text_field: Annotated[str, typer.Option(help="Column holding the text to embed")] = "text",
+        vector_field: Annotated[str | None, typer.Option(help="Column holding precomputed vectors")] = None,
+        batch_size: Annotated[int, typer.Option(min=1)] = 1000,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Insert or update records from a file; unchanged texts are not re-embedded."""
+        total = 0
+        with semkit.connect(db) as database:
+            col = None
+            with output.progress_bar(0, f"upserting into {collection}", not as_json) as advance:
+                for batch in read_batches(file, id_field=id_field, text_field=text_field,
+                                          vector_field=vector_field, batch_size=batch_size):
+                    if col is None:
+                        dims = len(batch.vectors[0]) if batch.vectors else None
+                        col = database.collection(
+                            collection, model=model if model or batch.vectors else "local",
+                            **({"dimensions": dims} if dims and not model else {}),
+                        )
+                    col.upsert(ids=batch.ids, texts=batch.texts, vectors=batch.vectors, metadata=batch.metadata)
+                    total += len(batch.ids)
+                    advance(len(batch.ids))
+            count = len(col) if col is not None else 0
+        if as_json:
+            output.emit_json({"collection": collection, "upserted": total, "count": count})
+        else:
+            output.stdout.print(f"upserted {total:,} record(s) into '{collection}' ({count:,} in total)")
+
+    @app.command()
+    def search(
+        query: Annotated[str, typer.Argument(help="What to look for")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results")] = 10,
+        where: Annotated[str | None, typer.Option(help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'')] = None,
+        exact: Annotated[bool, typer.Option(help="Exact search instead of the approximate index")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Semantic search in a collection."""
+        with semkit.connect(db) as database:
+            col = database.collection(collection, create=False)
+            hits = col.search(query, k=k, where=_where(where), exact=exact)
+        if as_json:
+            output.emit_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in hits])
+            return
+        if not hits:
+            output.stdout.print("no results")
+            return
+        output.table(
+            f"{collection}: {query!r}", ["#", "score", "id", "title", "text"],
+            [(i, f"{h.score:.3f}", h.id, (h.metadata or {}).get("title", ""), _snippet(h.text))
+             for i, h in enumerate(hits, 1)],
+            justify_right=("#", "score"),
+        )
+
+    @app.command()
+    def collections(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
+        """List the collections in a store with their model and size."""
+        with semkit.connect(db) as database:
+            infos = [database.collection(name, create=False).info() for name in database.collections()]
+        if as_json:
+            output.emit_json(infos)
+            return
+        output.table(f"collections in {db}", ["name", "count", "model", "dims", "metric"],
+                     [(i["name"], i["count"], i.get("embedder") or "(own vectors)", i["dimensions"], i["metric"])
+                      for i in infos], justify_right=("count", "dims"))
+
+    @app.command("export")
+    def export_(
+        out: Annotated[Path, typer.Argument(help="Destination .parquet or .jsonl")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write a collection (ids, texts, metadata, vectors, model) to a file."""
+        with semkit.connect(db) as database:
+            n = database.collection(collection, create=False).export(out)
+        if as_json:
+            output.emit_json({"collection": collection, "exported": n, "path": str(out)})
+        else:
+            output.stdout.print(f"exported {n:,} record(s) from '{collection}' to {out}")
+
+    @app.command("import")
+    def import_(
+        file: Annotated[Path, typer.Argument(help="A file written by `semkit export`")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Load an exported collection without re-embedding."""
+        with semkit.connect(db) as database:
+            n = database.import_collection(collection, file)
+        if as_json:
+            output.emit_json({"collection": collection, "imported": n})
+        else:
+            output.stdout.print(f"imported {n:,} record(s) into '{collection}'")
+
+    @app.command()
+    def drop(
+        collection: Annotated[str, typer.Argument(help="Collection to delete")],
+        db: DbOpt = DEFAULT_DB,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation")] = False,
+    ) -> None:
+        """Delete a collection and everything in it."""
+        if not yes:
+            typer.confirm(f"Delete collection '{collection}' from {db}?", abort=True)
+        with semkit.connect(db) as database:
+            database.drop(collection)
+        output.stdout.print(f"dropped '{collection}'")
+
+
+def _snippet(text: str | None, width: int = 80) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
