@@ -30,3 +30,33 @@ def shared_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield Path(os.environ["SEMKIT_ONNX_DIR"])
     if old is None and os.environ.get("SEMKIT_ONNX_DIR") == str(path):
         del os.environ["SEMKIT_ONNX_DIR"]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a real PostgreSQL 18 + pgvector on 127.0.0.1 for the whole session.
+
+    Tests using it carry the ``postgres`` marker. ``SEMKIT_TEST_POSTGRES_DSN`` points the
+    tests at an existing server instead (it must have pgvector installed). If the embedded
+    server cannot start, the tests fail with the reason, unless ``SEMKIT_SKIP_POSTGRES=1``
+    (then they are skipped).
+    """
+    import os
+
+    from tests.support.pgserver import PostgresUnavailable, start_postgres
+
+    external = os.environ.get("SEMKIT_TEST_POSTGRES_DSN")
+    if external:
+        yield external
+        return
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        if os.environ.get("SEMKIT_SKIP_POSTGRES") == "1":
+            pytest.skip(f"SEMKIT_SKIP_POSTGRES=1 and the embedded PostgreSQL did not start: {exc}")
+        pytest.fail(f"could not start the embedded PostgreSQL server: {exc}\n"
+                    "(set SEMKIT_SKIP_POSTGRES=1 to skip PostgreSQL tests)", pytrace=False)
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
