@@ -1,0 +1,257 @@
+"""``Database``: a store of named collections, opened from a URI by ``connect``.
+
+URI schemes map to store factories in ``SCHEMES`` (``register_scheme`` adds one):
+
+- a plain path or ``file://PATH`` → the embedded store (one folder, no server)
+- ``postgresql://...`` / ``postgres://...`` → PostgreSQL with pgvector
+- ``memory://`` → the in-process reference store (a fresh, empty one on every ``connect``)
+
+Backends are imported only when their scheme is used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .collection import REEMBED_SUFFIX, Collection, check_compatible, resolve_model
+from .errors import CollectionNotFound, ConfigError, DimensionMismatch, InvalidInput, ModelMismatch
+from .store.base import CollectionSpec, VectorStore
+from .types import METRICS, Metric, StorageDtype
+
+if TYPE_CHECKING:
+    from .embed.base import Embedder
+
+StoreFactory = Callable[..., VectorStore]
+"""``factory(target, **options)``: ``target`` is the URI without ``scheme://`` for paths, the
+whole URI for servers."""
+
+
+class _Recorded:
+    """Default of ``Database.collection(model=...)``: the recorded model, or ``local`` for a new
+    collection."""
+
+    def __repr__(self) -> str:
+        return "<recorded model>"
+
+
+RECORDED: Any = _Recorded()
+DEFAULT_MODEL = "local"
+STORAGE_DTYPES = ("float32", "float16", "int8", "binary")
+
+
+def _embedded(target: str, **options: Any) -> VectorStore:
+    from .store.embedded import EmbeddedStore
+
+    return EmbeddedStore(target, **options)
+
+
+def _pgvector(target: str, **options: Any) -> VectorStore:
+    from .store.pgvector import PgVectorStore
+
+    return PgVectorStore(target, **options)
+
+
+def _memory(target: str, **options: Any) -> VectorStore:
+    from .store.memory import MemoryStore
+
+    if options:
+        raise ConfigError(f"memory:// takes no options, got {', '.join(sorted(options))}")
+    return MemoryStore()
+
+
+SCHEMES: dict[str, tuple[StoreFactory, bool]] = {
+    # scheme: (factory, whether the factory wants the whole URI rather than the path after ://)
+    "file": (_embedded, False),
+    "memory": (_memory, False),
+    "postgresql": (_pgvector, True),
+    "postgres": (_pgvector, True),
+}
+
+
+def register_scheme(scheme: str, factory: StoreFactory, *, pass_uri: bool = True) -> None:
+    """Let ``connect("scheme://...")`` open a new backend (``factory(uri, **options)``)."""
+    SCHEMES[scheme.lower()] = (factory, pass_uri)
+
+
+def connect(uri: str | os.PathLike[str] = "./semkit-db", **options: Any) -> Database:
+    """Open a database: a folder path, ``file://PATH``, ``postgresql://...`` or ``memory://``.
+
+    ``options`` go to the backend (e.g. pool sizes for PostgreSQL).
+    """
+    text = os.fspath(uri)
+    if not text:
+        raise ConfigError("empty database URI; pass a folder path, postgresql://... or memory://")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        factory, target = _embedded, text
+    else:
+        entry = SCHEMES.get(scheme.lower())
+        if entry is None:
+            known = ", ".join(f"{s}://" for s in SCHEMES)
+            raise ConfigError(
+                f"unknown database scheme {scheme!r} in {text!r}; use a folder path or one of {known}"
+            )
+        factory, pass_uri = entry
+        target = text if pass_uri else rest
+    return Database(factory(target, **options), uri=text)
+
+
+class Database:
+    """Named collections in one store. A context manager; ``close()`` releases the store."""
+
+    def __init__(self, store: VectorStore, *, uri: str = "") -> None:
+        self._store = store
+        self.uri = uri
+
+    @property
+    def store(self) -> VectorStore:
+        return self._store
+
+    def collection(
+        self,
+        name: str,
+        model: str | Embedder | None = RECORDED,
+        *,
+        metric: Metric | None = None,
+        dtype: StorageDtype | None = None,
+        dimensions: int | None = None,
+        create: bool = True,
+    ) -> Collection:
+        """Open collection ``name``, creating it on first use (unless ``create=False``).
+
+        ``model``: a spec (``"local"``, ``"openai:text-embedding-3-small"``) or an embedder. Left
+        out, an existing collection uses the model it recorded (loaded on first use) and a new
+        one uses ``"local"``. Either way the recorded model is only loaded when a text needs
+        embedding, so vector search, get, export and import never load it. ``model=None`` with
+        ``dimensions=`` creates a bring-your-own-vectors collection (on an existing collection
+        it is the same as leaving ``model`` out).
+
+        ``metric`` (``cosine``, ``dot``, ``l2``) and ``dtype`` are fixed at creation; passing a
+        different value for an existing collection is an error.
+        """
+        _check_name(name)
+        if metric is not None and metric not in METRICS:
+            raise InvalidInput(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        if dtype is not None and dtype not in STORAGE_DTYPES:
+            raise InvalidInput(f"unknown dtype {dtype!r}; use one of {', '.join(STORAGE_DTYPES)}")
+        spec = self._store.get_collection(name)
+        if spec is not None:
+            return self._open(spec, model, metric, dtype, dimensions)
+        if not create:
+            raise CollectionNotFound(
+                f"no collection named {name!r}; existing: {self.collections() or 'none'}. "
+                "Leave create=True to create it"
+            )
+        embedder: Embedder | None = None
+        if model is None:
+            if dimensions is None:
+                raise InvalidInput(
+                    f"collection {name!r} has no model, so it needs dimensions= (the length of "
+                    "the vectors you will store)"
+                )
+            if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+                raise InvalidInput(f"dimensions must be a positive integer, got {dimensions!r}")
+            dims = dimensions
+        else:
+            embedder = resolve_model(DEFAULT_MODEL if model is RECORDED else model, dimensions)
+            dims = embedder.dimensions
+        chosen_metric: Metric = metric or "cosine"
+        spec = CollectionSpec(
+            name=name, dimensions=dims, metric=chosen_metric,
+            embedder=embedder.id if embedder is not None else None,
+            dtype=dtype or "float32", normalized=chosen_metric == "cosine",
+        )
+        self._store.create_collection(spec)
+        return Collection(self._store, spec, embedder)
+
+    def _open(self, spec: CollectionSpec, model: Any, metric: Metric | None,
+              dtype: StorageDtype | None, dimensions: int | None) -> Collection:
+        if metric is not None and metric != spec.metric:
+            raise InvalidInput(
+                f"collection {spec.name!r} uses metric {spec.metric!r}, not {metric!r}; the metric "
+                "is fixed at creation: export it and import into a new collection to change it"
+            )
+        if dtype is not None and dtype != spec.dtype:
+            raise InvalidInput(
+                f"collection {spec.name!r} stores {spec.dtype!r} vectors, not {dtype!r}; the dtype "
+                "is fixed at creation"
+            )
+        if dimensions is not None and dimensions != spec.dimensions:
+            raise DimensionMismatch(spec.dimensions, dimensions, f"collection {spec.name!r}")
+        if model is RECORDED or model is None:
+            return Collection(self._store, spec)  # the recorded model loads when first needed
+        if spec.embedder is None:
+            raise ModelMismatch(
+                f"collection {spec.name!r} stores your own vectors and records no model; open it "
+                f"without a model, or give it one with docs.reembed(model=...)"
+            )
+        return Collection(self._store, spec, resolve_model(model, dimensions))
+
+    def collections(self) -> list[str]:
+        """Names of the collections, sorted (shadows of a running re-embed are left out)."""
+        return sorted(
+            s.name for s in self._store.list_collections() if not s.name.endswith(REEMBED_SUFFIX)
+        )
+
+    def drop(self, name: str) -> None:
+        """Delete a collection and all its records (``CollectionNotFound`` if absent)."""
+        self._store.drop_collection(name)
+        if self._store.get_collection(name + REEMBED_SUFFIX) is not None:
+            self._store.drop_collection(name + REEMBED_SUFFIX)
+
+    def import_(self, path: str | Path, name: str | None = None, *, format: str | None = None) -> Collection:
+        """Load an export into collection ``name`` (default: the name recorded in the file),
+        creating it with the file's spec if needed. Nothing is re-embedded."""
+        from .store import io
+
+        source = io.read_spec(path, format=format)
+        if source is None:
+            raise InvalidInput(
+                f"{path} records no collection spec (CSV files don't); create the collection with "
+                "db.collection(name, model=..., dimensions=...) and call its import_()"
+            )
+        target_name = name or source.name
+        _check_name(target_name)
+        spec = self._store.get_collection(target_name)
+        if spec is None:
+            spec = CollectionSpec(
+                name=target_name, dimensions=source.dimensions, metric=source.metric,
+                embedder=source.embedder, dtype=source.dtype, normalized=source.normalized,
+                options=source.options,
+            )
+            self._store.create_collection(spec)
+        else:
+            check_compatible(source, spec, str(path))
+        collection = Collection(self._store, spec)
+        collection.import_(path, format=format)
+        return collection
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._store.get_collection(name) is not None
+
+    def __repr__(self) -> str:
+        return f"<Database {self.uri or type(self._store).__name__}>"
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"a collection name must be a non-empty string, got {name!r}")
+    if name.endswith(REEMBED_SUFFIX):
+        raise InvalidInput(
+            f"collection names ending in {REEMBED_SUFFIX!r} are reserved for re-embedding; choose another"
+        )
+
+
+__all__ = ["Collection", "Database", "connect", "register_scheme"]
