@@ -60,3 +60,4 @@ def postgres_dsn() -> Iterator[str]:
         yield server.dsn
     finally:
         server.stop()
+from tests.support.fake_provider import fake_provider  # noqa: F401, E402
