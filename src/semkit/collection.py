@@ -537,8 +537,8 @@ def check_compatible(source: CollectionSpec | None, target: CollectionSpec, wher
         made = source.embedder or "vectors of no recorded model"
         raise ModelMismatch(
             f"{where} holds {made}, but collection {target.name!r} uses {target.embedder}; "
-            f"import it into a collection of the same model (db.import_ creates one from the "
-            f"file), or re-embed the texts with upsert(texts=...)"
+            f"import it into a collection of the same model (db.import_collection creates one from "
+            f"the file), or re-embed the texts with upsert(texts=...)"
         )
 
 

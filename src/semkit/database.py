@@ -202,9 +202,10 @@ class Database:
         if self._store.get_collection(name + REEMBED_SUFFIX) is not None:
             self._store.drop_collection(name + REEMBED_SUFFIX)
 
-    def import_(self, path: str | Path, name: str | None = None, *, format: str | None = None) -> Collection:
-        """Load an export into collection ``name`` (default: the name recorded in the file),
-        creating it with the file's spec if needed. Nothing is re-embedded."""
+    def import_collection(self, name: str | None, path: str | Path, *, format: str | None = None) -> int:
+        """Load an export into collection ``name`` (``None``: the name recorded in the file),
+        creating it with the file's spec if it does not exist. Nothing is re-embedded.
+        Returns how many records were loaded."""
         from .store import io
 
         source = io.read_spec(path, format=format)
@@ -225,9 +226,7 @@ class Database:
             self._store.create_collection(spec)
         else:
             check_compatible(source, spec, str(path))
-        collection = Collection(self._store, spec)
-        collection.import_(path, format=format)
-        return collection
+        return Collection(self._store, spec).import_(path, format=format)
 
     def close(self) -> None:
         self._store.close()
