@@ -1,0 +1,980 @@
+"""``EmbeddedStore``: the default vector store, one folder and no server.
+
+Layout of the folder::
+
+    store.sqlite (+ -wal, -shm)   the source of truth, SQLite in WAL mode
+    write.lock                    one writer at a time across processes (filelock)
+    index/c<cid>.ann              derived HNSW index per collection (``ann_index.py``)
+
+SQLite holds, per collection ``cid`` (tables are named by cid, so a rename touches one row):
+
+- ``c<cid>``: ``pk`` (AUTOINCREMENT: never reused), ``id``, ``text``, ``text_hash``,
+  ``metadata`` (JSON text), ``vector`` (float32 blob; unit-normalised for cosine), ``seq``.
+  Rows are never updated in place except their metadata: an upsert of an existing id deletes
+  the old row and inserts a new one, so ``pk → vector`` is immutable and a derived index can
+  be checked against SQLite by pk alone.
+- ``c<cid>_dead``: pks deleted at which change sequence number (the catch-up log).
+- ``c<cid>_fts``: an FTS5 external-content table over ``text``, kept in sync by triggers.
+- ``collections``: cid, name, the ``CollectionSpec`` JSON, and ``seq``, bumped by every
+  write transaction that changes vectors.
+
+In memory, per collection, a ``_Live`` state mirrors one ``seq``: the pk of every *position*
+(positions are the HNSW labels, in pk order), the id per position, a float32 matrix for exact
+search, and an alive mask (tombstones). Before every read the store compares
+``PRAGMA data_version`` (a microsecond) and, when another connection committed, the
+collection's ``seq``; a stale state catches up from SQLite (new rows: ``pk > last``; deletions:
+the dead log) and the HNSW graph gets the new rows appended. The index file is tagged with the
+seq and pks it reflects; on load it is verified (CRC, sizes, tag) and diffed against SQLite's
+pks, so a stale file is caught up and a torn one rebuilt, never trusted.
+
+Search: exact (one BLAS product over the matrix) below ``exact_threshold`` live rows, when a
+filter keeps few rows (the filter is compiled to SQL, the matching pks are fetched and the
+exact search runs over just those rows), or when asked; otherwise HNSW (FAISS), with
+tombstones and filters passed as a bitmap to the graph search, falling back to exact when it
+returns fewer than ``k`` hits.
+
+Memory: the exact matrix is n x d float32 (1M x 384 = 1.5 GB), and the HNSW graph keeps its own
+copy of the vectors (float16/int8 collections quantise the graph's copy, then rescore the
+candidates with the float32 matrix). Ingest streams: upserts go straight to SQLite and
+texts are never held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import CollectionNotFound, InvalidInput, StoreError, StoreLocked
+from ..types import METRICS, Matrix
+from ..vectors import as_matrix, normalize
+from .ann_index import AnnIndex, AnnParams, IndexFileError
+from .base import CollectionSpec, Neighbors, Record
+from .filters import Node
+from .sqlite_sql import compile_filter
+
+log = logging.getLogger("semkit.store.embedded")
+
+DB_NAME = "store.sqlite"
+LOCK_NAME = "write.lock"
+INDEX_DIR = "index"
+SCHEMA_VERSION = 1
+_CHUNK = 900  # bound parameters per statement (SQLite's default limit is 999 on old builds)
+_DTYPES = ("float32", "float16", "int8", "binary")
+_FTS_TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
+_TOKEN = re.compile(r"\w+")  # the same word tokens as MemoryStore's BM25
+
+
+@dataclass
+class _Entry:
+    cid: int
+    spec: CollectionSpec
+    seq: int
+
+
+@dataclass
+class _Live:
+    """One collection's in-memory mirror of SQLite at ``seq``."""
+
+    cid: int
+    dims: int
+    seq: int = -1
+    n: int = 0  # positions in use (alive + tombstoned)
+    n_dead: int = 0
+    pks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ids: list[str | None] = field(default_factory=list)
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.float32))
+    sqnorms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    ann: AnnIndex | None = None
+    ann_unsaved: int = 0  # changes the index file does not have yet
+    alive_bits: np.ndarray | None = None  # packed alive mask, cached for the HNSW selector
+
+    @property
+    def last_pk(self) -> int:
+        return int(self.pks[self.n - 1]) if self.n else 0
+
+    @property
+    def n_alive(self) -> int:
+        return self.n - self.n_dead
+
+    def reserve(self, extra: int) -> None:
+        need = self.n + extra
+        if need <= len(self.pks):
+            return
+        cap = max(need, int(len(self.pks) * 1.5) + 1024)
+        for name, shape, dtype in (
+            ("pks", (cap,), np.int64), ("sqnorms", (cap,), np.float32), ("alive", (cap,), bool),
+            ("matrix", (cap, self.dims), np.float32),
+        ):
+            old = getattr(self, name)
+            new = np.zeros(shape, dtype=dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    def append(self, pks: np.ndarray, ids: list[str | None], vecs: np.ndarray, alive: np.ndarray) -> None:
+        m = len(pks)
+        self.reserve(m)
+        sl = slice(self.n, self.n + m)
+        self.pks[sl] = pks
+        self.matrix[sl] = vecs
+        self.sqnorms[sl] = np.einsum("ij,ij->i", vecs, vecs)
+        self.alive[sl] = alive
+        self.ids.extend(ids)
+        self.n += m
+        self.n_dead += int(m - np.count_nonzero(alive))
+        self.alive_bits = None
+
+    def positions(self, pks: np.ndarray) -> np.ndarray:
+        """Positions of these pks that this state knows and holds alive."""
+        if not len(pks) or not self.n:
+            return np.zeros(0, dtype=np.int64)
+        known = self.pks[: self.n]
+        idx = np.searchsorted(known, pks)
+        inside = idx < self.n
+        idx = idx[inside]
+        idx = idx[known[idx] == pks[inside]]
+        return idx[self.alive[idx]]
+
+    def kill(self, pks: np.ndarray) -> int:
+        pos = self.positions(np.unique(pks))
+        self.alive[pos] = False
+        for p in pos.tolist():
+            self.ids[p] = None
+        self.n_dead += len(pos)
+        if len(pos):
+            self.alive_bits = None
+        return len(pos)
+
+    def allowed_bits(self) -> np.ndarray:
+        if self.alive_bits is None:
+            self.alive_bits = np.packbits(self.alive[: self.n], bitorder="little")
+        return self.alive_bits
+
+
+class EmbeddedStore:
+    """A ``VectorStore`` in one folder: SQLite (WAL) for data, FAISS HNSW as a derived index.
+
+    ``exact_threshold``: below this many live records every query is an exact scan (measured
+    with ``benchmarks/search.py``; HNSW wins above ~20k on this hardware). ``index="none"``
+    disables the approximate index (always exact). ``ef_search`` is the HNSW search breadth
+    when a query passes none. ``filter_exact_fraction``: a filter keeping at most
+    ``max(exact_threshold, fraction x live rows)`` rows is answered exactly over those rows.
+    ``index_save_every``: changes applied to an in-memory HNSW graph before its file is
+    rewritten (it is also saved on ``close()``). ``durable=True`` fsyncs every commit
+    (``synchronous=FULL``); ``False`` keeps commits safe against process crashes but not
+    power loss.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 30.0,
+        exact_threshold: int = 20_000,
+        index: Literal["hnsw", "none"] = "hnsw",
+        ef_search: int = 64,
+        hnsw_m: int = 16,
+        ef_construction: int = 64,
+        filter_exact_fraction: float = 0.1,
+        compact_fraction: float = 0.25,
+        index_save_every: int = 20_000,
+        durable: bool = True,
+    ) -> None:
+        if index not in ("hnsw", "none"):
+            raise InvalidInput(f"index must be 'hnsw' or 'none', got {index!r}")
+        self.path = Path(path).expanduser()
+        self.lock_timeout = float(lock_timeout)
+        self.exact_threshold = int(exact_threshold)
+        self.index_kind = index
+        self.ef_search = int(ef_search)
+        self.ann_params = AnnParams(int(hnsw_m), int(ef_construction))
+        self.filter_exact_fraction = float(filter_exact_fraction)
+        self.compact_fraction = float(compact_fraction)
+        self.index_save_every = int(index_save_every)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / INDEX_DIR).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder {self.path}: {exc}") from None
+        import filelock
+
+        self._filelock = filelock.FileLock(str(self.path / LOCK_NAME))
+        self._lock = threading.RLock()
+        self._closed = False
+        self._registry: dict[str, _Entry] = {}
+        self._registry_version: int | None = None
+        self._lives: dict[int, _Live] = {}
+        try:
+            self._db = sqlite3.connect(
+                str(self.path / DB_NAME), isolation_level=None, check_same_thread=False,
+                timeout=max(self.lock_timeout, 1.0),
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite database in {self.path}: {exc}") from None
+        self._init_schema()
+        self._store_id = self._db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        self._remove_orphans()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedStore {str(self.path)!r}>"
+
+    def _write_lock(self) -> Any:
+        import filelock
+
+        try:
+            return self._filelock.acquire(timeout=self.lock_timeout)
+        except filelock.Timeout:
+            raise StoreLocked(
+                f"another process has been writing to {self.path} for over {self.lock_timeout:g}s "
+                f"(lock file {self.path / LOCK_NAME}); retry later, raise lock_timeout, or stop the "
+                "other writer"
+            ) from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store at {self.path} is closed; open a new EmbeddedStore")
+
+    def _init_schema(self) -> None:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if has_meta:
+            version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version and int(version[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer semkit (schema {version[0]}); upgrade semkit"
+                )
+            return
+        with self._write_lock(), self._txn():
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS collections (cid INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0)"
+            )
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+
+    class _Txn:
+        def __init__(self, db: sqlite3.Connection, mode: str) -> None:
+            self.db, self.mode = db, mode
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute(f"BEGIN {self.mode}")
+            return self.db
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+
+    def _txn(self, mode: str = "IMMEDIATE") -> EmbeddedStore._Txn:
+        return EmbeddedStore._Txn(self._db, mode)
+
+    def _index_path(self, cid: int) -> Path:
+        return self.path / INDEX_DIR / f"c{cid}.ann"
+
+    def _remove_orphans(self) -> None:
+        """Index files of dropped collections and temp files of dead processes."""
+        cids = {row[0] for row in self._db.execute("SELECT cid FROM collections")}
+        for file in (self.path / INDEX_DIR).iterdir():
+            name = file.name
+            if name.endswith(".tmp"):
+                pid = name.rsplit(".", 2)[-2]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    file.unlink(missing_ok=True)
+            elif (name.startswith("c") and name.endswith(".ann") and name[1:-4].isdigit()
+                  and int(name[1:-4]) not in cids):
+                file.unlink(missing_ok=True)
+
+    # --- registry ---------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Reload the registry when any other connection committed since we last looked."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._registry_version:
+            return
+        registry = {}
+        for cid, name, spec, seq in self._db.execute("SELECT cid, name, spec, seq FROM collections"):
+            registry[name] = _Entry(cid, CollectionSpec.from_json(json.loads(spec)), seq)
+        self._registry = registry
+        self._registry_version = version
+        live_cids = {e.cid for e in registry.values()}
+        for cid in [c for c in self._lives if c not in live_cids]:
+            del self._lives[cid]
+
+    def _touched(self) -> None:
+        # Our own commits do not change our data_version: force the next refresh.
+        self._registry_version = None
+
+    def _entry(self, name: str) -> _Entry:
+        self._check_open()
+        self._refresh()
+        entry = self._registry.get(name)
+        if entry is None:
+            raise CollectionNotFound(
+                f"no collection named {name!r} in {self.path}; existing: {sorted(self._registry) or 'none'}"
+            )
+        return entry
+
+    # --- collections ------------------------------------------------------------------------
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        _check_spec(spec)
+        with self._lock:
+            self._check_open()
+            with self._write_lock(), self._txn() as db:
+                if db.execute("SELECT 1 FROM collections WHERE name=?", (spec.name,)).fetchone():
+                    raise StoreError(
+                        f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
+                    )
+                cur = db.execute(
+                    "INSERT INTO collections (name, spec, seq) VALUES (?, ?, 0)",
+                    (spec.name, json.dumps(spec.to_json())),
+                )
+                _create_tables(db, int(cur.lastrowid or 0))
+            self._touched()
+
+    def get_collection(self, name: str) -> CollectionSpec | None:
+        with self._lock:
+            self._check_open()
+            self._refresh()
+            entry = self._registry.get(name)
+            return entry.spec if entry else None
+
+    def list_collections(self) -> list[CollectionSpec]:
+        with self._lock:
+            self._check_open()
+            self._refresh()
+            return [self._registry[n].spec for n in sorted(self._registry)]
+
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            self._entry(name)
+            with self._write_lock(), self._txn() as db:
+                row = db.execute("SELECT cid FROM collections WHERE name=?", (name,)).fetchone()
+                if row is None:
+                    raise CollectionNotFound(f"no collection named {name!r} in {self.path}")
+                _drop_tables(db, row[0])
+                db.execute("DELETE FROM collections WHERE cid=?", (row[0],))
+            self._touched()
+            self._lives.pop(row[0], None)
+            self._index_path(row[0]).unlink(missing_ok=True)
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """One SQLite transaction: ``new`` (if any) is dropped and ``old`` takes its name.
+
+        Index files are named by the collection's internal id, not its name, so nothing on
+        disk needs renaming and a crash cannot leave the two halves disagreeing.
+        """
+        if not isinstance(new, str) or not new:
+            raise InvalidInput("the new collection name must be a non-empty string")
+        with self._lock:
+            self._entry(old)
+            if old == new:
+                return
+            with self._write_lock(), self._txn() as db:
+                row = db.execute("SELECT cid, spec FROM collections WHERE name=?", (old,)).fetchone()
+                if row is None:
+                    raise CollectionNotFound(f"no collection named {old!r} in {self.path}")
+                target = db.execute("SELECT cid FROM collections WHERE name=?", (new,)).fetchone()
+                if target is not None:
+                    _drop_tables(db, target[0])
+                    db.execute("DELETE FROM collections WHERE cid=?", (target[0],))
+                spec = replace(CollectionSpec.from_json(json.loads(row[1])), name=new)
+                db.execute(
+                    "UPDATE collections SET name=?, spec=? WHERE cid=?",
+                    (new, json.dumps(spec.to_json()), row[0]),
+                )
+            self._touched()
+            if target is not None:
+                self._lives.pop(target[0], None)
+                self._index_path(target[0]).unlink(missing_ok=True)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: Matrix,
+        texts: Sequence[str | None] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        ids = list(ids)
+        with self._lock:
+            entry = self._entry(name)
+            spec = entry.spec
+            if not ids and np.size(vectors) == 0:
+                matrix = np.zeros((0, spec.dimensions), dtype=np.float32)
+            else:
+                matrix = as_matrix(vectors, spec.dimensions)
+            _check_rows(ids, matrix, texts, metadata)
+            if spec.metric == "cosine":
+                matrix = normalize(matrix)
+            # Everything is validated and serialised before the transaction: all or nothing.
+            rows = [
+                (
+                    i,
+                    texts[n] if texts is not None else None,
+                    _text_hash(texts[n]) if texts is not None else None,
+                    _dump_metadata(metadata[n], i) if metadata is not None else "{}",
+                    matrix[n].tobytes(),
+                )
+                for n, i in enumerate(ids)
+            ]
+            if not rows:
+                return
+            cid = entry.cid
+            with self._write_lock(), self._txn() as db:
+                seq = self._next_seq(db, cid, name)
+                old = _select_pks(db, cid, "id", ids)
+                if old:
+                    _kill_pks(db, cid, old, seq)
+                db.executemany(
+                    f"INSERT INTO c{cid} (id, text, text_hash, metadata, vector, seq) "
+                    f"VALUES (?, ?, ?, ?, ?, {seq})",
+                    rows,
+                )
+            self._touched()
+
+    def update_metadata(
+        self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]
+    ) -> int:
+        ids = list(ids)
+        if len(metadata) != len(ids):
+            raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+        with self._lock:
+            cid = self._entry(name).cid
+            rows = [(_dump_metadata(m, i), i) for i, m in zip(ids, metadata, strict=True)]
+            if not rows:
+                return 0
+            with self._write_lock(), self._txn() as db:
+                self._next_seq(db, cid, name, bump=False)
+                cur = db.executemany(f"UPDATE c{cid} SET metadata=? WHERE id=?", rows)
+                found = cur.rowcount
+            self._touched()
+            return max(found, 0)
+
+    def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
+        if ids is None and where is None:
+            raise InvalidInput("delete needs ids=, where= or both; to remove every record drop the collection")
+        with self._lock:
+            cid = self._entry(name).cid
+            with self._write_lock(), self._txn() as db:
+                seq = self._next_seq(db, cid, name, bump=False)
+                if ids is not None:
+                    pks = _select_pks(db, cid, "id", list(dict.fromkeys(ids)), where)
+                else:
+                    sql, params = compile_filter(where)
+                    pks = [r[0] for r in db.execute(f"SELECT pk FROM c{cid} WHERE {sql}", params)]
+                if pks:
+                    _kill_pks(db, cid, pks, seq + 1)
+                    db.execute("UPDATE collections SET seq=? WHERE cid=?", (seq + 1, cid))
+            self._touched()
+            return len(pks)
+
+    def _next_seq(self, db: sqlite3.Connection, cid: int, name: str, bump: bool = True) -> int:
+        """Inside a write transaction: check the collection still exists, bump its seq."""
+        row = db.execute("SELECT seq FROM collections WHERE cid=?", (cid,)).fetchone()
+        if row is None:
+            raise CollectionNotFound(f"collection {name!r} was dropped by another process")
+        if not bump:
+            return int(row[0])
+        db.execute("UPDATE collections SET seq=? WHERE cid=?", (row[0] + 1, cid))
+        return int(row[0]) + 1
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get(self, name: str, ids: Sequence[str], include_vectors: bool = False) -> list[Record]:
+        ids = list(ids)
+        with self._lock:
+            cid = self._entry(name).cid
+            cols = "id, text, metadata" + (", vector" if include_vectors else "")
+            found: dict[str, Record] = {}
+            with self._txn("DEFERRED") as db:
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = list(dict.fromkeys(ids[start:start + _CHUNK]))
+                    marks = ",".join("?" * len(chunk))
+                    for row in db.execute(f"SELECT {cols} FROM c{cid} WHERE id IN ({marks})", chunk):
+                        found[row[0]] = _record(row, include_vectors)
+        return [_copy(found[i]) for i in ids if i in found]
+
+    def texts(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
+        ids = list(ids)
+        with self._lock:
+            cid = self._entry(name).cid
+            out: dict[str, str | None] = {}
+            with self._txn("DEFERRED") as db:
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = list(dict.fromkeys(ids[start:start + _CHUNK]))
+                    marks = ",".join("?" * len(chunk))
+                    out.update(db.execute(f"SELECT id, text FROM c{cid} WHERE id IN ({marks})", chunk))
+        return {i: out[i] for i in ids if i in out}
+
+    def count(self, name: str, where: Node | None = None) -> int:
+        with self._lock:
+            cid = self._entry(name).cid
+            sql, params = compile_filter(where)
+            return int(self._db.execute(f"SELECT count(*) FROM c{cid} WHERE {sql}", params).fetchone()[0])
+
+    def scan(
+        self, name: str, batch_size: int = 10_000, include_vectors: bool = True,
+        where: Node | None = None,
+    ) -> Iterator[list[Record]]:
+        """Batches in insertion (pk) order; each batch is read in its own short transaction,
+        so a long scan neither holds memory nor blocks writers."""
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        with self._lock:
+            cid = self._entry(name).cid
+        sql, params = compile_filter(where)
+        cols = "pk, id, text, metadata" + (", vector" if include_vectors else "")
+        last = 0
+        while True:
+            with self._lock:
+                self._entry(name)
+                rows = self._db.execute(
+                    f"SELECT {cols} FROM c{cid} WHERE pk > ? AND {sql} ORDER BY pk LIMIT ?",
+                    [last, *params, batch_size],
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_record(r[1:], include_vectors) for r in rows]
+
+    def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
+        """SQLite FTS5 ``bm25()`` (k1=1.2, b=0.75); records sharing at least one term with the
+        query, scores higher-is-better. Query words are quoted, so FTS5 syntax in user text
+        (``AND``, ``*``, ``"``, ``:``) is searched for literally."""
+        if k < 1:
+            raise InvalidInput(f"k must be at least 1, got {k}")
+        terms = list(dict.fromkeys(_TOKEN.findall(text.lower())))
+        with self._lock:
+            cid = self._entry(name).cid
+            if not terms:
+                return Neighbors([], np.zeros(0, dtype=np.float32))
+            match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+            sql, params = compile_filter(where, "t.metadata")
+            rows = self._db.execute(
+                f"SELECT t.id, bm25(c{cid}_fts) AS s FROM c{cid}_fts JOIN c{cid} AS t ON t.pk = c{cid}_fts.rowid "
+                f"WHERE c{cid}_fts MATCH ? AND {sql} ORDER BY s, t.pk LIMIT ?",
+                [match, *params, k],
+            ).fetchall()
+        return Neighbors([r[0] for r in rows], np.array([-r[1] for r in rows], dtype=np.float32))
+
+    # --- vector search ----------------------------------------------------------------------
+
+    def query(
+        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
+        exact: bool = False, ef: int | None = None,
+    ) -> list[Neighbors]:
+        if k < 1:
+            raise InvalidInput(f"k must be at least 1, got {k}")
+        with self._lock:
+            entry = self._entry(name)
+            spec = entry.spec
+            queries = as_matrix(vectors, spec.dimensions)
+            if spec.metric == "cosine":
+                norms = np.sqrt(np.einsum("ij,ij->i", queries, queries))
+                norms[norms == 0] = 1.0
+                queries = queries / norms[:, None]
+            live = self._live(entry)
+            if not live.n_alive:
+                return [Neighbors([], np.zeros(0, dtype=np.float32)) for _ in range(len(queries))]
+            positions: np.ndarray | None = None
+            if where is not None:
+                sql, params = compile_filter(where)
+                pks = np.fromiter(
+                    (r[0] for r in self._db.execute(f"SELECT pk FROM c{entry.cid} WHERE {sql}", params)),
+                    dtype=np.int64,
+                )
+                positions = live.positions(pks)
+                if not len(positions):
+                    return [Neighbors([], np.zeros(0, dtype=np.float32)) for _ in range(len(queries))]
+            n_candidates = live.n_alive if positions is None else len(positions)
+            small = max(self.exact_threshold, int(self.filter_exact_fraction * live.n_alive))
+            if (
+                exact or self.index_kind == "none" or live.n_alive < self.exact_threshold
+                or (positions is not None and n_candidates <= small)
+            ):
+                return self._exact(live, spec.metric, queries, k, positions)
+            return self._approximate(live, spec, queries, k, positions, ef or self.ef_search)
+
+    def _exact(self, live: _Live, metric: str, queries: np.ndarray, k: int,
+               positions: np.ndarray | None) -> list[Neighbors]:
+        if positions is None:
+            matrix, sqn = live.matrix[: live.n], live.sqnorms[: live.n]
+            dead = np.flatnonzero(~live.alive[: live.n]) if live.n_dead else None
+            index = None
+        else:
+            positions = np.sort(positions)
+            matrix, sqn, dead, index = live.matrix[positions], live.sqnorms[positions], None, positions
+        out: list[Neighbors] = []
+        # Bound the score block to ~64 MB whatever the collection size.
+        block = max(1, min(len(queries), (16 << 20) // max(len(matrix), 1)))
+        for start in range(0, len(queries), block):
+            q = queries[start:start + block]
+            scores = q @ matrix.T
+            if metric == "l2":
+                qn = np.einsum("ij,ij->i", q, q)[:, None]
+                scores = -np.sqrt(np.maximum(qn + sqn[None, :] - 2.0 * scores, 0.0))
+            if dead is not None:
+                scores[:, dead] = -np.inf
+            for row in scores:
+                top = _top_k(row, k)
+                pos = top if index is None else index[top]
+                out.append(Neighbors([live.ids[p] for p in pos.tolist()], row[top].astype(np.float32)))
+        return out
+
+    def _approximate(self, live: _Live, spec: CollectionSpec, queries: np.ndarray, k: int,
+                     positions: np.ndarray | None, ef: int) -> list[Neighbors]:
+        ann = self._ensure_ann(live, spec)
+        allowed = None
+        n_candidates = live.n_alive
+        if positions is not None:
+            mask = np.zeros(live.n, dtype=bool)
+            mask[positions] = True
+            allowed = np.packbits(mask, bitorder="little")
+            n_candidates = len(positions)
+            # A filter hides part of the graph: widen the search in proportion.
+            ef = int(ef * min(8.0, max(1.0, live.n_alive / n_candidates)))
+        elif live.n_dead:
+            allowed = live.allowed_bits()
+        fetch = max(2 * k, k + 10) if ann.needs_rescoring else k
+        scores, found = ann.search(queries, fetch, ef, allowed)
+        want = min(k, n_candidates)
+        ids = live.ids
+        out: list[Neighbors] = []
+        for r in range(len(queries)):
+            pos = found[r]
+            if pos[-1] < 0:
+                pos = pos[pos >= 0]
+            if ann.needs_rescoring and len(pos):
+                exact = self._exact(live, spec.metric, queries[r:r + 1], k, pos)[0]
+                if len(exact.ids) >= want:
+                    out.append(exact)
+                    continue
+            elif len(pos) >= want:
+                out.append(Neighbors([ids[p] for p in pos[:k].tolist()], scores[r, : len(pos[:k])]))
+                continue
+            # The graph search ran dry (filter or tombstones cut it off): answer exactly.
+            out.extend(self._exact(live, spec.metric, queries[r:r + 1], k, positions))
+        return out
+
+    # --- the in-memory mirror and its derived index ------------------------------------------
+
+    def _live(self, entry: _Entry) -> _Live:
+        live = self._lives.get(entry.cid)
+        if live is None:
+            live = self._load(entry)
+            self._lives[entry.cid] = live
+        elif live.seq != entry.seq:
+            self._catch_up(live, entry)
+        return live
+
+    def _load(self, entry: _Entry, use_file: bool = True) -> _Live:
+        """Mirror a collection from SQLite, reusing its index file when it checks out."""
+        spec, cid = entry.spec, entry.cid
+        live = _Live(cid=cid, dims=spec.dimensions)
+        ann: AnnIndex | None = None
+        file_pks = np.zeros(0, dtype=np.int64)
+        path = self._index_path(cid)
+        if use_file and self.index_kind == "hnsw" and path.exists():
+            try:
+                ann, _file_seq, file_pks = AnnIndex.load(
+                    path, dims=spec.dimensions, metric=spec.metric, dtype=spec.dtype, tag=self._tag(cid),
+                )
+            except IndexFileError as exc:
+                log.warning("ignoring the HNSW index of collection %r and rebuilding it: %s", spec.name, exc)
+                ann = None
+        with self._txn("DEFERRED") as db:
+            seq = db.execute("SELECT seq FROM collections WHERE cid=?", (cid,)).fetchone()
+            if seq is None:
+                raise CollectionNotFound(f"collection {spec.name!r} was dropped by another process")
+            total = db.execute(f"SELECT count(*) FROM c{cid}").fetchone()[0]
+            pks = np.zeros(total, dtype=np.int64)
+            ids: list[str] = []
+            vecs = np.zeros((total, spec.dimensions), dtype=np.float32)
+            cur = db.execute(f"SELECT pk, id, vector FROM c{cid} ORDER BY pk")
+            n = 0
+            while batch := cur.fetchmany(8192):
+                m = len(batch)
+                pks[n:n + m] = [b[0] for b in batch]
+                ids.extend(b[1] for b in batch)
+                vecs[n:n + m] = np.frombuffer(b"".join(b[2] for b in batch), dtype=np.float32).reshape(m, -1)
+                n += m
+        live.seq = int(seq[0])
+        if ann is not None:
+            last = int(file_pks[-1]) if len(file_pks) else 0
+            old = pks[pks <= last]
+            if not np.isin(old, file_pks).all() or len(file_pks) != ann.ntotal:
+                log.warning("the HNSW index of collection %r disagrees with SQLite; rebuilding it", spec.name)
+                ann = None
+        if ann is None:
+            live.append(pks, list(ids), vecs, np.ones(len(pks), dtype=bool))
+            return live
+        # Positions = the file's pks (some now deleted) followed by rows added since.
+        split = int(np.searchsorted(pks, last, side="right"))
+        where = np.searchsorted(pks[:split], file_pks)
+        present = np.zeros(len(file_pks), dtype=bool)
+        if split:
+            present = (where < split) & (pks[np.minimum(where, split - 1)] == file_pks)
+        mvecs = np.zeros((len(file_pks), spec.dimensions), dtype=np.float32)
+        mvecs[present] = vecs[where[present]]
+        mids: list[str | None] = [None] * len(file_pks)
+        for p, w in zip(np.flatnonzero(present).tolist(), where[present].tolist(), strict=True):
+            mids[p] = ids[w]
+        live.append(file_pks, mids, mvecs, present)
+        live.append(pks[split:], list(ids[split:]), vecs[split:], np.ones(len(pks) - split, dtype=bool))
+        ann.add(vecs[split:])
+        live.ann = ann
+        live.ann_unsaved = (len(pks) - split) + int(np.count_nonzero(~present))
+        self._maybe_save(live, entry.spec)
+        return live
+
+    def _catch_up(self, live: _Live, entry: _Entry) -> None:
+        cid = entry.cid
+        with self._txn("DEFERRED") as db:
+            row = db.execute("SELECT seq FROM collections WHERE cid=?", (cid,)).fetchone()
+            if row is None:
+                raise CollectionNotFound(f"collection {entry.spec.name!r} was dropped by another process")
+            new = db.execute(
+                f"SELECT pk, id, vector FROM c{cid} WHERE pk > ? ORDER BY pk", (live.last_pk,)
+            ).fetchall()
+            dead = np.fromiter(
+                (r[0] for r in db.execute(f"SELECT pk FROM c{cid}_dead WHERE seq > ?", (live.seq,))),
+                dtype=np.int64,
+            )
+        killed = live.kill(dead)
+        if new:
+            vecs = np.frombuffer(b"".join(r[2] for r in new), dtype=np.float32).reshape(len(new), -1)
+            live.append(np.array([r[0] for r in new], dtype=np.int64), [r[1] for r in new], vecs,
+                        np.ones(len(new), dtype=bool))
+            if live.ann is not None:
+                live.ann.add(vecs)
+        live.seq = int(row[0])
+        if live.ann is not None:
+            live.ann_unsaved += len(new) + killed
+        if live.n_dead > self.compact_fraction * live.n and live.n_dead >= 64:
+            # Too many tombstones: renumber positions from SQLite and rebuild the graph.
+            had_ann = live.ann is not None
+            fresh = self._load(replace(entry, seq=live.seq), use_file=False)
+            live.__dict__.update(fresh.__dict__)
+            if had_ann:
+                self._ensure_ann(live, entry.spec)
+            return
+        self._maybe_save(live, entry.spec)
+
+    def _ensure_ann(self, live: _Live, spec: CollectionSpec) -> AnnIndex:
+        if live.ann is None:
+            ann = AnnIndex(spec.dimensions, spec.metric, spec.dtype, self.ann_params)
+            step = 65_536
+            for start in range(0, live.n, step):
+                ann.add(live.matrix[start:min(start + step, live.n)])
+            live.ann = ann
+            live.ann_unsaved = max(live.n, 1)
+            self._maybe_save(live, spec, force=True)
+        return live.ann
+
+    def _maybe_save(self, live: _Live, spec: CollectionSpec, force: bool = False) -> None:
+        if live.ann is None or not live.ann_unsaved:
+            return
+        if not force and live.ann_unsaved < self.index_save_every:
+            return
+        try:
+            live.ann.save(self._index_path(live.cid), seq=live.seq, rowids=live.pks[: live.n],
+                          tag=self._tag(live.cid))
+            live.ann_unsaved = 0
+        except OSError as exc:  # the index is derived: failing to cache it is not fatal
+            log.warning("could not save the HNSW index of collection %r: %s", spec.name, exc)
+
+    def _tag(self, cid: int) -> dict[str, Any]:
+        return {"store_id": self._store_id, "cid": cid}
+
+    def build_index(self, name: str) -> None:
+        """Build (or catch up) the HNSW index now and save it, instead of on the first query."""
+        with self._lock:
+            entry = self._entry(name)
+            live = self._live(entry)
+            if self.index_kind == "hnsw":
+                self._ensure_ann(live, entry.spec)
+                self._maybe_save(live, entry.spec, force=True)
+
+    def close(self) -> None:
+        """Save HNSW indexes with unsaved changes and close the database. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            for live in self._lives.values():
+                spec = next((e.spec for e in self._registry.values() if e.cid == live.cid), None)
+                if spec is not None:
+                    self._maybe_save(live, spec, force=True)
+            self._lives.clear()
+            self._closed = True
+            self._db.close()
+
+
+# --- SQL helpers --------------------------------------------------------------------------
+
+
+def _create_tables(db: sqlite3.Connection, cid: int) -> None:
+    t = f"c{cid}"
+    db.execute(
+        f"CREATE TABLE {t} (pk INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+        "text TEXT, text_hash BLOB, metadata TEXT NOT NULL DEFAULT '{}', vector BLOB NOT NULL, "
+        "seq INTEGER NOT NULL)"
+    )
+    db.execute(f"CREATE TABLE {t}_dead (pk INTEGER PRIMARY KEY, seq INTEGER NOT NULL)")
+    db.execute(f"CREATE INDEX {t}_dead_seq ON {t}_dead (seq)")
+    db.execute(
+        f"CREATE VIRTUAL TABLE {t}_fts USING fts5(text, content='{t}', content_rowid='pk', "
+        f"tokenize=\"{_FTS_TOKENIZE}\")"
+    )
+    db.execute(
+        f"CREATE TRIGGER {t}_ai AFTER INSERT ON {t} WHEN new.text IS NOT NULL BEGIN "
+        f"INSERT INTO {t}_fts (rowid, text) VALUES (new.pk, new.text); END"
+    )
+    db.execute(
+        f"CREATE TRIGGER {t}_ad AFTER DELETE ON {t} WHEN old.text IS NOT NULL BEGIN "
+        f"INSERT INTO {t}_fts ({t}_fts, rowid, text) VALUES ('delete', old.pk, old.text); END"
+    )
+    db.execute(
+        f"CREATE TRIGGER {t}_au AFTER UPDATE OF text ON {t} BEGIN "
+        f"INSERT INTO {t}_fts ({t}_fts, rowid, text) SELECT 'delete', old.pk, old.text WHERE old.text IS NOT NULL; "
+        f"INSERT INTO {t}_fts (rowid, text) SELECT new.pk, new.text WHERE new.text IS NOT NULL; END"
+    )
+
+
+def _drop_tables(db: sqlite3.Connection, cid: int) -> None:
+    t = f"c{cid}"
+    for stmt in (f"DROP TABLE IF EXISTS {t}_fts", f"DROP TABLE IF EXISTS {t}_dead", f"DROP TABLE IF EXISTS {t}"):
+        db.execute(stmt)
+
+
+def _select_pks(db: sqlite3.Connection, cid: int, column: str, values: list[Any],
+                where: Node | None = None) -> list[int]:
+    sql, params = compile_filter(where)
+    out: list[int] = []
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        out.extend(
+            r[0] for r in db.execute(
+                f"SELECT pk FROM c{cid} WHERE {column} IN ({marks}) AND {sql}", [*chunk, *params]
+            )
+        )
+    return out
+
+
+def _kill_pks(db: sqlite3.Connection, cid: int, pks: list[int], seq: int) -> None:
+    db.executemany(f"INSERT OR REPLACE INTO c{cid}_dead (pk, seq) VALUES (?, {int(seq)})", ((p,) for p in pks))
+    for start in range(0, len(pks), _CHUNK):
+        chunk = pks[start:start + _CHUNK]
+        db.execute(f"DELETE FROM c{cid} WHERE pk IN ({','.join('?' * len(chunk))})", chunk)
+
+
+def _record(row: tuple[Any, ...], include_vector: bool) -> Record:
+    vector = np.frombuffer(row[3], dtype=np.float32).copy() if include_vector else None
+    return Record(id=row[0], vector=vector, text=row[1], metadata=json.loads(row[2]))
+
+
+def _copy(record: Record) -> Record:
+    # `get` may list one id twice: hand out independent objects.
+    return Record(
+        id=record.id, vector=None if record.vector is None else record.vector.copy(),
+        text=record.text, metadata=json.loads(json.dumps(record.metadata)),
+    )
+
+
+def _top_k(row: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best finite scores, best first; ties keep position (insertion) order."""
+    n = len(row)
+    if k < n:
+        part = np.argpartition(-row, k - 1)[:k]
+        cand = np.flatnonzero(row >= row[part].min())
+    else:
+        cand = np.arange(n)
+    order = cand[np.argsort(-row[cand], kind="stable")][:k]
+    if len(order) and row[order[-1]] == -np.inf:
+        order = order[row[order] > -np.inf]
+    return order
+
+
+def _text_hash(text: str | None) -> bytes | None:
+    return None if text is None else hashlib.sha256(text.encode()).digest()[:16]
+
+
+def _dump_metadata(meta: Mapping[str, Any], record_id: str) -> str:
+    if not isinstance(meta, Mapping):
+        raise InvalidInput(f"metadata for {record_id!r} must be a dict, got {type(meta).__name__}")
+    try:
+        return json.dumps(dict(meta), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"metadata for {record_id!r} is not JSON ({exc}); use strings, numbers, booleans, null, "
+            "lists and dicts"
+        ) from None
+
+
+def _check_spec(spec: CollectionSpec) -> None:
+    if not isinstance(spec.name, str) or not spec.name:
+        raise InvalidInput("a collection needs a non-empty name")
+    if not isinstance(spec.dimensions, int) or spec.dimensions < 1:
+        raise InvalidInput(f"dimensions must be a positive integer, got {spec.dimensions!r}")
+    if spec.metric not in METRICS:
+        raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
+    if spec.dtype not in _DTYPES:
+        raise InvalidInput(f"unknown dtype {spec.dtype!r}; use one of {', '.join(_DTYPES)}")
+
+
+def _check_rows(ids: list[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
+    if len(matrix) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(matrix)} vectors; pass one vector per id")
+    if texts is not None and len(texts) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
+    if metadata is not None and len(metadata) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+    for i in ids:
+        if not isinstance(i, str) or not i:
+            raise InvalidInput(f"ids must be non-empty strings, got {i!r}")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise InvalidInput(f"id {dup!r} appears more than once in one upsert; keep one row per id")
+    if texts is not None:
+        for n, t in enumerate(texts):
+            if t is not None and not isinstance(t, str):
+                raise InvalidInput(f"text {n} is a {type(t).__name__}; pass a string or None")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
