@@ -9,7 +9,8 @@ Upsert rules, shared by every backend:
 - Upsert is idempotent by id. Ids must be unique within one call (a repeated id is an
   ``InvalidInput``, not last-wins: it is almost always a bug in the caller's data).
 - Fields you do not pass are kept: ``texts=None`` keeps an existing record's text,
-  ``metadata=None`` keeps its metadata (new records get no text and ``{}``).
+  ``metadata=None`` (or a ``None`` row in the list) keeps its metadata (new records get no
+  text and ``{}``).
 - A text equal to the stored one is not embedded again; with new ``metadata`` only the
   metadata is written. ``upsert(ids, metadata=...)`` alone is a metadata-only update and never
   calls the model (every id must already exist).
@@ -76,7 +77,8 @@ class _Batch:
     ids: list[str]
     texts: list[str | None] | None
     vectors: Matrix | None
-    metadata: list[dict[str, Any]] | None
+    metadata: list[dict[str, Any] | None] | None
+    """Per-row ``None`` (or no list at all) keeps the stored metadata."""
 
 
 class Collection:
@@ -427,16 +429,22 @@ class Collection:
                     f"{len(absent)} ids are not in {name!r} (e.g. {absent[0]!r}); a metadata-only "
                     "upsert updates existing records; pass texts= or vectors= to create them"
                 )
-            self._store.update_metadata(name, batch.ids, batch.metadata)
+            given = [n for n, m in enumerate(batch.metadata) if m is not None]
+            self._store.update_metadata(
+                name, [batch.ids[n] for n in given], [batch.metadata[n] for n in given]  # type: ignore[misc]
+            )
             return 0, 0
         stored = self._store.texts(name, batch.ids)
         fresh = [n for n, i in enumerate(batch.ids) if i not in stored or stored[i] != batch.texts[n]]
         fresh_set = set(fresh)
         same = [n for n in range(len(batch.ids)) if n not in fresh_set]
-        if same and batch.metadata is not None:
-            self._store.update_metadata(
-                name, [batch.ids[n] for n in same], [batch.metadata[n] for n in same]
-            )
+        meta = batch.metadata
+        if meta is not None:
+            changed = [n for n in same if meta[n] is not None]
+            if changed:
+                self._store.update_metadata(
+                    name, [batch.ids[n] for n in changed], [meta[n] for n in changed]  # type: ignore[misc]
+                )
         if fresh:
             model = self.model
             assert model is not None  # upsert() rejects texts without vectors on own-vector collections
@@ -450,17 +458,18 @@ class Collection:
         return len(fresh), len(same)
 
     def _put(self, ids: list[str], vectors: Matrix, texts: list[str | None] | None,
-             metadata: list[dict[str, Any]] | None, *, keep_text: bool) -> None:
-        if keep_text or metadata is None:
+             metadata: list[dict[str, Any] | None] | None, *, keep_text: bool) -> None:
+        rows: list[dict[str, Any] | None] = list(metadata) if metadata is not None else [None] * len(ids)
+        if keep_text or any(m is None for m in rows):
             # Fields the caller did not pass keep their stored values.
             old = {r.id: r for r in self._store.get(self.name, ids)}
             if keep_text:
                 texts = [old[i].text if i in old else None for i in ids]
-            if metadata is None:
-                metadata = [old[i].metadata if i in old else {} for i in ids]
+            rows = [m if m is not None else (old[i].metadata if i in old else {})
+                    for i, m in zip(ids, rows, strict=True)]
         if self._spec.metric == "cosine":
             vectors = normalize(vectors)
-        self._store.upsert(self.name, ids, vectors, texts, metadata)
+        self._store.upsert(self.name, ids, vectors, texts, rows)
 
     def _query_vectors(self, queries: Any) -> Matrix:
         if isinstance(queries, str):
@@ -593,9 +602,9 @@ def _zip_exact(columns: list[Iterator[Any]], names: list[str]) -> Iterator[tuple
         yield row
 
 
-def _check_metadata(meta: Any, record_id: str) -> dict[str, Any]:
+def _check_metadata(meta: Any, record_id: str) -> dict[str, Any] | None:
     if meta is None:
-        return {}
+        return None
     if not isinstance(meta, Mapping):
         raise InvalidInput(
             f"metadata for id {record_id!r} is a {type(meta).__name__}; pass a dict (or None)"
