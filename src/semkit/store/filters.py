@@ -17,6 +17,7 @@ scalars; ``$exists`` takes a bool. Ordering ops take numbers or strings. Anythin
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,8 +137,9 @@ def _parse_field(field: str, value: Any) -> Node:
 
 def _scalar(value: Any, field: str, op: str) -> Scalar:
     if value is None or isinstance(value, (str, bool, int, float)):
-        if isinstance(value, float) and value != value:
-            raise InvalidFilter(f"field {field!r}: {op} cannot compare with NaN")
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON (and so every backend's metadata) cannot hold NaN or infinity.
+            raise InvalidFilter(f"field {field!r}: {op} cannot compare with {value}; use a finite number")
         return value
     raise InvalidFilter(
         f"field {field!r}: {op} takes a string, number, boolean or null, got {_show(value)}"
@@ -171,6 +173,8 @@ def matches(node: Node | None, metadata: Mapping[str, Any]) -> bool:
     - ``$eq null`` matches an explicit null only.
     - Ordering compares numbers with numbers and strings with strings; mixed types don't match.
     - Booleans are not numbers: ``{"flag": 1}`` does not match ``true``.
+    - Lists and objects in the metadata never equal a scalar (no "array contains" matching),
+      so only ``$ne``/``$nin``/``$exists`` match them.
     """
     if node is None:
         return True
