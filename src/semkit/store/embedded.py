@@ -111,7 +111,7 @@ class _Live:
 
     def reserve(self, extra: int) -> None:
         need = self.n + extra
-        if need <= len(self.pks):
+        if need <= len(self.pks) and self.matrix.shape[1] == self.dims:
             return
         cap = max(need, int(len(self.pks) * 1.5) + 1024)
         for name, shape, dtype in (
