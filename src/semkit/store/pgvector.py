@@ -1,0 +1,856 @@
+"""PostgreSQL + pgvector backend: the layout a PostgreSQL user expects.
+
+One table per collection, in the store's schema (``public`` by default)::
+
+    semkit_<name> (
+        id        text PRIMARY KEY,          -- byte-order ("C") collation
+        content   text,                      -- the embedded text, if any
+        metadata  jsonb NOT NULL DEFAULT '{}',
+        embedding vector(n),                 -- halfvec(n) if n > 2000 or dtype float16
+        fts       tsvector GENERATED ALWAYS AS (to_tsvector('english', coalesce(content, ''))) STORED
+    )
+    indexes: HNSW on embedding with the metric's opclass, GIN on metadata, GIN on fts
+
+and a registry ``semkit_collections(name, table_name, spec jsonb, text_search_config,
+created_at)`` holding each collection's fingerprint. Plain lower-case names map to
+``semkit_<name>``; other names get a slug plus a hash (``pg_sql.table_name``). Plain SQL works
+on the tables: ``SELECT id, content FROM semkit_docs ORDER BY embedding <=> '[...]' LIMIT 5``.
+
+Writes: binary COPY into a temporary staging table, then ``INSERT ... ON CONFLICT (id) DO
+UPDATE``, in one transaction per call. Inserting through an HNSW index costs ~1 ms a row, while
+building the index over the whole table costs ~0.15 ms a row, so a batch that is large compared
+with the table drops the index and rebuilds it in the same transaction (``bulk_rebuild``).
+
+Queries: ``ORDER BY embedding <=> q LIMIT k`` through HNSW (``hnsw.ef_search``, and with
+pgvector >= 0.8 ``hnsw.iterative_scan = relaxed_order`` so filtered scans keep going until k
+rows match). A filtered query whose filter matches at most ``exact_threshold`` rows — or
+``exact=True`` — is answered exactly with index scans disabled (bitmap scans on the GIN index
+still narrow the rows), so it returns exactly the top-k among the matching rows. Larger match
+sets are approximate, like unfiltered queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import (
+    CollectionNotFound,
+    ConfigError,
+    InvalidInput,
+    MissingDependency,
+    StoreError,
+)
+from ..types import Matrix
+from ..vectors import as_matrix
+from .base import CollectionSpec, Neighbors, Record
+from .filters import Node
+from .pg_sql import REGISTRY_TABLE, compile_filter, index_names, table_name
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependency("psycopg", "postgres", "The PostgreSQL (pgvector) store") from _exc
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+MAX_VECTOR_INDEX_DIMS = 2000
+"""pgvector indexes ``vector`` columns up to 2,000 dimensions ..."""
+MAX_HALFVEC_INDEX_DIMS = 4000
+"""... and ``halfvec`` columns up to 4,000; beyond that queries are exact scans."""
+MAX_DIMS = 16000
+MAX_EF_SEARCH = 1000
+
+_OPERATORS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
+_OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "l2": "l2_ops"}
+_REBUILD_MIN_ROWS = 1000
+_REBUILD_RATIO = 4  # rebuild when the table holds at most 4x the rows being written
+
+
+@dataclass(frozen=True)
+class _Info:
+    """What the store needs to know about one collection's table."""
+
+    spec: CollectionSpec
+    table: str
+    fts_config: str
+
+    @property
+    def vector_type(self) -> str:
+        return _vector_type(self.spec)
+
+    @property
+    def indexable(self) -> bool:
+        limit = MAX_HALFVEC_INDEX_DIMS if self.vector_type == "halfvec" else MAX_VECTOR_INDEX_DIMS
+        return self.spec.dimensions <= limit
+
+
+def _vector_type(spec: CollectionSpec) -> str:
+    if spec.dtype == "float16" or spec.dimensions > MAX_VECTOR_INDEX_DIMS:
+        return "halfvec"
+    return "vector"
+
+
+class PgVectorStore:
+    """A ``VectorStore`` on PostgreSQL with the pgvector extension.
+
+    ``dsn``: a libpq URI or key=value string (``postgresql://user:pass@host:5432/db``).
+    ``schema``: where the tables live (created if missing). ``ef_search``: the HNSW search
+    breadth for every query of this store (server default otherwise, 40); per query, pass
+    ``ef=``. ``exact_threshold``: a filtered query matching at most this many rows is answered
+    exactly. ``bulk_rebuild``: rebuild the HNSW index after a batch that is large compared with
+    the table (see the module docstring). ``maintenance_work_mem`` (e.g. ``"1GB"``): memory for
+    those builds; HNSW builds that outgrow it are much slower.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        pool_min: int = 1,
+        pool_max: int = 8,
+        ef_search: int | None = None,
+        exact_threshold: int = 20_000,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        bulk_rebuild: bool = True,
+        maintenance_work_mem: str | None = None,
+        text_search_config: str = "english",
+        create_extension: bool = True,
+        connect_timeout: float = 10.0,
+        pool_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ConfigError("a PostgreSQL DSN is required, e.g. postgresql://user@localhost:5432/mydb")
+        if ef_search is not None and not 1 <= ef_search <= MAX_EF_SEARCH:
+            raise ConfigError(f"ef_search must be between 1 and {MAX_EF_SEARCH}, got {ef_search}")
+        if not 1 <= pool_min <= pool_max:
+            raise ConfigError(f"need 1 <= pool_min <= pool_max, got pool_min={pool_min}, pool_max={pool_max}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text_search_config):
+            raise ConfigError(f"text_search_config must be a configuration name like 'english', "
+                              f"got {text_search_config!r}")
+        self._dsn = dsn
+        self._masked = mask_dsn(dsn)
+        self._secret = _password(dsn)
+        self.schema = schema
+        self.ef_search = ef_search
+        self.exact_threshold = exact_threshold
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self.bulk_rebuild = bulk_rebuild
+        self.maintenance_work_mem = maintenance_work_mem
+        self.text_search_config = text_search_config
+        self._connect_timeout = connect_timeout
+        self._infos: dict[str, _Info] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self.pgvector_version = self._prepare_database(create_extension)
+        self._iterative = _version_tuple(self.pgvector_version) >= (0, 8)
+        self._pool = self._open_pool(pool_min, pool_max, pool_timeout)
+
+    def __repr__(self) -> str:
+        return f"PgVectorStore({self._masked!r}, schema={self.schema!r})"
+
+    # --- connections ------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=int(self._connect_timeout))
+        except psycopg.Error as exc:
+            raise self._connection_error(exc) from None
+
+    def _prepare_database(self, create_extension: bool) -> str:
+        """Check pgvector, create the schema and the registry; return pgvector's version."""
+        with self._connect() as conn, self._errors("opening the store"):
+            version = _extension_version(conn)
+            if version is None:
+                if not create_extension:
+                    raise StoreError(self._no_extension_message(conn, None))
+                try:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except psycopg.Error as exc:
+                    raise StoreError(self._no_extension_message(conn, exc)) from None
+                version = _extension_version(conn) or "0"
+            with conn.transaction():
+                # Two processes opening a fresh database at once must not race on CREATE TABLE.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('semkit registry'))")
+                if conn.execute("SELECT to_regnamespace(%s)", (self.schema,)).fetchone()[0] is None:  # type: ignore[index]
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                if conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}".{REGISTRY_TABLE}',)).fetchone()[0] is None:  # type: ignore[index]
+                    conn.execute(sql.SQL(
+                        """CREATE TABLE {} (
+                            name text PRIMARY KEY,
+                            table_name text NOT NULL UNIQUE,
+                            spec jsonb NOT NULL,
+                            text_search_config text NOT NULL DEFAULT 'english',
+                            created_at timestamptz NOT NULL DEFAULT now())"""
+                    ).format(self._qualified(REGISTRY_TABLE)))
+            return version
+
+    def _no_extension_message(self, conn: psycopg.Connection[Any], exc: psycopg.Error | None) -> str:
+        db = conn.info.dbname
+        available = conn.execute(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone()[0]  # type: ignore[index]
+        if not available:
+            return (
+                f"the pgvector extension is not installed on the PostgreSQL server at "
+                f"{self._where()}. Install pgvector on the server (https://github.com/pgvector/pgvector"
+                f"#installation, or use a host that ships it, e.g. Supabase or the pgvector/pgvector "
+                f"Docker image), then run: CREATE EXTENSION vector; in database {db!r}"
+            )
+        reason = f" (creating it failed: {self._scrub(str(exc).strip())})" if exc is not None else ""
+        return (
+            f"the pgvector extension is available but not enabled in database {db!r}{reason}. "
+            f"Connect as a user allowed to create extensions and run: CREATE EXTENSION vector;"
+        )
+
+    def _open_pool(self, pool_min: int, pool_max: int, timeout: float) -> ConnectionPool:
+        try:
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:  # pragma: no cover
+            raise MissingDependency("psycopg-pool", "postgres", "The PostgreSQL (pgvector) store") from exc
+        from pgvector.psycopg import register_vector
+
+        settings: list[tuple[str, str]] = [("jit", "off")]
+        if self.ef_search is not None:
+            settings.append(("hnsw.ef_search", str(self.ef_search)))
+        if self._iterative:
+            settings.append(("hnsw.iterative_scan", "relaxed_order"))
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            register_vector(conn)
+            # JIT compilation costs tens of milliseconds and never pays off for k-NN queries.
+            for name, value in settings:
+                conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+        pool = ConnectionPool(
+            self._dsn, min_size=pool_min, max_size=pool_max, open=False, timeout=timeout,
+            configure=configure, kwargs={"autocommit": True, "connect_timeout": int(self._connect_timeout)},
+            name="semkit-pgvector",
+        )
+        pool.open(wait=False)
+        return pool
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise StoreError("this PgVectorStore is closed; open a new one")
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            err = StoreError(
+                f"no PostgreSQL connection available from {self._where()} within "
+                f"{self._pool.timeout:.0f}s ({self._scrub(str(exc))}). Check that the server is up, "
+                f"or raise pool_max (now {self._pool.max_size}) if many threads share this store."
+            )
+            err.retryable = True
+            raise err from None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool.close()
+
+    def __enter__(self) -> PgVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- errors -----------------------------------------------------------------------
+
+    def _where(self) -> str:
+        params = _conninfo(self._dsn)
+        host = params.get("host") or params.get("hostaddr") or "localhost (default socket)"
+        return f"{host}:{params.get('port') or 5432}"
+
+    def _scrub(self, text: str) -> str:
+        text = text.replace(self._dsn, self._masked)
+        if self._secret and len(self._secret) >= 3:
+            text = text.replace(self._secret, "***")
+        return text
+
+    def _connection_error(self, exc: psycopg.Error) -> StoreError:
+        detail = self._scrub(str(exc).strip())
+        lowered = detail.lower()
+        if "password authentication failed" in lowered or "no password supplied" in lowered:
+            hint = "Check the user name and password in the DSN (or PGPASSWORD / ~/.pgpass)."
+        elif "does not exist" in lowered and "database" in lowered:
+            hint = "Create the database first (CREATE DATABASE ...) or fix its name in the DSN."
+        else:
+            hint = (
+                "Start PostgreSQL with pgvector (for example: docker run -d -p 5432:5432 "
+                "-e POSTGRES_PASSWORD=... pgvector/pgvector:pg17), or point semkit at a running "
+                "server such as Supabase: semkit.connect('postgresql://USER:PASSWORD@HOST:5432/DB')."
+            )
+        err = StoreError(f"cannot connect to PostgreSQL at {self._where()} ({self._masked}): {detail}. {hint}")
+        err.retryable = isinstance(exc, psycopg.OperationalError) and "authentication" not in lowered
+        return err
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, collection: str | None = None) -> Iterator[None]:
+        """Translate psycopg exceptions raised by ``action`` into semkit errors."""
+        try:
+            yield
+        except psycopg.errors.UndefinedTable:
+            if collection is None:
+                raise StoreError(f"{action}: a semkit table is missing in schema {self.schema!r}") from None
+            self._forget(collection)
+            raise CollectionNotFound(
+                f"collection {collection!r} not found (its table was dropped); "
+                "list collections with list_collections()"
+            ) from None
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StoreError(
+                f"{action}: permission denied on {self._where()}: {self._scrub(str(exc).strip())}. "
+                f"The user needs USAGE and CREATE on schema {self.schema!r} "
+                f"(GRANT USAGE, CREATE ON SCHEMA {self.schema} TO <user>;) and rights on the semkit tables."
+            ) from None
+        except psycopg.OperationalError as exc:
+            err = self._connection_error(exc)
+            raise err from None
+        except psycopg.Error as exc:
+            raise StoreError(f"{action} failed in PostgreSQL: {self._scrub(str(exc).strip())}") from None
+
+    # --- collections ------------------------------------------------------------------
+
+    def _qualified(self, table: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(table))
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._infos.pop(name, None)
+
+    def _info(self, name: str) -> _Info:
+        with self._lock:
+            info = self._infos.get(name)
+        if info is not None:
+            return info
+        info = self._load_info(name)
+        if info is None:
+            raise CollectionNotFound(
+                f"collection {name!r} does not exist in schema {self.schema!r}; "
+                "create it first (list_collections() shows what exists)"
+            )
+        with self._lock:
+            self._infos[name] = info
+        return info
+
+    def _load_info(self, name: str) -> _Info | None:
+        query = sql.SQL("SELECT spec, table_name, text_search_config FROM {} WHERE name = %s").format(
+            self._qualified(REGISTRY_TABLE))
+        with self._conn() as conn, self._errors("reading the collection registry"):
+            row = conn.execute(query, (name,)).fetchone()
+        if row is None:
+            return None
+        return _Info(CollectionSpec.from_json(row[0]), row[1], row[2])
+
+    def get_collection(self, name: str) -> CollectionSpec | None:
+        info = self._load_info(name)
+        with self._lock:
+            if info is None:
+                self._infos.pop(name, None)
+            else:
+                self._infos[name] = info
+        return None if info is None else info.spec
+
+    def list_collections(self) -> list[CollectionSpec]:
+        query = sql.SQL("SELECT spec FROM {} ORDER BY name").format(self._qualified(REGISTRY_TABLE))
+        with self._conn() as conn, self._errors("listing collections"):
+            return [CollectionSpec.from_json(row[0]) for row in conn.execute(query)]
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        _check_spec(spec)
+        table = table_name(spec.name)
+        info = _Info(spec, table, self.text_search_config)
+        names = index_names(table)
+        vtype = info.vector_type
+        qualified = self._qualified(table)
+        statements = [
+            sql.SQL(
+                """CREATE TABLE {table} (
+                    id text COLLATE "C" NOT NULL,
+                    content text,
+                    metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+                    embedding {vtype}({dims}) NOT NULL,
+                    fts tsvector GENERATED ALWAYS AS
+                        (to_tsvector({cfg}::regconfig, coalesce(content, ''))) STORED,
+                    CONSTRAINT {pkey} PRIMARY KEY (id))"""
+            ).format(table=qualified, vtype=sql.SQL(vtype), dims=sql.Literal(spec.dimensions),
+                     cfg=sql.Literal(self.text_search_config), pkey=sql.Identifier(names["pkey"])),
+            sql.SQL("CREATE INDEX {} ON {} USING gin (metadata)").format(
+                sql.Identifier(names["metadata"]), qualified),
+            sql.SQL("CREATE INDEX {} ON {} USING gin (fts)").format(sql.Identifier(names["fts"]), qualified),
+        ]
+        if info.indexable:
+            statements.append(self._hnsw_ddl(info))
+        registry = sql.SQL(
+            "INSERT INTO {} (name, table_name, spec, text_search_config) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING"
+        ).format(self._qualified(REGISTRY_TABLE))
+        with self._conn() as conn, self._errors(f"creating collection {spec.name!r}"), conn.transaction():
+            cur = conn.execute(registry, (spec.name, table, json.dumps(spec.to_json()), self.text_search_config))
+            if cur.rowcount == 0:
+                raise StoreError(
+                    f"collection {spec.name!r} already exists in schema {self.schema!r}; open it, "
+                    "or drop it first to start over"
+                )
+            if conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{table}"',)).fetchone()[0]:  # type: ignore[index]
+                raise StoreError(
+                    f"table {self.schema}.{table} already exists but is not a registered semkit "
+                    f"collection; drop or rename that table, or choose another collection name"
+                )
+            for statement in statements:
+                conn.execute(statement)
+        with self._lock:
+            self._infos[spec.name] = info
+
+    def _hnsw_ddl(self, info: _Info) -> sql.Composed:
+        opclass = f"{info.vector_type}_{_OPCLASS[info.spec.metric]}"
+        return sql.SQL(
+            "CREATE INDEX {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
+        ).format(sql.Identifier(index_names(info.table)["hnsw"]), self._qualified(info.table),
+                 sql.SQL(opclass), sql.Literal(int(self.hnsw_m)), sql.Literal(int(self.hnsw_ef_construction)))
+
+    def drop_collection(self, name: str) -> None:
+        with self._conn() as conn, self._errors(f"dropping collection {name!r}"), conn.transaction():
+            table = self._registered_table(conn, name, lock=True)
+            if table is None:
+                self._forget(name)
+                raise CollectionNotFound(f"collection {name!r} does not exist in schema {self.schema!r}")
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified(table)))
+            conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(
+                self._qualified(REGISTRY_TABLE)), (name,))
+        self._forget(name)
+
+    def _registered_table(self, conn: psycopg.Connection[Any], name: str, lock: bool = False) -> str | None:
+        query = "SELECT table_name FROM {} WHERE name = %s" + (" FOR UPDATE" if lock else "")
+        row = conn.execute(sql.SQL(query).format(self._qualified(REGISTRY_TABLE)), (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def rename_collection(self, old: str, new: str) -> None:
+        if old == new:
+            self._info(old)
+            return
+        registry = self._qualified(REGISTRY_TABLE)
+        with self._conn() as conn, self._errors(f"renaming collection {old!r} to {new!r}"), conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('semkit registry'))")
+            row = conn.execute(sql.SQL("SELECT spec, table_name FROM {} WHERE name = %s FOR UPDATE").format(
+                registry), (old,)).fetchone()
+            if row is None:
+                raise CollectionNotFound(f"collection {old!r} does not exist in schema {self.schema!r}")
+            spec, old_table = CollectionSpec.from_json(row[0]), row[1]
+            target = self._registered_table(conn, new, lock=True)
+            if target is not None:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified(target)))
+                conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(registry), (new,))
+            new_table = table_name(new)
+            if conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{new_table}"',)).fetchone()[0]:  # type: ignore[index]
+                raise StoreError(
+                    f"table {self.schema}.{new_table} exists but is not a registered semkit collection; "
+                    "drop or rename that table first"
+                )
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                self._qualified(old_table), sql.Identifier(new_table)))
+            for index in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+                (self.schema, new_table),
+            ).fetchall():
+                if index[0].startswith(old_table + "_"):
+                    conn.execute(sql.SQL("ALTER INDEX {}.{} RENAME TO {}").format(
+                        sql.Identifier(self.schema), sql.Identifier(index[0]),
+                        sql.Identifier(new_table + index[0][len(old_table):])))
+            renamed = replace(spec, name=new)
+            conn.execute(sql.SQL("UPDATE {} SET name = %s, table_name = %s, spec = %s WHERE name = %s").format(
+                registry), (new, new_table, json.dumps(renamed.to_json()), old))
+        self._forget(old)
+        self._forget(new)
+
+    # --- writes -----------------------------------------------------------------------
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: Matrix,
+        texts: Sequence[str | None] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        info = self._info(name)
+        ids = list(ids)
+        if not ids:
+            return
+        matrix = as_matrix(vectors, info.spec.dimensions)
+        rows = _prepare_rows(ids, matrix, texts, metadata)
+        self._write(name, info, rows)
+
+    def _write(self, name: str, info: _Info, rows: list[tuple[str, str | None, str, np.ndarray]]) -> None:
+        target = self._qualified(info.table)
+        cast = sql.SQL("::halfvec({})").format(sql.Literal(info.spec.dimensions)) \
+            if info.vector_type == "halfvec" else sql.SQL("")
+        insert = sql.SQL(
+            "INSERT INTO {target} (id, content, metadata, embedding) "
+            "SELECT id, content, metadata::jsonb, embedding{cast} FROM semkit_stage "
+            "ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, "
+            "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding"
+        ).format(target=target, cast=cast)
+        hnsw = sql.Identifier(self.schema, index_names(info.table)["hnsw"])
+        with self._conn() as conn, self._errors(f"writing to collection {name!r}", name):
+            rebuild = self._should_rebuild(conn, info, len(rows))
+            with conn.transaction():
+                if rebuild:
+                    # First statement of the transaction, so the table lock is taken before any
+                    # weaker one: two concurrent bulk loads queue up instead of deadlocking.
+                    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(hnsw))
+                conn.execute(
+                    "CREATE TEMP TABLE semkit_stage (id text, content text, metadata text, embedding vector) "
+                    "ON COMMIT DROP"
+                )
+                with conn.cursor() as cur:
+                    with cur.copy("COPY semkit_stage FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(["text", "text", "text", "vector"])
+                        for row in rows:
+                            copy.write_row(row)
+                    cur.execute(insert)
+                if rebuild:
+                    if self.maintenance_work_mem:
+                        conn.execute("SELECT set_config('maintenance_work_mem', %s, true)",
+                                     (self.maintenance_work_mem,))
+                    conn.execute(self._hnsw_ddl(info))
+
+    def _should_rebuild(self, conn: psycopg.Connection[Any], info: _Info, batch: int) -> bool:
+        if not (self.bulk_rebuild and info.indexable and batch >= _REBUILD_MIN_ROWS):
+            return False
+        # Counting stops at the ratio, so this costs at most a few times the batch size.
+        limit = batch * _REBUILD_RATIO + 1
+        query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT %s) s").format(
+            self._qualified(info.table))
+        existing = conn.execute(query, (limit,)).fetchone()[0]  # type: ignore[index]
+        return bool(existing < limit)
+
+    def update_metadata(self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]) -> int:
+        info = self._info(name)
+        ids = list(ids)
+        metadata = list(metadata)
+        if len(ids) != len(metadata):
+            raise InvalidInput(f"got {len(ids)} ids but {len(metadata)} metadata objects; pass one per id")
+        latest: dict[str, str] = {}
+        for i, (id_, meta) in enumerate(zip(ids, metadata, strict=True)):
+            _check_id(id_, i)
+            latest[id_] = _metadata_json(meta, i)
+        if not latest:
+            return 0
+        query = sql.SQL(
+            "UPDATE {} AS t SET metadata = u.m FROM unnest(%s::text[], %s::jsonb[]) AS u(id, m) "
+            "WHERE t.id = u.id"
+        ).format(self._qualified(info.table))
+        with self._conn() as conn, self._errors(f"updating metadata in {name!r}", name):
+            return conn.execute(query, (list(latest), list(latest.values()))).rowcount
+
+    def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
+        info = self._info(name)
+        if ids is None and where is None:
+            raise InvalidInput(
+                "delete needs ids, a filter, or both; to remove everything, drop the collection"
+            )
+        clause, params = compile_filter(where)
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return 0
+            clause = f"id = ANY(%s) AND {clause}"
+            params = [ids, *params]
+        query = sql.SQL("DELETE FROM {} WHERE " + clause).format(self._qualified(info.table))
+        with self._conn() as conn, self._errors(f"deleting from {name!r}", name):
+            return conn.execute(query, params).rowcount
+
+    # --- reads ------------------------------------------------------------------------
+
+    def _vector_column(self, info: _Info) -> str:
+        # halfvec values come back as float32 through an explicit cast: one loader for both.
+        return "embedding::vector" if info.vector_type == "halfvec" else "embedding"
+
+    def get(self, name: str, ids: Sequence[str], include_vectors: bool = False) -> list[Record]:
+        info = self._info(name)
+        ids = list(ids)
+        if not ids:
+            return []
+        columns = "id, content, metadata" + (f", {self._vector_column(info)}" if include_vectors else "")
+        query = sql.SQL("SELECT " + columns + " FROM {} WHERE id = ANY(%s)").format(
+            self._qualified(info.table))
+        with self._conn() as conn, self._errors(f"reading from {name!r}", name):
+            found = {row[0]: _record(row, include_vectors) for row in conn.execute(query, (ids,))}
+        return [found[i] if j == 0 else _copy_record(found[i])
+                for i, j in _occurrences(ids) if i in found]
+
+    def texts(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
+        info = self._info(name)
+        ids = list(ids)
+        if not ids:
+            return {}
+        query = sql.SQL("SELECT id, content FROM {} WHERE id = ANY(%s)").format(self._qualified(info.table))
+        with self._conn() as conn, self._errors(f"reading texts from {name!r}", name):
+            return {row[0]: row[1] for row in conn.execute(query, (ids,))}
+
+    def count(self, name: str, where: Node | None = None) -> int:
+        info = self._info(name)
+        clause, params = compile_filter(where)
+        query = sql.SQL("SELECT count(*) FROM {} WHERE " + clause).format(self._qualified(info.table))
+        with self._conn() as conn, self._errors(f"counting {name!r}", name):
+            return int(conn.execute(query, params).fetchone()[0])  # type: ignore[index]
+
+    def scan(
+        self, name: str, batch_size: int = 10_000, include_vectors: bool = True,
+        where: Node | None = None,
+    ) -> Iterator[list[Record]]:
+        info = self._info(name)
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        clause, params = compile_filter(where)
+        columns = "id, content, metadata" + (f", {self._vector_column(info)}" if include_vectors else "")
+        # Keyset pagination on the primary key: no cursor or transaction stays open between
+        # batches, so a slow consumer holds no connection and no snapshot.
+        query = sql.SQL(
+            "SELECT " + columns + " FROM {} WHERE id > %s AND " + clause + " ORDER BY id LIMIT %s"
+        ).format(self._qualified(info.table))
+        last = ""
+        while True:
+            with self._conn() as conn, self._errors(f"scanning {name!r}", name):
+                rows = conn.execute(query, [last, *params, batch_size]).fetchall()
+            if not rows:
+                return
+            yield [_record(row, include_vectors) for row in rows]
+            if len(rows) < batch_size:
+                return
+            last = rows[-1][0]
+
+    def query(
+        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
+        exact: bool = False, ef: int | None = None,
+    ) -> list[Neighbors]:
+        info = self._info(name)
+        queries = as_matrix(vectors, info.spec.dimensions)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        if ef is not None and not 1 <= ef <= MAX_EF_SEARCH:
+            raise InvalidInput(f"ef must be between 1 and {MAX_EF_SEARCH}, got {ef}")
+        k = int(k)
+        clause, params = compile_filter(where)
+        operator = _OPERATORS[info.spec.metric]
+        qcast = "::halfvec" if info.vector_type == "halfvec" else ""
+        target = self._qualified(info.table)
+        with self._conn() as conn, self._errors(f"querying {name!r}", name):
+            use_exact = exact or not info.indexable or k > MAX_EF_SEARCH
+            if not use_exact and where is not None:
+                use_exact = self._matches_at_most(conn, target, clause, params, self.exact_threshold)
+            results = self._run_queries(conn, target, operator, qcast, clause, params, queries, k,
+                                        exact=use_exact, ef=ef)
+            if not use_exact and where is not None:
+                # An iterative scan can stop early (hnsw.max_scan_tuples); the filter matches more
+                # than k rows, so a short answer is redone exactly.
+                short = [i for i, rows in enumerate(results) if len(rows) < k]
+                if short:
+                    redo = self._run_queries(conn, target, operator, qcast, clause, params,
+                                             queries[short], k, exact=True, ef=ef)
+                    for i, rows in zip(short, redo, strict=True):
+                        results[i] = rows
+        return [_neighbors(rows, info.spec.metric, sort=not use_exact) for rows in results]
+
+    def _matches_at_most(self, conn: psycopg.Connection[Any], target: sql.Composed, clause: str,
+                         params: list[Any], limit: int) -> bool:
+        query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE " + clause + " LIMIT %s) s").format(target)
+        return int(conn.execute(query, [*params, limit + 1]).fetchone()[0]) <= limit  # type: ignore[index]
+
+    def _run_queries(
+        self, conn: psycopg.Connection[Any], target: sql.Composed, operator: str, qcast: str,
+        clause: str, params: list[Any], queries: np.ndarray, k: int, *, exact: bool, ef: int | None,
+    ) -> list[list[tuple[str, float]]]:
+        order = "d, id" if exact else "d"
+        query = sql.SQL(
+            "SELECT id, embedding " + operator + " %s" + qcast + " AS d FROM {} WHERE " + clause
+            + " ORDER BY " + order + " LIMIT %s"
+        ).format(target)
+        settings: list[tuple[str, str]] = []
+        if exact:
+            settings.append(("enable_indexscan", "off"))
+        else:
+            breadth = max(ef or self.ef_search or 40, k)
+            if ef is not None or breadth > (self.ef_search or 40):
+                settings.append(("hnsw.ef_search", str(min(breadth, MAX_EF_SEARCH))))
+        out: list[list[tuple[str, float]]] = []
+        # Settings are transaction-local (SET LOCAL), so a pooled connection goes back clean.
+        with conn.transaction() if settings else contextlib.nullcontext():
+            for name, value in settings:
+                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+            for q in queries:
+                out.append(conn.execute(query, [q, *params, k]).fetchall())
+        return out
+
+    def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
+        info = self._info(name)
+        if not isinstance(text, str):
+            raise InvalidInput(f"keyword query must be a string, got {type(text).__name__}")
+        if k < 1:
+            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        if "\x00" in text:
+            raise InvalidInput("the keyword query contains a NUL character (\\x00); remove it")
+        clause, params = compile_filter(where)
+        query = sql.SQL(
+            "SELECT id, ts_rank_cd(fts, q) AS score FROM {}, websearch_to_tsquery({}::regconfig, %s) q "
+            "WHERE fts @@ q AND " + clause + " ORDER BY score DESC, id LIMIT %s"
+        ).format(self._qualified(info.table), sql.Literal(info.fts_config))
+        with self._conn() as conn, self._errors(f"keyword search in {name!r}", name):
+            rows = conn.execute(query, [text, *params, int(k)]).fetchall()
+        return Neighbors([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _conninfo(dsn: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return {}
+
+
+def _password(dsn: str) -> str | None:
+    password = _conninfo(dsn).get("password")
+    return str(password) if password else None
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>^[A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*:)(?P<pw>[^@/?#]*)(?P<at>@)")
+_KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***`` (URL userinfo, ``password=`` anywhere)."""
+    masked = _URL_PASSWORD.sub(lambda m: m["head"] + "***" + m["at"], dsn)
+    masked = _KV_PASSWORD.sub(lambda m: m["key"] + "***", masked)
+    secret = _password(dsn)
+    if secret and len(secret) >= 3:  # shorter strings would blank out unrelated characters
+        masked = masked.replace(secret, "***")
+    return masked
+
+
+def _extension_version(conn: psycopg.Connection[Any]) -> str | None:
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3]) or (0,)
+
+
+def _check_spec(spec: CollectionSpec) -> None:
+    if not isinstance(spec.name, str) or not spec.name or "\x00" in spec.name or len(spec.name) > 200:
+        raise InvalidInput(f"collection name must be a non-empty string of at most 200 characters, "
+                           f"got {spec.name!r}")
+    if not isinstance(spec.dimensions, int) or not 1 <= spec.dimensions <= MAX_DIMS:
+        raise InvalidInput(f"pgvector stores 1 to {MAX_DIMS} dimensions, got {spec.dimensions!r}")
+    if spec.metric not in _OPERATORS:
+        raise InvalidInput(f"unknown metric {spec.metric!r}; use cosine, dot or l2")
+    if spec.dtype not in ("float32", "float16"):
+        raise ConfigError(
+            f"the PostgreSQL store keeps float32 (vector) or float16 (halfvec) vectors, not "
+            f"{spec.dtype!r}; create the collection with dtype='float32' or 'float16', or use the "
+            "embedded store for quantised vectors"
+        )
+
+
+def _check_id(id_: Any, i: int) -> None:
+    if not isinstance(id_, str):
+        raise InvalidInput(f"ids must be strings; item {i} is {type(id_).__name__} {id_!r}")
+    if "\x00" in id_:
+        raise InvalidInput(f"id at position {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
+
+
+def _metadata_json(meta: Any, i: int) -> str:
+    if meta is None:
+        return "{}"
+    if not isinstance(meta, Mapping):
+        raise InvalidInput(f"metadata must be an object (dict); item {i} is {type(meta).__name__}")
+    try:
+        text = json.dumps(meta, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"metadata of item {i} is not JSON-serialisable ({exc}); use strings, numbers, "
+            "booleans, null, lists and objects (no NaN or infinity)"
+        ) from None
+    if "\\u0000" in text:
+        raise InvalidInput(f"metadata of item {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
+    return text
+
+
+def _prepare_rows(
+    ids: list[Any], matrix: np.ndarray, texts: Sequence[str | None] | None,
+    metadata: Sequence[Mapping[str, Any]] | None,
+) -> list[tuple[str, str | None, str, np.ndarray]]:
+    """Validate everything before touching the database; later duplicates of an id win."""
+    n = len(ids)
+    if matrix.shape[0] != n:
+        raise InvalidInput(f"got {n} ids but {matrix.shape[0]} vectors; pass one vector per id")
+    text_list = list(texts) if texts is not None else [None] * n
+    meta_list = list(metadata) if metadata is not None else [None] * n
+    if len(text_list) != n:
+        raise InvalidInput(f"got {n} ids but {len(text_list)} texts; pass one text (or None) per id")
+    if len(meta_list) != n:
+        raise InvalidInput(f"got {n} ids but {len(meta_list)} metadata objects; pass one per id")
+    rows: dict[str, tuple[str, str | None, str, np.ndarray]] = {}
+    for i in range(n):
+        id_, text = ids[i], text_list[i]
+        _check_id(id_, i)
+        if text is not None:
+            if not isinstance(text, str):
+                raise InvalidInput(f"texts must be strings or None; item {i} is {type(text).__name__}")
+            if "\x00" in text:
+                raise InvalidInput(f"text of item {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
+        rows.pop(id_, None)  # re-insert so the last occurrence also sets the position
+        rows[id_] = (id_, text, _metadata_json(meta_list[i], i), matrix[i])
+    return list(rows.values())
+
+
+def _record(row: tuple[Any, ...], include_vectors: bool) -> Record:
+    vector = None
+    if include_vectors:
+        vector = np.asarray(row[3].to_numpy(), dtype=np.float32).copy()
+    return Record(id=row[0], vector=vector, text=row[1], metadata=dict(row[2] or {}))
+
+
+def _copy_record(record: Record) -> Record:
+    return Record(record.id, None if record.vector is None else record.vector.copy(), record.text,
+                  json.loads(json.dumps(record.metadata)))
+
+
+def _occurrences(ids: list[str]) -> Iterator[tuple[str, int]]:
+    seen: dict[str, int] = {}
+    for id_ in ids:
+        yield id_, seen.get(id_, 0)
+        seen[id_] = seen.get(id_, 0) + 1
+
+
+def _neighbors(rows: list[tuple[str, float]], metric: str, sort: bool) -> Neighbors:
+    if sort:
+        # relaxed_order iterative scans may return rows slightly out of order
+        rows = sorted(rows, key=lambda r: r[1])
+    distances = np.asarray([r[1] for r in rows], dtype=np.float64)
+    scores = 1.0 - distances if metric == "cosine" else -distances
+    return Neighbors([r[0] for r in rows], scores.astype(np.float32))
+
+
+__all__ = ["PgVectorStore", "mask_dsn"]
