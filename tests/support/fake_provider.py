@@ -115,7 +115,8 @@ class FakeProvider:
     one gets 401 with the key echoed back, as real providers partly do), ``max_inputs`` (more
     inputs → 400 naming the limit, or 413 when ``max_inputs_status=413``), ``latency``
     (``(low, high)`` seconds of random delay per request, to shuffle completion order),
-    ``force_dimensions`` (ignore requested sizes, like a proxy that drops ``dimensions``).
+    ``force_dimensions`` (ignore requested sizes, like a proxy that drops ``dimensions``),
+    ``report_usage`` (False: OpenAI-format replies without ``usage``, as some servers do).
     """
 
     def __init__(self) -> None:
@@ -125,6 +126,9 @@ class FakeProvider:
         self.max_inputs_status = 400
         self.latency: tuple[float, float] = (0.0, 0.0)
         self.force_dimensions: int | None = None
+        self.report_usage = True
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._script: list[Action] = []
         self._lock = threading.Lock()
         self._rng = random.Random(1234)
@@ -133,7 +137,9 @@ class FakeProvider:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval makes shutdown (after every test) quick.
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -162,10 +168,17 @@ class FakeProvider:
     def _next_action(self, record: Recorded) -> tuple[Action | None, float]:
         with self._lock:
             self.requests.append(record)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             action = self._script.pop(0) if self._script else None
             low, high = self.latency
             delay = self._rng.uniform(low, high) if high > 0 else 0.0
         return action, delay
+
+
+    def _finished(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -185,9 +198,12 @@ class _Handler(BaseHTTPRequestHandler):
         record = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
                           time.monotonic())
         action, delay = self.fake._next_action(record)
-        # The client may have given up (timeout) before we answer.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._serve(action, delay, body)
+        try:
+            # The client may have given up (timeout) before we answer.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._serve(action, delay, body)
+        finally:
+            self.fake._finished()
 
     def _serve(self, action: Action | None, delay: float, body: Any) -> None:
         fake = self.fake
@@ -252,8 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             # Real servers may list results in any order; ``index`` is what counts.
             data.reverse()
-            reply = {"object": "list", "data": data, "model": model,
-                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            reply = {"object": "list", "data": data, "model": model}
+            if fake.report_usage:
+                reply["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
         return self._send(200, json.dumps(reply).encode())
 
     def _error(self, status: int, message: str, cohere: bool,

