@@ -49,7 +49,7 @@ from ..errors import (
     StoreError,
 )
 from ..types import Matrix
-from ..vectors import as_matrix
+from ..vectors import as_matrix, normalize
 from .base import CollectionSpec, Neighbors, Record
 from .filters import Node
 from .pg_sql import REGISTRY_TABLE, compile_filter, index_names, table_name
@@ -73,6 +73,8 @@ MAX_EF_SEARCH = 1000
 
 _OPERATORS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "l2": "l2_ops"}
+_WORD = re.compile(r"\w+")
+_MAX_QUERY_WORDS = 256
 _REBUILD_MIN_ROWS = 1000
 _REBUILD_RATIO = 4  # rebuild when the table holds at most 4x the rows being written
 
@@ -496,6 +498,10 @@ class PgVectorStore:
         if not ids:
             return
         matrix = as_matrix(vectors, info.spec.dimensions)
+        if info.spec.metric == "cosine":
+            # Like every semkit store, cosine collections keep unit vectors: what get() returns
+            # and what a user's own `<#>`/`<->` SQL sees are the directions that were compared.
+            matrix = normalize(matrix)
         rows = _prepare_rows(ids, matrix, texts, metadata)
         self._write(name, info, rows)
 
@@ -709,13 +715,22 @@ class PgVectorStore:
             raise InvalidInput(f"k must be a positive integer, got {k!r}")
         if "\x00" in text:
             raise InvalidInput("the keyword query contains a NUL character (\\x00); remove it")
+        words = list(dict.fromkeys(_WORD.findall(text)))[:_MAX_QUERY_WORDS]
+        if not words:
+            return Neighbors([], np.zeros(0, dtype=np.float32))
+        # Any word may match (OR), like BM25 engines: an AND query (websearch_to_tsquery) finds
+        # nothing for most natural-language questions. Quoted words go through the same
+        # stemming and stop-word list as the documents; \w+ words hold no quote or backslash.
+        tsquery = " | ".join(f"'{w}'" for w in words)
         clause, params = compile_filter(where)
+        # ts_rank (frequency-based, normalised by log length) rewards documents matching more
+        # distinct words; ts_rank_cd's cover density would score one word twice like two words.
         query = sql.SQL(
-            "SELECT id, ts_rank_cd(fts, q) AS score FROM {}, websearch_to_tsquery({}::regconfig, %s) q "
+            "SELECT id, ts_rank(fts, q, 1) AS score FROM {}, to_tsquery({}::regconfig, %s) q "
             "WHERE fts @@ q AND " + clause + " ORDER BY score DESC, id LIMIT %s"
         ).format(self._qualified(info.table), sql.Literal(info.fts_config))
         with self._conn() as conn, self._errors(f"keyword search in {name!r}", name):
-            rows = conn.execute(query, [text, *params, int(k)]).fetchall()
+            rows = conn.execute(query, [tsquery, *params, int(k)]).fetchall()
         return Neighbors([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
 
 
@@ -774,8 +789,8 @@ def _check_spec(spec: CollectionSpec) -> None:
 
 
 def _check_id(id_: Any, i: int) -> None:
-    if not isinstance(id_, str):
-        raise InvalidInput(f"ids must be strings; item {i} is {type(id_).__name__} {id_!r}")
+    if not isinstance(id_, str) or not id_:
+        raise InvalidInput(f"ids must be non-empty strings; item {i} is {id_!r}")
     if "\x00" in id_:
         raise InvalidInput(f"id at position {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
 
@@ -801,7 +816,7 @@ def _prepare_rows(
     ids: list[Any], matrix: np.ndarray, texts: Sequence[str | None] | None,
     metadata: Sequence[Mapping[str, Any]] | None,
 ) -> list[tuple[str, str | None, str, np.ndarray]]:
-    """Validate everything before touching the database; later duplicates of an id win."""
+    """Validate everything before touching the database."""
     n = len(ids)
     if matrix.shape[0] != n:
         raise InvalidInput(f"got {n} ids but {matrix.shape[0]} vectors; pass one vector per id")
@@ -811,7 +826,8 @@ def _prepare_rows(
         raise InvalidInput(f"got {n} ids but {len(text_list)} texts; pass one text (or None) per id")
     if len(meta_list) != n:
         raise InvalidInput(f"got {n} ids but {len(meta_list)} metadata objects; pass one per id")
-    rows: dict[str, tuple[str, str | None, str, np.ndarray]] = {}
+    rows: list[tuple[str, str | None, str, np.ndarray]] = []
+    seen: set[str] = set()
     for i in range(n):
         id_, text = ids[i], text_list[i]
         _check_id(id_, i)
@@ -820,9 +836,11 @@ def _prepare_rows(
                 raise InvalidInput(f"texts must be strings or None; item {i} is {type(text).__name__}")
             if "\x00" in text:
                 raise InvalidInput(f"text of item {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
-        rows.pop(id_, None)  # re-insert so the last occurrence also sets the position
-        rows[id_] = (id_, text, _metadata_json(meta_list[i], i), matrix[i])
-    return list(rows.values())
+        if id_ in seen:
+            raise InvalidInput(f"id {id_!r} appears more than once in one upsert; keep one row per id")
+        seen.add(id_)
+        rows.append((id_, text, _metadata_json(meta_list[i], i), matrix[i]))
+    return rows
 
 
 def _record(row: tuple[Any, ...], include_vectors: bool) -> Record:
