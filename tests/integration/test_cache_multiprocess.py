@@ -135,3 +135,32 @@ def test_real_model_second_run_is_served_from_cache(tmp_path: Path) -> None:
     stats = second_model.cache.stats()
     assert stats.per_fingerprint == {second_model.fingerprint: 200}
     second_model.cache.close()
+
+
+def _forked_child(cache: EmbeddingCache, results: mp.Queue) -> None:
+    try:
+        emb = CachedEmbedder(HashEmbedder(), cache)
+        out = emb.embed_result(["from parent", "from child"])
+        cache.close()
+        results.put((None, out.cached))
+    except BaseException:
+        results.put((traceback.format_exc(), 0))
+
+
+def test_cache_object_survives_fork(tmp_path: Path) -> None:
+    cache = EmbeddingCache.open(tmp_path)
+    emb = CachedEmbedder(HashEmbedder(), cache)
+    emb.embed(["from parent"])
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_forked_child, args=(cache, results))
+    child.start()
+    error, cached = results.get(timeout=120)
+    child.join(timeout=60)
+    assert error is None, error
+    assert cached == 1  # the child used its own connection and saw the parent's row
+    # the parent's connection is intact after the child closed its own
+    result = emb.embed_result(["from parent", "from child"])
+    assert result.cached == 2
+    assert cache.stats().entries == 2
+    cache.close()

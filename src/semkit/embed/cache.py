@@ -118,7 +118,7 @@ class EmbeddingCache:
         self.path = Path(path)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[sqlite3.Connection, int]] = []  # (connection, opener's pid)
         # Bumped when the file is replaced (corruption recovery), so every thread reconnects.
         self._generation = 0
         self.disabled: str | None = None
@@ -241,9 +241,12 @@ class EmbeddingCache:
         with self._lock:
             conns, self._connections = self._connections, []
             self._generation += 1
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        for conn, pid in conns:
+            # A connection inherited through fork() belongs to the parent: SQLite must not touch
+            # it from the child, not even to close it.
+            if pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
     def __enter__(self) -> EmbeddingCache:
         return self
@@ -329,15 +332,14 @@ class EmbeddingCache:
         local.inode = self._inode()
         conn = self._connect()
         with self._lock:
-            self._connections.append(conn)
+            self._connections.append((conn, os.getpid()))
             local.generation = self._generation
         local.conn, local.pid = conn, os.getpid()
         return conn
 
     def _forget(self, conn: sqlite3.Connection) -> None:
         with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
+            self._connections = [(c, pid) for c, pid in self._connections if c is not conn]
         with contextlib.suppress(sqlite3.Error):
             conn.close()
 
