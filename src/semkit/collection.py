@@ -234,6 +234,16 @@ class Collection:
             done += len(batch)
             if progress is not None:
                 progress(done)
+        if old_shadow is not None:
+            # Resumed: records deleted from the collection since the interrupted run must not
+            # come back with the switch.
+            gone: list[str] = []
+            for batch in self._store.scan(shadow_spec.name, batch_size=10_000, include_vectors=False):
+                ids = [r.id for r in batch]
+                present = self._store.texts(self.name, ids)
+                gone.extend(i for i in ids if i not in present)
+            for start in range(0, len(gone), 10_000):
+                self._store.delete(shadow_spec.name, ids=gone[start:start + 10_000])
         self._store.rename_collection(shadow_spec.name, self.name)
         self._spec = self._store.get_collection(self.name) or replace(shadow_spec, name=self.name)
         self._model = embedder
@@ -528,7 +538,12 @@ def model_from_id(embedder_id: str) -> Embedder:
     """Re-create the embedder a collection recorded (its id is the spec plus ``@dims``)."""
     import semkit
 
+    from .embed import catalog, registry
+
     spec, dims = split_embedder_id(embedder_id)
+    info = catalog.find(*registry.parse_spec(spec))
+    if info is not None and dims is not None and info.dimensions != dims:
+        return semkit.model(spec, dimensions=dims)  # a Matryoshka / API-sized variant
     embedder = semkit.model(spec)
     if dims is not None and embedder.dimensions != dims:
         # A truncated (Matryoshka) or API-sized model: the size is an option of the spec.

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .collection import REEMBED_SUFFIX, Collection, check_compatible, resolve_model
-from .errors import CollectionNotFound, ConfigError, DimensionMismatch, InvalidInput, ModelMismatch
+from .errors import (
+    CollectionNotFound,
+    ConfigError,
+    DimensionMismatch,
+    InvalidInput,
+    ModelMismatch,
+    ModelNotAvailable,
+)
 from .store.base import CollectionSpec, VectorStore
 from .types import METRICS, Metric, StorageDtype
 
@@ -181,7 +188,7 @@ class Database:
             )
         if dimensions is not None and dimensions != spec.dimensions:
             raise DimensionMismatch(spec.dimensions, dimensions, f"collection {spec.name!r}")
-        if model is RECORDED or model is None:
+        if model is RECORDED or model is None or _names_recorded_model(model, spec):
             return Collection(self._store, spec)  # the recorded model loads when first needed
         if spec.embedder is None:
             raise ModelMismatch(
@@ -242,6 +249,21 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<Database {self.uri or type(self._store).__name__}>"
+
+
+def _names_recorded_model(model: Any, spec: CollectionSpec) -> bool:
+    """Whether a spec string names the collection's recorded model, so that opening it need
+    not load the model just to compare ids (``"local"`` names ``local:all-MiniLM-L6-v2@384``)."""
+    if not isinstance(model, str) or spec.embedder is None:
+        return False
+    from .collection import split_embedder_id
+    from .embed.registry import parse_spec
+
+    try:
+        scheme, model_name = parse_spec(model)
+    except ModelNotAvailable:
+        return False
+    return f"{scheme}:{model_name}" == split_embedder_id(spec.embedder)[0]
 
 
 def _check_name(name: Any) -> None:

@@ -368,6 +368,32 @@ def test_interrupted_reembed_resumes(db: Database, docs: Collection) -> None:
     assert db.collection("docs", model=resumed).search("document 7", k=1)[0].id == "d7"
 
 
+def test_resumed_reembed_drops_records_deleted_meanwhile(db: Database, docs: Collection) -> None:
+    docs.upsert(ids=[f"d{i}" for i in range(6)], texts=[f"document {i}" for i in range(6)])
+    with pytest.raises(RuntimeError):
+        docs.reembed(model=FailingEmbedder(8, "new", fail_on=2), batch_size=3)
+    assert db.store.count("docs__reembed") == 3
+    docs.delete(ids=["d0", "d4"])
+    docs.upsert(ids=["d1"], texts=["document one, rewritten"])
+    resumed = HashEmbedder(8, "new")
+    docs.reembed(model=resumed, batch_size=3)
+    assert sorted(r.id for r in docs) == ["d1", "d2", "d3", "d5"]
+    assert sorted(t for _, texts in resumed.calls for t in texts) == [
+        "document 3", "document 5", "document one, rewritten",
+    ]
+
+
+def test_opening_with_the_recorded_spec_does_not_load_the_model(
+    db: Database, test_scheme: list[HashEmbedder],
+) -> None:
+    db.collection("docs", model="test:hash", dimensions=24)
+    built = len(test_scheme)
+    again = db.collection("docs", model="test:hash")
+    assert len(test_scheme) == built
+    again.upsert(ids=["a"], texts=["loaded now"])
+    assert len(test_scheme) > built and again.model is not None and again.model.id == "test:hash@24"
+
+
 def test_drop_removes_a_leftover_shadow(db: Database, docs: Collection) -> None:
     docs.upsert(ids=["a", "b"], texts=["one", "two"])
     with pytest.raises(RuntimeError):
