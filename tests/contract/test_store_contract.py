@@ -506,3 +506,34 @@ def test_records_are_copies(store: VectorStore) -> None:
     got.metadata["a"]["b"] = 3
     assert store.get(name, ["x"])[0].metadata == {"a": {"b": 1}}
     assert isinstance(got, Record)
+
+
+def test_one_store_shared_by_threads(store: VectorStore) -> None:
+    # The server calls one store from a thread pool: concurrent writes and reads must all land.
+    import threading
+
+    name = create(store, dims=4)
+    errors: list[BaseException] = []
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(4, 50, 4)).astype(np.float32)
+
+    def write(t: int) -> None:
+        try:
+            for start in range(0, 50, 10):
+                ids = [f"t{t}-{i}" for i in range(start, start + 10)]
+                store.upsert(name, ids, vectors[t, start:start + 10], None, [{"t": t}] * 10)
+                store.query(name, vectors[t, start:start + 1], 3)
+                store.count(name, filters.parse({"t": t}))
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert store.count(name) == 200
+    assert all(store.count(name, filters.parse({"t": t})) == 50 for t in range(4))
+    first = store.query(name, vectors[2, 7:8], 1, exact=True)[0]
+    assert first.ids == ["t2-7"]
