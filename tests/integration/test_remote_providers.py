@@ -298,6 +298,20 @@ def test_a_limit_even_one_text_breaks_is_a_bad_request(fake_provider: FakeProvid
     assert [len(r.inputs) for r in fake_provider.requests] == [4, 2, 1]
 
 
+def test_one_over_long_text_does_not_shrink_later_batches(fake_provider: FakeProvider) -> None:
+    fake_provider.too_long_marker = "HUGE"
+    texts = texts_of(16)
+    texts[5] = "HUGE " + texts[5]
+    m = OpenAICompatibleEmbedder("m", base_url=fake_provider.openai_url, batch_size=16, **FAST)
+    with pytest.raises(BadRequest, match=r"single text.*'HUGE text.*maximum context length"):
+        m.embed(texts)
+    # Halving isolates the culprit (texts 0-3 and 4 go through on the way)...
+    assert [len(r.inputs) for r in fake_provider.requests] == [16, 8, 4, 4, 2, 1, 1]
+    assert fake_provider.requests[-1].inputs == [texts[5]]
+    # ...and the embedder keeps its batch size.
+    assert m.item_limit == 16
+
+
 # --- OpenAI wire details -----------------------------------------------------------------------
 
 

@@ -116,7 +116,9 @@ class FakeProvider:
     inputs → 400 naming the limit, or 413 when ``max_inputs_status=413``), ``latency``
     (``(low, high)`` seconds of random delay per request, to shuffle completion order),
     ``force_dimensions`` (ignore requested sizes, like a proxy that drops ``dimensions``),
-    ``report_usage`` (False: OpenAI-format replies without ``usage``, as some servers do).
+    ``report_usage`` (False: OpenAI-format replies without ``usage``, as some servers do),
+    ``too_long_marker`` (any request with a text containing it gets a 400 worded like a
+    context-length error, as a server with an unknown tokenizer would send).
     """
 
     def __init__(self) -> None:
@@ -127,6 +129,7 @@ class FakeProvider:
         self.latency: tuple[float, float] = (0.0, 0.0)
         self.force_dimensions: int | None = None
         self.report_usage = True
+        self.too_long_marker: str | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self._script: list[Action] = []
@@ -245,6 +248,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(fake.max_inputs_status,
                                f"too many inputs: got {len(texts)}, the maximum is "
                                f"{fake.max_inputs} per request", cohere)
+        if fake.too_long_marker and any(fake.too_long_marker in t for t in texts):
+            return self._error(400, "This model's maximum context length is 512 tokens, however "
+                                    "an input exceeds it", cohere)
         model = str(body.get("model", ""))
         dims = body.get("output_dimension") if cohere else body.get("dimensions")
         dims = fake.force_dimensions or dims or DEFAULT_DIMENSIONS.get(model, 384)

@@ -387,6 +387,13 @@ class RemoteEmbedder(BaseEmbedder):
             start, end = span
             parts[start] = self._run_batch(prepared[start:end], counts[start:end], call)
 
+        self._run_spans(spans, run, call)
+        vectors = np.concatenate([parts[start][0] for start, _ in spans], axis=0)
+        tokens = sum(parts[start][1] for start, _ in spans)
+        return EmbeddingResult(vectors=self._finish(vectors), truncated=truncated, tokens=tokens)
+
+    def _run_spans(self, spans: list[tuple[int, int]], run: Callable[[tuple[int, int]], None],
+                   call: _Call) -> None:
         if len(spans) == 1 or self.concurrency == 1:
             for span in spans:
                 run(span)
@@ -394,17 +401,19 @@ class RemoteEmbedder(BaseEmbedder):
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(spans)),
                                     thread_name_prefix=f"semkit-{self.provider}") as pool:
                 futures: list[Future[None]] = [pool.submit(run, span) for span in spans]
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                errors = [f.exception() for f in done if f.exception() is not None]
-                if errors:
+                try:
+                    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                    errors = [e for e in (f.exception() for f in done) if e is not None]
+                    if errors:
+                        real = [e for e in errors if not isinstance(e, _Cancelled)]
+                        raise (real or errors)[0]
+                except BaseException:
+                    # One batch failed for good (or Ctrl-C): queued batches are dropped and
+                    # workers stop at their next attempt or sleep, so the pool closes quickly.
                     call.failed.set()
                     for f in futures:
                         f.cancel()
-                    real = [e for e in errors if not isinstance(e, _Cancelled)]
-                    raise (real or errors)[0]  # type: ignore[misc]
-        vectors = np.concatenate([parts[start][0] for start, _ in spans], axis=0)
-        tokens = sum(parts[start][1] for start, _ in spans)
-        return EmbeddingResult(vectors=self._finish(vectors), truncated=truncated, tokens=tokens)
+                    raise
 
     def _run_batch(self, texts: list[str], counts: list[int], call: _Call) -> tuple[Matrix, int]:
         """Embed one planned batch, halving it while the server says it is too big."""
@@ -418,18 +427,23 @@ class RemoteEmbedder(BaseEmbedder):
         except _TooBig as exc:
             if len(texts) == 1:
                 raise BadRequest(
-                    f"{self.provider} rejected a single text as too large (HTTP {exc.status}): "
-                    f"{exc.message}", status=exc.status, provider=self.provider,
+                    f"{self.provider} rejected a single text as too large (HTTP {exc.status}), "
+                    f"the one starting {texts[0][:40]!r}: {exc.message}. Shorten or split it",
+                    status=exc.status, provider=self.provider,
                 ) from None
             half = (len(texts) + 1) // 2
-            with self._state_lock:
-                self._item_limit = min(self._item_limit, half)
             self.meter.add(retries=1)
-            log.warning("%s refused a batch of %d texts (HTTP %d: %s); sending at most %d per "
-                        "request from now on", self.provider, len(texts), exc.status,
-                        exc.message[:200], half)
             left = self._run_batch(texts[:half], counts[:half], call)
             right = self._run_batch(texts[half:], counts[half:], call)
+            # Remembered only once the halves went through: a single over-long text makes
+            # some servers word their 400 like a batch limit, and must not shrink every batch.
+            with self._state_lock:
+                lowered = half < self._item_limit
+                self._item_limit = min(self._item_limit, half)
+            if lowered:
+                log.warning("%s refused a batch of %d texts (HTTP %d: %s); sending at most %d "
+                            "per request from now on", self.provider, len(texts), exc.status,
+                            exc.message[:200], half)
             return np.concatenate([left[0], right[0]]), left[1] + right[1]
         call.advance(len(texts))
         return vectors, tokens
