@@ -400,6 +400,7 @@ class Collection:
                 raise InvalidInput(
                     f"ids must be non-empty strings, got {i!r}; convert ids with str()"
                 )
+        ids = [str(i) for i in ids]  # plain str: NumPy/pandas string scalars confuse DB drivers
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise InvalidInput(f"id {dup!r} appears more than once in this upsert; keep one row per id")
@@ -417,6 +418,8 @@ class Collection:
                         f"text for id {ids[n]!r} is {_short(text)}; texts must be non-empty strings "
                         "(None is allowed only when you pass its vector)"
                     )
+        if texts is not None:
+            texts = [None if t is None else str(t) for t in texts]
         meta = None
         if metadata is not None:
             meta = [_check_metadata(m, ids[n]) for n, m in enumerate(metadata)]

@@ -537,3 +537,18 @@ def test_one_store_shared_by_threads(store: VectorStore) -> None:
     assert all(store.count(name, filters.parse({"t": t})) == 50 for t in range(4))
     first = store.query(name, vectors[2, 7:8], 1, exact=True)[0]
     assert first.ids == ["t2-7"]
+
+
+@pytest.mark.parametrize("label", ["Docs", "my-docs", "docs.v2", "with space", "café"])
+def test_collection_names_round_trip_or_are_refused(store: VectorStore, label: str) -> None:
+    # A backend may refuse a name it cannot hold (InvalidInput), but never mangle it.
+    name = f"{label}_{unique()}"
+    try:
+        store.create_collection(CollectionSpec(name=name, dimensions=2))
+    except InvalidInput:
+        return
+    assert store.get_collection(name) is not None
+    assert name in {s.name for s in store.list_collections()}
+    store.upsert(name, ["a"], np.ones((1, 2), np.float32))
+    assert store.count(name) == 1
+    assert store.get_collection(name.lower() if name != name.lower() else name.upper()) is None
