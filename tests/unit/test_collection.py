@@ -458,3 +458,15 @@ def test_import_collection_creates_from_the_recorded_spec(docs: Collection, tmp_
         copy = other.collection("docs", model=HashEmbedder(16))
         assert copy.spec.fingerprint() == docs.spec.fingerprint()
         assert copy.search("goodbye", k=1)[0].id == "b"
+
+
+def test_a_folder_reopens_with_its_recorded_model(tmp_path: Path, test_scheme: list[HashEmbedder]) -> None:
+    with semkit.connect(tmp_path / "kb") as db:
+        db.collection("docs", model="test:hash").upsert(ids=["a", "b"], texts=["red apples", "blue cars"])
+    with semkit.connect(f"file://{tmp_path / 'kb'}") as db:
+        assert db.collections() == ["docs"]
+        docs = db.collection("docs")
+        assert docs.spec.embedder == "test:hash@16"
+        assert docs.search("apples", k=1)[0].id == "a"
+        with pytest.raises(ModelMismatch):
+            db.collection("docs", model="test:other")
