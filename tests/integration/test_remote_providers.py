@@ -219,6 +219,16 @@ def test_401_is_auth_error_at_once_and_never_shows_the_key(fake_provider: FakePr
     assert fake_provider.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
+def test_retry_logs_never_show_the_key(fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture) -> None:
+    fake_provider.script(Fail(429, f"rate limit reached for key {KEY}", headers={"Retry-After": "0"}),
+                         Fail(503, f"overloaded, key={KEY}"))
+    with caplog.at_level("DEBUG", logger="semkit"):
+        openai(fake_provider).embed(["x"])
+    assert "rate limit reached for key ***" in caplog.text
+    assert "overloaded" in caplog.text
+    assert KEY not in caplog.text
+
+
 def test_400_is_bad_request_with_the_server_message(fake_provider: FakeProvider) -> None:
     fake_provider.script(Fail(400, "Invalid 'input[0]': string too long."))
     m = openai(fake_provider)

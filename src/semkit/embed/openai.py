@@ -231,8 +231,8 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
 
     # ``dimensions`` and ``id`` may need the server: the Embedder contract reads them as
     # attributes, so they are properties that probe once.
-    @property  # type: ignore[override]
-    def dimensions(self) -> int:
+    @property
+    def dimensions(self) -> int:  # type: ignore[override]
         if self._dimensions is None:
             with self._probe_lock:
                 if self._dimensions is None:
@@ -240,8 +240,8 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
         assert self._dimensions is not None
         return self._dimensions
 
-    @property  # type: ignore[override]
-    def id(self) -> str:
+    @property
+    def id(self) -> str:  # type: ignore[override]
         return f"http:{self.model}@{self.dimensions}"
 
     @property

