@@ -184,6 +184,10 @@ class PgVectorStore:
                 except psycopg.Error as exc:
                     raise StoreError(self._no_extension_message(conn, exc)) from None
                 version = _extension_version(conn) or "0"
+            # Using the type loads pgvector's library, which defines its hnsw.* settings.
+            conn.execute("SELECT '[1]'::vector")
+            setting = conn.execute("SELECT current_setting('hnsw.ef_search', true)").fetchone()[0]  # type: ignore[index]
+            self.server_ef_search = int(setting) if setting and str(setting).isdigit() else 40
             with conn.transaction():
                 # Two processes opening a fresh database at once must not race on CREATE TABLE.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('semkit registry'))")
@@ -649,63 +653,42 @@ class PgVectorStore:
         self, name: str, vectors: Matrix, k: int, where: Node | None = None,
         exact: bool = False, ef: int | None = None,
     ) -> list[Neighbors]:
+        info, queries, k = self._check_query(name, vectors, k, ef)
+        knn = _Knn(self, info, where, k, ef)
+        with self._conn() as conn, self._errors(f"querying {name!r}", name):
+            use_exact = knn.use_exact(conn, exact)
+            results = knn.run(conn, queries, exact=use_exact)
+            if not use_exact and where is not None:
+                # An iterative scan can stop early (hnsw.max_scan_tuples) although the filter
+                # matches more than k rows: a short answer is redone exactly.
+                short = [i for i, rows in enumerate(results) if len(rows) < k]
+                if short:
+                    redo = knn.run(conn, queries[short], exact=True)
+                    for i, rows in zip(short, redo, strict=True):
+                        results[i] = rows
+        return [_neighbors(rows, info.spec.metric, sort=not use_exact) for rows in results]
+
+    def explain(
+        self, name: str, vector: Matrix, k: int = 10, where: Node | None = None,
+        exact: bool = False, ef: int | None = None, analyze: bool = False,
+    ) -> str:
+        """PostgreSQL's plan for ``query(name, vector, k, where, exact, ef)`` (first query row),
+        under the same settings: shows whether the HNSW index is used."""
+        info, queries, k = self._check_query(name, vector, k, ef)
+        knn = _Knn(self, info, where, k, ef)
+        with self._conn() as conn, self._errors(f"explaining a query on {name!r}", name):
+            use_exact = knn.use_exact(conn, exact)
+            rows = knn.run(conn, queries[:1], exact=use_exact, explain="ANALYZE" if analyze else "")[0]
+        return "\n".join(str(r[0]) for r in rows)
+
+    def _check_query(self, name: str, vectors: Matrix, k: int, ef: int | None) -> tuple[_Info, Matrix, int]:
         info = self._info(name)
         queries = as_matrix(vectors, info.spec.dimensions)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidInput(f"k must be a positive integer, got {k!r}")
         if ef is not None and not 1 <= ef <= MAX_EF_SEARCH:
             raise InvalidInput(f"ef must be between 1 and {MAX_EF_SEARCH}, got {ef}")
-        k = int(k)
-        clause, params = compile_filter(where)
-        operator = _OPERATORS[info.spec.metric]
-        qcast = "::halfvec" if info.vector_type == "halfvec" else ""
-        target = self._qualified(info.table)
-        with self._conn() as conn, self._errors(f"querying {name!r}", name):
-            use_exact = exact or not info.indexable or k > MAX_EF_SEARCH
-            if not use_exact and where is not None:
-                use_exact = self._matches_at_most(conn, target, clause, params, self.exact_threshold)
-            results = self._run_queries(conn, target, operator, qcast, clause, params, queries, k,
-                                        exact=use_exact, ef=ef)
-            if not use_exact and where is not None:
-                # An iterative scan can stop early (hnsw.max_scan_tuples); the filter matches more
-                # than k rows, so a short answer is redone exactly.
-                short = [i for i, rows in enumerate(results) if len(rows) < k]
-                if short:
-                    redo = self._run_queries(conn, target, operator, qcast, clause, params,
-                                             queries[short], k, exact=True, ef=ef)
-                    for i, rows in zip(short, redo, strict=True):
-                        results[i] = rows
-        return [_neighbors(rows, info.spec.metric, sort=not use_exact) for rows in results]
-
-    def _matches_at_most(self, conn: psycopg.Connection[Any], target: sql.Composed, clause: str,
-                         params: list[Any], limit: int) -> bool:
-        query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE " + clause + " LIMIT %s) s").format(target)
-        return int(conn.execute(query, [*params, limit + 1]).fetchone()[0]) <= limit  # type: ignore[index]
-
-    def _run_queries(
-        self, conn: psycopg.Connection[Any], target: sql.Composed, operator: str, qcast: str,
-        clause: str, params: list[Any], queries: np.ndarray, k: int, *, exact: bool, ef: int | None,
-    ) -> list[list[tuple[str, float]]]:
-        order = "d, id" if exact else "d"
-        query = sql.SQL(
-            "SELECT id, embedding " + operator + " %s" + qcast + " AS d FROM {} WHERE " + clause
-            + " ORDER BY " + order + " LIMIT %s"
-        ).format(target)
-        settings: list[tuple[str, str]] = []
-        if exact:
-            settings.append(("enable_indexscan", "off"))
-        else:
-            breadth = max(ef or self.ef_search or 40, k)
-            if ef is not None or breadth > (self.ef_search or 40):
-                settings.append(("hnsw.ef_search", str(min(breadth, MAX_EF_SEARCH))))
-        out: list[list[tuple[str, float]]] = []
-        # Settings are transaction-local (SET LOCAL), so a pooled connection goes back clean.
-        with conn.transaction() if settings else contextlib.nullcontext():
-            for name, value in settings:
-                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-            for q in queries:
-                out.append(conn.execute(query, [q, *params, k]).fetchall())
-        return out
+        return info, queries, int(k)
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
         info = self._info(name)
@@ -732,6 +715,57 @@ class PgVectorStore:
         with self._conn() as conn, self._errors(f"keyword search in {name!r}", name):
             rows = conn.execute(query, [tsquery, *params, int(k)]).fetchall()
         return Neighbors([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+
+
+class _Knn:
+    """One k-NN request: its SQL, and how it runs (HNSW or exact)."""
+
+    def __init__(self, store: PgVectorStore, info: _Info, where: Node | None, k: int, ef: int | None) -> None:
+        self.store, self.info, self.where, self.k, self.ef = store, info, where, k, ef
+        self.clause, self.params = compile_filter(where)
+        self.target = store._qualified(info.table)
+
+    def use_exact(self, conn: psycopg.Connection[Any], exact: bool) -> bool:
+        if exact or not self.info.indexable or self.k > MAX_EF_SEARCH:
+            return True
+        if self.where is None:
+            return False
+        # Count matches only up to the threshold: cheap when the filter is broad, and when it
+        # is narrow the exact scan would read those same rows anyway.
+        limit = self.store.exact_threshold
+        query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE " + self.clause + " LIMIT %s) s").format(
+            self.target)
+        return int(conn.execute(query, [*self.params, limit + 1]).fetchone()[0]) <= limit  # type: ignore[index]
+
+    def run(self, conn: psycopg.Connection[Any], queries: np.ndarray, *, exact: bool,
+            explain: str | None = None) -> list[list[tuple[Any, ...]]]:
+        operator = _OPERATORS[self.info.spec.metric]
+        qcast = "::halfvec" if self.info.vector_type == "halfvec" else ""
+        # The exact path breaks distance ties by id so answers are repeatable; the HNSW path
+        # must order by distance alone or the index cannot serve the ORDER BY.
+        order = "d, id" if exact else "d"
+        text = ("SELECT id, embedding " + operator + " %s" + qcast + " AS d FROM {} WHERE " + self.clause
+                + " ORDER BY " + order + " LIMIT %s")
+        if explain is not None:
+            text = f"EXPLAIN {explain} " + text
+        query = sql.SQL(text).format(self.target)  # type: ignore[arg-type]
+        settings: list[tuple[str, str]] = []
+        if exact:
+            # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still run.
+            settings.append(("enable_indexscan", "off"))
+        else:
+            default = self.store.ef_search or self.store.server_ef_search
+            breadth = min(max(self.ef or default, self.k), MAX_EF_SEARCH)
+            if breadth != default:
+                settings.append(("hnsw.ef_search", str(breadth)))
+        out: list[list[tuple[Any, ...]]] = []
+        # SET LOCAL lasts until the transaction ends, so the pooled connection goes back clean.
+        with conn.transaction() if settings else contextlib.nullcontext():
+            for name, value in settings:
+                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+            for q in queries:
+                out.append(conn.execute(query, [q, *self.params, self.k]).fetchall())
+        return out
 
 
 # --- helpers ------------------------------------------------------------------------------
