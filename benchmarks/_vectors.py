@@ -17,6 +17,7 @@ import argparse
 import csv
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -86,7 +87,7 @@ def load_texts() -> list[str]:
     for text in texts:
         add(text)
     for _title, sentences in abstracts:
-        for a, b in zip(sentences, sentences[1:], strict=False):
+        for a, b in itertools.pairwise(sentences):
             if len(unique) >= TARGET_TEXTS:
                 return unique
             add(f"{a} {b}")
@@ -103,12 +104,12 @@ def _encoder():
     """semkit's own local embedder when it exists; sentence-transformers until then."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        from semkit.embed import local  # noqa: F401  (probe: is the local embedder written yet?)
         import semkit
+        from semkit.embed import local  # noqa: F401  (probe: is the local embedder written yet?)
 
         model = semkit.model("local", cache=False)
         return "semkit.model('local')", lambda batch: model.embed(batch, "document")
-    except Exception:  # noqa: BLE001 - any failure means "not ready": fall back
+    except Exception:
         from sentence_transformers import SentenceTransformer
 
         st = SentenceTransformer(_model_path(), device="cpu")

@@ -285,6 +285,11 @@ def test_a_second_connection_sees_committed_writes(tmp_path: Path) -> None:
         assert reader.query("c", -vecs[:1], 1)[0].ids == ["late"]
         writer.delete("c", ids=["late"])
         assert "late" not in reader.query("c", -vecs[:1], 5)[0].ids
+        # Every commit is seen by the very next query (the WAL-header fast check never lies).
+        for i in range(30):
+            writer.upsert("c", [f"w{i}"], vecs[i:i + 1] * -1)
+            assert reader.query("c", -vecs[i:i + 1], 1, exact=i % 2 == 0)[0].ids == [f"w{i}"]
+            assert reader.count("c") == 1200 + i + 1
         writer.drop_collection("c")
         with pytest.raises(CollectionNotFound):
             reader.query("c", vecs[:1], 1)
