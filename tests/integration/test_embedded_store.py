@@ -295,6 +295,26 @@ def test_a_second_connection_sees_committed_writes(tmp_path: Path) -> None:
             reader.query("c", vecs[:1], 1)
 
 
+def test_a_reader_behind_a_pruned_dead_log_reloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from semkit.store import embedded
+
+    monkeypatch.setattr(embedded, "DEAD_LOG_MAX", 10)
+    with EmbeddedStore(tmp_path, exact_threshold=0) as reader, EmbeddedStore(tmp_path) as writer:
+        ids, vecs = fill(writer, "c", 1200)
+        assert reader.query("c", vecs[:1], 1)[0].ids == ["r0"]
+        for i in range(100):  # one deletion per write: seq passes 64, where the log is pruned
+            writer.delete("c", ids=[ids[i]])
+        with sqlite3.connect(tmp_path / "store.sqlite") as db:
+            floor = db.execute("SELECT floor FROM collections WHERE name='c'").fetchone()[0]
+        assert floor > 1  # the reader (at seq 1) can no longer catch up from the log
+        for i in (0, 50, 99):
+            assert ids[i] not in reader.query("c", vecs[i:i + 1], 5, ef=100)[0].ids
+        assert reader.query("c", vecs[100:101], 1, ef=100)[0].ids == [ids[100]]
+        assert reader.count("c") == 1100
+
+
 def test_writes_from_another_process_are_visible(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path, exact_threshold=0) as reader:
         _ids, vecs = fill(reader, "c", 1200)

@@ -73,6 +73,7 @@ LOCK_NAME = "write.lock"
 INDEX_DIR = "index"
 SCHEMA_VERSION = 1
 _WAL_HEADER = 136  # two copies of the WAL-index header + checkpoint info, at the start of -shm
+DEAD_LOG_MAX = 100_000
 _CHUNK = 900  # bound parameters per statement (SQLite's default limit is 999 on old builds)
 _DTYPES = ("float32", "float16", "int8", "binary")
 _FTS_TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
@@ -84,6 +85,7 @@ class _Entry:
     cid: int
     spec: CollectionSpec
     seq: int
+    floor: int = 0  # the dead log holds every deletion after this seq (older ones are pruned)
 
 
 @dataclass
@@ -276,7 +278,8 @@ class EmbeddedStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS collections (cid INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0)"
+                "name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0, "
+                "floor INTEGER NOT NULL DEFAULT 0)"
             )
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
@@ -344,8 +347,8 @@ class EmbeddedStore:
         if version == self._registry_version:
             return
         registry = {}
-        for cid, name, spec, seq in self._db.execute("SELECT cid, name, spec, seq FROM collections"):
-            registry[name] = _Entry(cid, CollectionSpec.from_json(json.loads(spec)), seq)
+        for cid, name, spec, seq, floor in self._db.execute("SELECT cid, name, spec, seq, floor FROM collections"):
+            registry[name] = _Entry(cid, CollectionSpec.from_json(json.loads(spec)), seq, floor)
         self._registry = registry
         self._registry_version = version
         live_cids = {e.cid for e in registry.values()}
@@ -788,16 +791,24 @@ class EmbeddedStore:
     def _catch_up(self, live: _Live, entry: _Entry) -> None:
         cid = entry.cid
         with self._txn("DEFERRED") as db:
-            row = db.execute("SELECT seq FROM collections WHERE cid=?", (cid,)).fetchone()
+            row = db.execute("SELECT seq, floor FROM collections WHERE cid=?", (cid,)).fetchone()
             if row is None:
                 raise CollectionNotFound(f"collection {entry.spec.name!r} was dropped by another process")
-            new = db.execute(
+            stale = live.seq < row[1]
+            new = [] if stale else db.execute(
                 f"SELECT pk, id, vector FROM c{cid} WHERE pk > ? ORDER BY pk", (live.last_pk,)
             ).fetchall()
             dead = np.fromiter(
                 (r[0] for r in db.execute(f"SELECT pk FROM c{cid}_dead WHERE seq > ?", (live.seq,))),
                 dtype=np.int64,
             )
+        if stale:
+            # Deletions we have not applied were pruned from the log: mirror afresh.
+            had_ann = live.ann is not None
+            live.__dict__.update(self._load(entry).__dict__)
+            if had_ann:
+                self._ensure_ann(live, entry.spec)
+            return
         killed = live.kill(dead)
         if new:
             vecs = np.frombuffer(b"".join(r[2] for r in new), dtype=np.float32).reshape(len(new), -1)
@@ -926,6 +937,17 @@ def _kill_pks(db: sqlite3.Connection, cid: int, pks: list[int], seq: int) -> Non
     for start in range(0, len(pks), _CHUNK):
         chunk = pks[start:start + _CHUNK]
         db.execute(f"DELETE FROM c{cid} WHERE pk IN ({','.join('?' * len(chunk))})", chunk)
+    if seq % 64 == 0:
+        _prune_dead_log(db, cid, seq)
+
+
+def _prune_dead_log(db: sqlite3.Connection, cid: int, seq: int) -> None:
+    """Bound the catch-up log: past ``DEAD_LOG_MAX`` entries, drop those older than this
+    write. A mirror older than the new floor then reloads from SQLite instead of catching up."""
+    if db.execute(f"SELECT count(*) FROM c{cid}_dead").fetchone()[0] <= DEAD_LOG_MAX:
+        return
+    db.execute(f"DELETE FROM c{cid}_dead WHERE seq < ?", (seq,))
+    db.execute("UPDATE collections SET floor = ? WHERE cid = ?", (seq - 1, cid))
 
 
 def _record(row: tuple[Any, ...], include_vector: bool) -> Record:
