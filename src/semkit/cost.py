@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .embed import catalog
 from .embed.catalog import ModelInfo
@@ -378,7 +378,7 @@ def _read_file(path: Path, label: str, explicit: bool, text_field: str | None,
         return
     try:
         with gzip.open(path, "rb") if compressed else path.open("rb") as fh:
-            yield from _read_open_file(fh, label, suffix, text_field, problems)
+            yield from _read_open_file(cast(IO[bytes], fh), label, suffix, text_field, problems)
     except (OSError, EOFError) as exc:  # unreadable, or a truncated / invalid .gz
         problems.append(FileProblem(label, f"cannot read ({exc}); skipped what was not read yet",
                                     skipped=True))
@@ -667,7 +667,7 @@ def _model_cost(t: _Tally, price_per_gb_month: float, notes: list[str],
         hint = "" if chunk_tokens else " (pass chunk_tokens to split them)"
         notes.append(f"{t.over_context:,} {what} exceed the {t.info.max_tokens}-token context of "
                      f"{t.spec} and would be truncated{hint}")
-    storage = {d: t.vectors * bytes_per_vector(t.dimensions, d) for d in DTYPES}
+    storage: dict[str, int] = {d: t.vectors * bytes_per_vector(t.dimensions, d) for d in DTYPES}
     return ModelCost(
         model=t.spec, provider=t.info.provider, dimensions=t.dimensions, tokens=t.tokens,
         estimated=t.tokenizer.estimated, tokenizer=t.tokenizer.name, price_per_million=price,
