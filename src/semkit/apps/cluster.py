@@ -3,8 +3,11 @@
 - ``kmeans``: scikit-learn ``KMeans`` (``MiniBatchKMeans`` above ``MINIBATCH_ABOVE`` items) on
   the unit vectors. Without ``k``, k is chosen by the silhouette (cosine) on a sample.
 - ``hdbscan``: scikit-learn ``HDBSCAN`` on a reduced space (UMAP to 5 dimensions if
-  ``umap-learn`` is installed, else PCA to ``dims``), because density estimates degrade in
-  384 dimensions. Items in no dense region get label -1 (noise), reported as such. Above
+  ``umap-learn`` is installed, else PCA to ``dims``, default 50), because density estimates
+  degrade and get slow in 384 dimensions. Measured on Banking77 (benchmarks/apps_quality.py):
+  PCA to 5-10 dimensions makes HDBSCAN unstable (the whole set collapses into 2-3 clusters for
+  some sizes), 50 is stable; ``min_samples`` below ``min_cluster_size`` (a third) keeps fewer
+  items as noise. Items in no dense region get label -1 (noise), reported as such. Above
   ``max_fit`` items HDBSCAN is fitted on a random sample and every other item takes the label
   of its nearest sampled item in the reduced space (noise if that one is noise).
 - Keywords: class-based TF-IDF as in BERTopic (Grootendorst, 2022): the texts of a cluster are
@@ -104,7 +107,8 @@ def cluster(
     k: int | None = None,
     *,
     min_cluster_size: int | None = None,
-    dims: int = 10,
+    min_samples: int | None = None,
+    dims: int = 50,
     max_fit: int = 50_000,
     keywords: int = 8,
     representatives: int = 3,
@@ -116,7 +120,8 @@ def cluster(
 
     ``k`` (k-means only): number of clusters, chosen by silhouette when ``None``.
     ``min_cluster_size`` (HDBSCAN only): smallest group worth calling a cluster; default
-    ``max(5, n // 1000)``. ``dims``: PCA dimensions HDBSCAN clusters in.
+    ``max(5, n // 1000)``; ``min_samples`` (how conservative the density estimate is) defaults
+    to a third of it. ``dims``: PCA dimensions HDBSCAN clusters in.
     """
     if method not in ("kmeans", "hdbscan"):
         raise InvalidInput(f"method must be 'kmeans' or 'hdbscan', got {method!r}")
@@ -144,8 +149,9 @@ def cluster(
         mcs = max(5, n // 1000) if min_cluster_size is None else check_k(min_cluster_size, "min_cluster_size")
         if n < max(mcs, 2):
             raise InvalidInput(f"HDBSCAN needs at least min_cluster_size={mcs} items, got {n}")
-        labels, reducer = _hdbscan(src.vectors, mcs, dims, max_fit, rng, seed)
-        params.update(min_cluster_size=mcs, reduced_with=reducer, fitted_on=min(n, max_fit))
+        ms = max(2, mcs // 3) if min_samples is None else check_k(min_samples, "min_samples")
+        labels, reducer = _hdbscan(src.vectors, mcs, ms, dims, max_fit, rng, seed)
+        params.update(min_cluster_size=mcs, min_samples=ms, reduced_with=reducer, fitted_on=min(n, max_fit))
     labels = _relabel_by_size(labels)
     cluster_ids = [c for c in np.unique(labels).tolist() if c != NOISE]
     kw = _ctfidf(src.texts, labels, cluster_ids, keywords, stop_words)
@@ -219,19 +225,22 @@ def _reduce(x: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, str]:
     return reducer.fit_transform(x).astype(np.float32), f"umap{min(dims, 5)}"
 
 
-def _hdbscan(x: np.ndarray, min_cluster_size: int, dims: int, max_fit: int, rng: np.random.Generator,
-             seed: int) -> tuple[np.ndarray, str]:
+def _hdbscan(x: np.ndarray, min_cluster_size: int, min_samples: int, dims: int, max_fit: int,
+             rng: np.random.Generator, seed: int) -> tuple[np.ndarray, str]:
     from sklearn.cluster import HDBSCAN
 
     reduced, how = _reduce(x, dims, seed)
     n = len(x)
     if n <= max_fit:
-        return HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(reduced).astype(np.int64), how
+        model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True)
+        return model.fit_predict(reduced).astype(np.int64), how
     fit_rows = np.sort(rng.choice(n, max_fit, replace=False))
     # the sample holds max_fit/n of the items, so a cluster of min_cluster_size items overall
-    # shows up with proportionally fewer members in it
+    # shows up with proportionally fewer members in it (and so do density neighbourhoods)
     mcs = max(5, round(min_cluster_size * max_fit / n))
-    fit_labels = HDBSCAN(min_cluster_size=mcs, copy=True).fit_predict(reduced[fit_rows]).astype(np.int64)
+    ms = max(2, min(round(min_samples * max_fit / n), mcs))
+    model = HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True)
+    fit_labels = model.fit_predict(reduced[fit_rows]).astype(np.int64)
     from .knn import MatrixIndex
 
     nearest, _ = MatrixIndex(_as_l2_index(reduced[fit_rows]), exact=True).search(_as_l2_query(reduced), 1)
