@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import embed as _embed_package  # noqa: F401  (bound first, so the function below wins the name)
 from . import errors
 from .types import Kind, Matrix
 from .vectors import cosine

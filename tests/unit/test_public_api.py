@@ -30,3 +30,14 @@ def test_every_error_is_a_semkit_error() -> None:
     assert errors.RateLimited("x").retryable
     assert not errors.AuthError("x").retryable
     assert errors.StoreLocked("x").retryable
+
+
+def test_embed_stays_a_function_after_submodules_load() -> None:
+    # `semkit.embed` is both the entry point and the name of the providers' package.
+    code = (
+        "import semkit, semkit.embed.cache, semkit.embed.registry;"
+        "from semkit.embed import catalog;"
+        "print(callable(semkit.embed))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

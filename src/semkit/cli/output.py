@@ -10,12 +10,13 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SemkitError
 
 stdout = Console(width=None if sys.stdout.isatty() else 140)
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def emit_json(data: Any) -> None:
@@ -50,7 +51,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 def fail(error: SemkitError | str, code: int = 1) -> typer.Exit:
     message = str(error)
     name = type(error).__name__ if isinstance(error, SemkitError) else "error"
-    stderr.print(f"[bold red]{name}:[/] {message}", highlight=False, markup=True)
+    stderr.print(f"[bold red]{name}:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -1,0 +1,3 @@
+from semkit.cli import main
+
+main()
