@@ -172,7 +172,8 @@ def main() -> None:
     semkit_build = time.perf_counter() - t
     store.close()
     t = time.perf_counter()
-    store = EmbeddedStore(store_path)
+    # exact_threshold=0: the HNSW rows must use the graph even for a small --n.
+    store = EmbeddedStore(store_path, exact_threshold=0)
     store.query("bench", queries[:1], K)  # loads SQLite rows + the saved index file
     reopen_s = time.perf_counter() - t
     disk = folder_mb(store_path)

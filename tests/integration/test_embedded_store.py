@@ -249,6 +249,27 @@ def test_index_of_another_store_is_not_trusted(tmp_path: Path, caplog: pytest.Lo
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
 
 
+def test_index_file_missing_a_row_sqlite_has_is_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row below the file's last pk that the file never saw means the file is not ours."""
+    import sqlite3
+
+    with EmbeddedStore(tmp_path, exact_threshold=0, index_save_every=1) as store:
+        _ids, vecs = fill(store, "c", 1000)
+        store.delete("c", ids=["r0"])
+        store.build_index("c")
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        db.execute("DELETE FROM c1 WHERE id='r1'")  # pk 2: the file still has it, as live
+        db.execute("INSERT INTO c1 (pk, id, metadata, vector, seq) VALUES (1, 'intruder', '{}', ?, 9)",
+                   (normalize(-vecs[5:6])[0].tobytes(),))
+    with caplog.at_level(logging.WARNING, logger="semkit.store.embedded"), \
+            EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        assert store.query("c", -vecs[5:6], 1, ef=100)[0].ids == ["intruder"]
+        assert "r1" not in store.query("c", vecs[1:2], 5, ef=100)[0].ids
+    assert any("disagrees" in r.getMessage() for r in caplog.records)
+
+
 def _store_id(folder: Path) -> str:
     import sqlite3
 

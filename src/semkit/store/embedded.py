@@ -732,9 +732,6 @@ class EmbeddedStore:
     def _load(self, entry: _Entry, use_file: bool = True) -> _Live:
         """Mirror a collection from SQLite, reusing its index file when it checks out."""
         spec, cid = entry.spec, entry.cid
-        live = _Live(cid=cid, dims=spec.dimensions)
-        ann: AnnIndex | None = None
-        file_pks = np.zeros(0, dtype=np.int64)
         path = self._index_path(cid)
         if use_file and self.index_kind == "hnsw" and path.exists():
             try:
@@ -743,50 +740,70 @@ class EmbeddedStore:
                 )
             except IndexFileError as exc:
                 log.warning("ignoring the HNSW index of collection %r and rebuilding it: %s", spec.name, exc)
-                ann = None
+            else:
+                live = self._mirror(entry, file_pks)
+                if live is not None:
+                    first_new = len(file_pks)
+                    ann.add(live.matrix[first_new: live.n])
+                    live.ann = ann
+                    live.ann_unsaved = (live.n - first_new) + live.n_dead
+                    self._maybe_save(live, spec)
+                    return live
+                log.warning("the HNSW index of collection %r disagrees with SQLite; rebuilding it", spec.name)
+        live = self._mirror(entry, None)
+        assert live is not None
+        return live
+
+    def _mirror(self, entry: _Entry, file_pks: np.ndarray | None) -> _Live | None:
+        """Stream every row from SQLite straight into the in-memory arrays (one copy).
+
+        With ``file_pks`` (an index file's positions), positions follow the file: its pks
+        first (those deleted since stay as tombstones), then the rows added after it. Returns
+        ``None`` if SQLite holds a row the file should have but has not (a foreign file).
+        """
+        cid, dims = entry.cid, entry.spec.dimensions
+        live = _Live(cid=cid, dims=dims)
+        base = 0 if file_pks is None else len(file_pks)
+        last = int(file_pks[-1]) if file_pks is not None and len(file_pks) else 0
         with self._txn("DEFERRED") as db:
             seq = db.execute("SELECT seq FROM collections WHERE cid=?", (cid,)).fetchone()
             if seq is None:
-                raise CollectionNotFound(f"collection {spec.name!r} was dropped by another process")
-            total = db.execute(f"SELECT count(*) FROM c{cid}").fetchone()[0]
-            pks = np.zeros(total, dtype=np.int64)
-            ids: list[str] = []
-            vecs = np.zeros((total, spec.dimensions), dtype=np.float32)
+                raise CollectionNotFound(f"collection {entry.spec.name!r} was dropped by another process")
+            n_new = db.execute(f"SELECT count(*) FROM c{cid} WHERE pk > ?", (last,)).fetchone()[0]
+            size = base + n_new
+            live.reserve(size)
+            live.ids = [None] * size
+            if file_pks is not None:
+                live.pks[:base] = file_pks
+            live.alive[:size] = False
             cur = db.execute(f"SELECT pk, id, vector FROM c{cid} ORDER BY pk")
-            n = 0
+            nxt, alive = base, 0
             while batch := cur.fetchmany(8192):
-                m = len(batch)
-                pks[n:n + m] = [b[0] for b in batch]
-                ids.extend(b[1] for b in batch)
-                vecs[n:n + m] = np.frombuffer(b"".join(b[2] for b in batch), dtype=np.float32).reshape(m, -1)
-                n += m
+                pks = np.fromiter((b[0] for b in batch), dtype=np.int64, count=len(batch))
+                n_old = int(np.searchsorted(pks, last, side="right"))
+                if n_old:
+                    assert file_pks is not None
+                    pos_old = np.searchsorted(file_pks, pks[:n_old])
+                    if (pos_old >= base).any() or (file_pks[np.minimum(pos_old, base - 1)] != pks[:n_old]).any():
+                        return None
+                    pos = np.concatenate([pos_old, np.arange(nxt, nxt + len(batch) - n_old)])
+                else:
+                    pos = np.arange(nxt, nxt + len(batch))
+                nxt += len(batch) - n_old
+                if nxt > size:
+                    return None  # rows appeared mid-read: impossible inside one transaction
+                vecs = np.frombuffer(b"".join(b[2] for b in batch), dtype=np.float32).reshape(len(batch), dims)
+                live.pks[pos] = pks
+                live.matrix[pos] = vecs
+                live.sqnorms[pos] = np.einsum("ij,ij->i", vecs, vecs)
+                live.alive[pos] = True
+                ids = live.ids
+                for p, b in zip(pos.tolist(), batch, strict=True):
+                    ids[p] = b[1]
+                alive += len(batch)
+        live.n = size
+        live.n_dead = size - alive
         live.seq = int(seq[0])
-        if ann is not None:
-            last = int(file_pks[-1]) if len(file_pks) else 0
-            old = pks[pks <= last]
-            if not np.isin(old, file_pks).all() or len(file_pks) != ann.ntotal:
-                log.warning("the HNSW index of collection %r disagrees with SQLite; rebuilding it", spec.name)
-                ann = None
-        if ann is None:
-            live.append(pks, list(ids), vecs, np.ones(len(pks), dtype=bool))
-            return live
-        # Positions = the file's pks (some now deleted) followed by rows added since.
-        split = int(np.searchsorted(pks, last, side="right"))
-        where = np.searchsorted(pks[:split], file_pks)
-        present = np.zeros(len(file_pks), dtype=bool)
-        if split:
-            present = (where < split) & (pks[np.minimum(where, split - 1)] == file_pks)
-        mvecs = np.zeros((len(file_pks), spec.dimensions), dtype=np.float32)
-        mvecs[present] = vecs[where[present]]
-        mids: list[str | None] = [None] * len(file_pks)
-        for p, w in zip(np.flatnonzero(present).tolist(), where[present].tolist(), strict=True):
-            mids[p] = ids[w]
-        live.append(file_pks, mids, mvecs, present)
-        live.append(pks[split:], list(ids[split:]), vecs[split:], np.ones(len(pks) - split, dtype=bool))
-        ann.add(vecs[split:])
-        live.ann = ann
-        live.ann_unsaved = (len(pks) - split) + int(np.count_nonzero(~present))
-        self._maybe_save(live, entry.spec)
         return live
 
     def _catch_up(self, live: _Live, entry: _Entry) -> None:
