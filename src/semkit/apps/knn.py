@@ -65,11 +65,14 @@ class MatrixIndex:
     """Inner-product kNN over the rows of ``vectors`` (unit rows: inner product = cosine).
 
     ``exact=None`` chooses: exact up to ``HNSW_ABOVE`` rows, HNSW above. The index is built
-    lazily on the first search.
+    lazily on the first search. HNSW defaults (M 16, efConstruction 48, efSearch 40 or 2k)
+    measured on 41k real MiniLM sentence vectors, kNN graph with k=10, one thread: recall@10
+    ~0.98 in about half the time of exact search (build included); M 32 / ef 96 reached
+    0.998 but was no faster than exact.
     """
 
-    def __init__(self, vectors: Matrix, exact: bool | None = None, *, hnsw_m: int = 32,
-                 ef_construction: int = 80, ef_search: int = 96) -> None:
+    def __init__(self, vectors: Matrix, exact: bool | None = None, *, hnsw_m: int = 16,
+                 ef_construction: int = 48, ef_search: int = 40) -> None:
         self.vectors = vectors
         self.exact = len(vectors) <= HNSW_ABOVE if exact is None else exact
         self._hnsw_m = hnsw_m
