@@ -122,3 +122,57 @@ def test_bad_input_is_a_clear_error() -> None:
         apps.cluster(src, k=0)
     with pytest.raises(InvalidInput, match="no items"):
         apps.cluster(np.zeros((0, D), dtype=np.float32))
+
+
+_DOM_STUB = r"""
+const handlers = {}; let rects = 0; const texts = [];
+function el(id) {
+  return { id, style: {}, children: [], textContent: "", innerHTML: "", offsetWidth: 100, offsetHeight: 40,
+    classList: { add() {}, remove() {} },
+    addEventListener(type, fn) { handlers[id + ":" + type] = fn; },
+    appendChild(c) { this.children.push(c); return c; },
+    getBoundingClientRect() { return { left: 0, top: 0, width: 800, height: 600 }; },
+    getContext() { return ctx; } };
+}
+const ctx = { setTransform() {}, clearRect() {}, fillRect() { rects++; }, beginPath() {}, arc() {}, stroke() {},
+  strokeText() {}, fillText(t) { texts.push(t); } };
+const nodes = { data: { textContent: DATA }, cv: el("cv"), tip: el("tip"), plot: el("plot"), legend: el("legend"),
+  meta: el("meta") };
+global.document = { getElementById: (id) => nodes[id], createElement: (t) => el(t) };
+global.window = { devicePixelRatio: 1, requestAnimationFrame: (f) => f(), addEventListener() {} };
+"""
+
+
+def test_map_script_runs_draws_every_point_and_shows_hover_text(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: cannot execute the map's script")
+    src, _ = _planted(per=20)
+    report = apps.cluster(src, k=4)
+    page = cluster_map.render_html(report)
+    data = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]
+    script = page.split("<script>")[1].split("</script>")[0]
+    first = json.loads(data)
+    harness = (
+        f"const DATA = {json.dumps(data)};\n{_DOM_STUB}\n{script}\n"
+        # hover exactly over the first point: fit-to-view maps data to the 800x600 canvas
+        "const before = rects;\n"
+        "handlers['cv:mousemove']({clientX: XPOS, clientY: YPOS});\n"
+        "console.log(JSON.stringify({first: before, tip: nodes.tip.style.display, texts,"
+        " tipText: nodes.tip.children.map(c => c.textContent).join('|'), legend: nodes.legend.children.length}));\n"
+    )
+    xs, ys = np.asarray(first["x"]), np.asarray(first["y"])
+    scale = 0.92 * min(800 / (xs.max() - xs.min()), 600 / (ys.max() - ys.min()))
+    xpos = 400 + scale * (xs[0] - (xs.min() + xs.max()) / 2)
+    ypos = 300 - scale * (ys[0] - (ys.min() + ys.max()) / 2)
+    harness = harness.replace("XPOS", f"{xpos:.3f}").replace("YPOS", f"{ypos:.3f}")
+    (tmp_path / "h.js").write_text(harness, encoding="utf-8")
+    out = subprocess.run([node, str(tmp_path / "h.js")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["first"] == len(src)  # one square per point on the first draw
+    assert result["legend"] == 4 and len(result["texts"]) >= 4  # cluster labels drawn
+    assert result["tip"] == "block" and src.texts[0][:20] in result["tipText"]
