@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -371,13 +372,22 @@ def test_second_writer_waits_then_raises_store_locked(tmp_path: Path) -> None:
                 store.upsert("c", ["a"], np.ones((1, 2)))
             assert info.value.retryable
             assert store.count("c") == 0  # readers are never blocked by the writer
+            # A write of this process waiting for the lock does not hold up its own readers.
+            patient = EmbeddedStore(tmp_path, lock_timeout=120)
+            waiting = threading.Thread(target=patient.upsert, args=("c", ["b"], np.ones((1, 2))))
+            waiting.start()
+            assert patient.count("c") == 0 and patient.query("c", np.ones((1, 2)), 1)[0].ids == []
+            assert waiting.is_alive()  # still queued behind the other process
         finally:
             assert holder.stdin is not None
             holder.stdin.write("\n")
             holder.stdin.flush()
             holder.wait(timeout=30)
+        waiting.join(timeout=120)
+        assert patient.count("c") == 1  # the queued write landed once the lock was free
+        patient.close()
         store.upsert("c", ["a"], np.ones((1, 2)))
-        assert store.count("c") == 1
+        assert store.count("c") == 2
 
 
 # --- keyword search ------------------------------------------------------------------------

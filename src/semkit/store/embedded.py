@@ -248,6 +248,8 @@ class EmbeddedStore:
         return f"<EmbeddedStore {str(self.path)!r}>"
 
     def _write_lock(self) -> Any:
+        """The cross-process writer lock. Always taken *before* ``self._lock``, so queries in
+        this process keep running while a write waits for another process's write."""
         import filelock
 
         try:
@@ -373,9 +375,9 @@ class EmbeddedStore:
 
     def create_collection(self, spec: CollectionSpec) -> None:
         _check_spec(spec)
-        with self._lock:
+        with self._write_lock(), self._lock:
             self._check_open()
-            with self._write_lock(), self._txn() as db:
+            with self._txn() as db:
                 if db.execute("SELECT 1 FROM collections WHERE name=?", (spec.name,)).fetchone():
                     raise StoreError(
                         f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
@@ -401,9 +403,9 @@ class EmbeddedStore:
             return [self._registry[n].spec for n in sorted(self._registry)]
 
     def drop_collection(self, name: str) -> None:
-        with self._lock:
+        with self._write_lock(), self._lock:
             self._entry(name)
-            with self._write_lock(), self._txn() as db:
+            with self._txn() as db:
                 row = db.execute("SELECT cid FROM collections WHERE name=?", (name,)).fetchone()
                 if row is None:
                     raise CollectionNotFound(f"no collection named {name!r} in {self.path}")
@@ -421,11 +423,11 @@ class EmbeddedStore:
         """
         if not isinstance(new, str) or not new:
             raise InvalidInput("the new collection name must be a non-empty string")
-        with self._lock:
+        with self._write_lock(), self._lock:
             self._entry(old)
             if old == new:
                 return
-            with self._write_lock(), self._txn() as db:
+            with self._txn() as db:
                 row = db.execute("SELECT cid, spec FROM collections WHERE name=?", (old,)).fetchone()
                 if row is None:
                     raise CollectionNotFound(f"no collection named {old!r} in {self.path}")
@@ -454,7 +456,7 @@ class EmbeddedStore:
         metadata: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         ids = list(ids)
-        with self._lock:
+        with self._write_lock(), self._lock:
             entry = self._entry(name)
             spec = entry.spec
             if not ids and np.size(vectors) == 0:
@@ -478,7 +480,7 @@ class EmbeddedStore:
             if not rows:
                 return
             cid = entry.cid
-            with self._write_lock(), self._txn() as db:
+            with self._txn() as db:
                 seq = self._next_seq(db, cid, name)
                 old = _select_pks(db, cid, "id", ids)
                 if old:
@@ -496,12 +498,12 @@ class EmbeddedStore:
         ids = list(ids)
         if len(metadata) != len(ids):
             raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
-        with self._lock:
+        with self._write_lock(), self._lock:
             cid = self._entry(name).cid
             rows = [(_dump_metadata(m, i), i) for i, m in zip(ids, metadata, strict=True)]
             if not rows:
                 return 0
-            with self._write_lock(), self._txn() as db:
+            with self._txn() as db:
                 self._next_seq(db, cid, name, bump=False)
                 cur = db.executemany(f"UPDATE c{cid} SET metadata=? WHERE id=?", rows)
                 found = cur.rowcount
@@ -511,9 +513,9 @@ class EmbeddedStore:
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
         if ids is None and where is None:
             raise InvalidInput("delete needs ids=, where= or both; to remove every record drop the collection")
-        with self._lock:
+        with self._write_lock(), self._lock:
             cid = self._entry(name).cid
-            with self._write_lock(), self._txn() as db:
+            with self._txn() as db:
                 seq = self._next_seq(db, cid, name, bump=False)
                 if ids is not None:
                     pks = _select_pks(db, cid, "id", list(dict.fromkeys(ids)), where)
