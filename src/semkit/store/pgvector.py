@@ -31,7 +31,7 @@ sets are approximate, like unfiltered queries.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import re
 import threading
@@ -58,6 +58,7 @@ try:
     import psycopg
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict
+    from psycopg_pool import PoolTimeout
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependency("psycopg", "postgres", "The PostgreSQL (pgvector) store") from _exc
 
@@ -86,6 +87,12 @@ class _Info:
     spec: CollectionSpec
     table: str
     fts_config: str
+    schema: str
+
+    @functools.cached_property
+    def qualified(self) -> str:
+        """``"schema"."table"``, quoted for SQL text."""
+        return f"{quote_ident(self.schema)}.{quote_ident(self.table)}"
 
     @property
     def vector_type(self) -> str:
@@ -155,6 +162,7 @@ class PgVectorStore:
         self.text_search_config = text_search_config
         self._connect_timeout = connect_timeout
         self._infos: dict[str, _Info] = {}
+        self._sql_cache: dict[tuple[Any, ...], str] = {}
         self._lock = threading.Lock()
         self._closed = False
         self.pgvector_version = self._prepare_database(create_extension)
@@ -174,7 +182,7 @@ class PgVectorStore:
 
     def _prepare_database(self, create_extension: bool) -> str:
         """Check pgvector, create the schema and the registry; return pgvector's version."""
-        with self._connect() as conn, self._errors("opening the store"):
+        with self._connect() as conn, _Translating(self, "opening the store"):
             version = _extension_version(conn)
             if version is None:
                 if not create_extension:
@@ -223,11 +231,12 @@ class PgVectorStore:
         )
 
     def _open_pool(self, pool_min: int, pool_max: int, timeout: float) -> ConnectionPool:
+        from psycopg_pool import ConnectionPool
+
         try:
-            from psycopg_pool import ConnectionPool
+            from pgvector.psycopg import register_vector
         except ImportError as exc:  # pragma: no cover
-            raise MissingDependency("psycopg-pool", "postgres", "The PostgreSQL (pgvector) store") from exc
-        from pgvector.psycopg import register_vector
+            raise MissingDependency("pgvector", "postgres", "The PostgreSQL (pgvector) store") from exc
 
         settings: list[tuple[str, str]] = [("jit", "off")]
         if self.ef_search is not None:
@@ -237,6 +246,9 @@ class PgVectorStore:
 
         def configure(conn: psycopg.Connection[Any]) -> None:
             register_vector(conn)
+            # Parsing a vector loads pgvector's library, which defines the hnsw.* settings; set
+            # before that, they would be placeholders that SHOW and current_setting reject.
+            conn.execute("SELECT '[1]'::vector")
             # JIT compilation costs tens of milliseconds and never pays off for k-NN queries.
             for name, value in settings:
                 conn.execute("SELECT set_config(%s, %s, false)", (name, value))
@@ -249,23 +261,21 @@ class PgVectorStore:
         pool.open(wait=False)
         return pool
 
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        if self._closed:
-            raise StoreError("this PgVectorStore is closed; open a new one")
-        from psycopg_pool import PoolTimeout
+    def _session(self, action: str, collection: str | None = None) -> _Session:
+        """A pooled connection for ``action``; psycopg errors inside become semkit errors."""
+        return _Session(self, action, collection)
 
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolTimeout as exc:
-            err = StoreError(
-                f"no PostgreSQL connection available from {self._where()} within "
-                f"{self._pool.timeout:.0f}s ({self._scrub(str(exc))}). Check that the server is up, "
-                f"or raise pool_max (now {self._pool.max_size}) if many threads share this store."
-            )
-            err.retryable = True
-            raise err from None
+    def _conn(self) -> _Session:
+        return _Session(self, "using the connection pool")
+
+    def _pool_timeout(self, exc: Exception) -> StoreError:
+        err = StoreError(
+            f"no PostgreSQL connection available from {self._where()} within "
+            f"{self._pool.timeout:.0f}s ({self._scrub(str(exc))}). Check that the server is up, "
+            f"or raise pool_max (now {self._pool.max_size}) if many threads share this store."
+        )
+        err.retryable = True
+        return err
 
     def close(self) -> None:
         if not self._closed:
@@ -308,30 +318,25 @@ class PgVectorStore:
         err.retryable = isinstance(exc, psycopg.OperationalError) and "authentication" not in lowered
         return err
 
-    @contextlib.contextmanager
-    def _errors(self, action: str, collection: str | None = None) -> Iterator[None]:
-        """Translate psycopg exceptions raised by ``action`` into semkit errors."""
-        try:
-            yield
-        except psycopg.errors.UndefinedTable:
+    def _translate(self, exc: psycopg.Error, action: str, collection: str | None) -> StoreError:
+        """The semkit error for a psycopg exception raised while doing ``action``."""
+        if isinstance(exc, psycopg.errors.UndefinedTable):
             if collection is None:
-                raise StoreError(f"{action}: a semkit table is missing in schema {self.schema!r}") from None
+                return StoreError(f"{action}: a semkit table is missing in schema {self.schema!r}")
             self._forget(collection)
-            raise CollectionNotFound(
+            return CollectionNotFound(
                 f"collection {collection!r} not found (its table was dropped); "
                 "list collections with list_collections()"
-            ) from None
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise StoreError(
+            )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return StoreError(
                 f"{action}: permission denied on {self._where()}: {self._scrub(str(exc).strip())}. "
                 f"The user needs USAGE and CREATE on schema {self.schema!r} "
                 f"(GRANT USAGE, CREATE ON SCHEMA {self.schema} TO <user>;) and rights on the semkit tables."
-            ) from None
-        except psycopg.OperationalError as exc:
-            err = self._connection_error(exc)
-            raise err from None
-        except psycopg.Error as exc:
-            raise StoreError(f"{action} failed in PostgreSQL: {self._scrub(str(exc).strip())}") from None
+            )
+        if isinstance(exc, psycopg.OperationalError):
+            return self._connection_error(exc)
+        return StoreError(f"{action} failed in PostgreSQL: {self._scrub(str(exc).strip())}")
 
     # --- collections ------------------------------------------------------------------
 
@@ -360,11 +365,11 @@ class PgVectorStore:
     def _load_info(self, name: str) -> _Info | None:
         query = sql.SQL("SELECT spec, table_name, text_search_config FROM {} WHERE name = %s").format(
             self._qualified(REGISTRY_TABLE))
-        with self._conn() as conn, self._errors("reading the collection registry"):
+        with self._session("reading the collection registry") as conn:
             row = conn.execute(query, (name,)).fetchone()
         if row is None:
             return None
-        return _Info(CollectionSpec.from_json(row[0]), row[1], row[2])
+        return _Info(CollectionSpec.from_json(row[0]), row[1], row[2], self.schema)
 
     def get_collection(self, name: str) -> CollectionSpec | None:
         info = self._load_info(name)
@@ -377,13 +382,13 @@ class PgVectorStore:
 
     def list_collections(self) -> list[CollectionSpec]:
         query = sql.SQL("SELECT spec FROM {} ORDER BY name").format(self._qualified(REGISTRY_TABLE))
-        with self._conn() as conn, self._errors("listing collections"):
+        with self._session("listing collections") as conn:
             return [CollectionSpec.from_json(row[0]) for row in conn.execute(query)]
 
     def create_collection(self, spec: CollectionSpec) -> None:
         _check_spec(spec)
         table = table_name(spec.name)
-        info = _Info(spec, table, self.text_search_config)
+        info = _Info(spec, table, self.text_search_config, self.schema)
         names = index_names(table)
         vtype = info.vector_type
         qualified = self._qualified(table)
@@ -409,7 +414,7 @@ class PgVectorStore:
             "INSERT INTO {} (name, table_name, spec, text_search_config) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (name) DO NOTHING"
         ).format(self._qualified(REGISTRY_TABLE))
-        with self._conn() as conn, self._errors(f"creating collection {spec.name!r}"), conn.transaction():
+        with self._session(f"creating collection {spec.name!r}") as conn, conn.transaction():
             cur = conn.execute(registry, (spec.name, table, json.dumps(spec.to_json()), self.text_search_config))
             if cur.rowcount == 0:
                 raise StoreError(
@@ -434,7 +439,7 @@ class PgVectorStore:
                  sql.SQL(opclass), sql.Literal(int(self.hnsw_m)), sql.Literal(int(self.hnsw_ef_construction)))
 
     def drop_collection(self, name: str) -> None:
-        with self._conn() as conn, self._errors(f"dropping collection {name!r}"), conn.transaction():
+        with self._session(f"dropping collection {name!r}") as conn, conn.transaction():
             table = self._registered_table(conn, name, lock=True)
             if table is None:
                 self._forget(name)
@@ -454,7 +459,7 @@ class PgVectorStore:
             self._info(old)
             return
         registry = self._qualified(REGISTRY_TABLE)
-        with self._conn() as conn, self._errors(f"renaming collection {old!r} to {new!r}"), conn.transaction():
+        with self._session(f"renaming collection {old!r} to {new!r}") as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('semkit registry'))")
             row = conn.execute(sql.SQL("SELECT spec, table_name FROM {} WHERE name = %s FOR UPDATE").format(
                 registry), (old,)).fetchone()
@@ -520,7 +525,7 @@ class PgVectorStore:
             "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding"
         ).format(target=target, cast=cast)
         hnsw = sql.Identifier(self.schema, index_names(info.table)["hnsw"])
-        with self._conn() as conn, self._errors(f"writing to collection {name!r}", name):
+        with self._session(f"writing to collection {name!r}", name) as conn:
             rebuild = self._should_rebuild(conn, info, len(rows))
             with conn.transaction():
                 if rebuild:
@@ -569,7 +574,7 @@ class PgVectorStore:
             "UPDATE {} AS t SET metadata = u.m FROM unnest(%s::text[], %s::jsonb[]) AS u(id, m) "
             "WHERE t.id = u.id"
         ).format(self._qualified(info.table))
-        with self._conn() as conn, self._errors(f"updating metadata in {name!r}", name):
+        with self._session(f"updating metadata in {name!r}", name) as conn:
             return conn.execute(query, (list(latest), list(latest.values()))).rowcount
 
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
@@ -586,7 +591,7 @@ class PgVectorStore:
             clause = f"id = ANY(%s) AND {clause}"
             params = [ids, *params]
         query = sql.SQL("DELETE FROM {} WHERE " + clause).format(self._qualified(info.table))
-        with self._conn() as conn, self._errors(f"deleting from {name!r}", name):
+        with self._session(f"deleting from {name!r}", name) as conn:
             return conn.execute(query, params).rowcount
 
     # --- reads ------------------------------------------------------------------------
@@ -603,7 +608,7 @@ class PgVectorStore:
         columns = "id, content, metadata" + (f", {self._vector_column(info)}" if include_vectors else "")
         query = sql.SQL("SELECT " + columns + " FROM {} WHERE id = ANY(%s)").format(
             self._qualified(info.table))
-        with self._conn() as conn, self._errors(f"reading from {name!r}", name):
+        with self._session(f"reading from {name!r}", name) as conn:
             found = {row[0]: _record(row, include_vectors) for row in conn.execute(query, (ids,))}
         return [found[i] if j == 0 else _copy_record(found[i])
                 for i, j in _occurrences(ids) if i in found]
@@ -614,14 +619,14 @@ class PgVectorStore:
         if not ids:
             return {}
         query = sql.SQL("SELECT id, content FROM {} WHERE id = ANY(%s)").format(self._qualified(info.table))
-        with self._conn() as conn, self._errors(f"reading texts from {name!r}", name):
+        with self._session(f"reading texts from {name!r}", name) as conn:
             return {row[0]: row[1] for row in conn.execute(query, (ids,))}
 
     def count(self, name: str, where: Node | None = None) -> int:
         info = self._info(name)
         clause, params = compile_filter(where)
         query = sql.SQL("SELECT count(*) FROM {} WHERE " + clause).format(self._qualified(info.table))
-        with self._conn() as conn, self._errors(f"counting {name!r}", name):
+        with self._session(f"counting {name!r}", name) as conn:
             return int(conn.execute(query, params).fetchone()[0])  # type: ignore[index]
 
     def scan(
@@ -640,7 +645,7 @@ class PgVectorStore:
         ).format(self._qualified(info.table))
         last = ""
         while True:
-            with self._conn() as conn, self._errors(f"scanning {name!r}", name):
+            with self._session(f"scanning {name!r}", name) as conn:
                 rows = conn.execute(query, [last, *params, batch_size]).fetchall()
             if not rows:
                 return
@@ -655,7 +660,7 @@ class PgVectorStore:
     ) -> list[Neighbors]:
         info, queries, k = self._check_query(name, vectors, k, ef)
         knn = _Knn(self, info, where, k, ef)
-        with self._conn() as conn, self._errors(f"querying {name!r}", name):
+        with self._session(f"querying {name!r}", name) as conn:
             use_exact = knn.use_exact(conn, exact)
             results = knn.run(conn, queries, exact=use_exact)
             if not use_exact and where is not None:
@@ -676,7 +681,7 @@ class PgVectorStore:
         under the same settings: shows whether the HNSW index is used."""
         info, queries, k = self._check_query(name, vector, k, ef)
         knn = _Knn(self, info, where, k, ef)
-        with self._conn() as conn, self._errors(f"explaining a query on {name!r}", name):
+        with self._session(f"explaining a query on {name!r}", name) as conn:
             use_exact = knn.use_exact(conn, exact)
             rows = knn.run(conn, queries[:1], exact=use_exact, explain="ANALYZE" if analyze else "")[0]
         return "\n".join(str(r[0]) for r in rows)
@@ -712,9 +717,53 @@ class PgVectorStore:
             "SELECT id, ts_rank(fts, q, 1) AS score FROM {}, to_tsquery({}::regconfig, %s) q "
             "WHERE fts @@ q AND " + clause + " ORDER BY score DESC, id LIMIT %s"
         ).format(self._qualified(info.table), sql.Literal(info.fts_config))
-        with self._conn() as conn, self._errors(f"keyword search in {name!r}", name):
+        with self._session(f"keyword search in {name!r}", name) as conn:
             rows = conn.execute(query, [tsquery, *params, int(k)]).fetchall()
         return Neighbors([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+
+
+class _Session:
+    """Check a connection out of the pool; translate psycopg errors on the way out.
+
+    A plain class rather than a generator context manager: it sits on every query's path.
+    """
+
+    __slots__ = ("action", "collection", "conn", "store")
+
+    def __init__(self, store: PgVectorStore, action: str, collection: str | None = None) -> None:
+        self.store, self.action, self.collection = store, action, collection
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        store = self.store
+        if store._closed:
+            raise StoreError("this PgVectorStore is closed; open a new one")
+        try:
+            self.conn = store._pool.getconn()
+        except PoolTimeout as exc:
+            raise store._pool_timeout(exc) from None
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        # putconn rolls back a connection left in a transaction and drops a broken one.
+        self.store._pool.putconn(self.conn)
+        if isinstance(exc, psycopg.Error):
+            raise self.store._translate(exc, self.action, self.collection) from None
+        return False
+
+
+class _Translating:
+    """Translate psycopg errors (for code holding its own connection)."""
+
+    def __init__(self, store: PgVectorStore, action: str) -> None:
+        self.store, self.action = store, action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, psycopg.Error):
+            raise self.store._translate(exc, self.action, None) from None
+        return False
 
 
 class _Knn:
@@ -723,7 +772,6 @@ class _Knn:
     def __init__(self, store: PgVectorStore, info: _Info, where: Node | None, k: int, ef: int | None) -> None:
         self.store, self.info, self.where, self.k, self.ef = store, info, where, k, ef
         self.clause, self.params = compile_filter(where)
-        self.target = store._qualified(info.table)
 
     def use_exact(self, conn: psycopg.Connection[Any], exact: bool) -> bool:
         if exact or not self.info.indexable or self.k > MAX_EF_SEARCH:
@@ -733,22 +781,34 @@ class _Knn:
         # Count matches only up to the threshold: cheap when the filter is broad, and when it
         # is narrow the exact scan would read those same rows anyway.
         limit = self.store.exact_threshold
-        query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE " + self.clause + " LIMIT %s) s").format(
-            self.target)
+        query = f"SELECT count(*) FROM (SELECT 1 FROM {self.info.qualified} WHERE {self.clause} LIMIT %s) s"
         return int(conn.execute(query, [*self.params, limit + 1]).fetchone()[0]) <= limit  # type: ignore[index]
+
+    def sql(self, exact: bool, explain: str | None) -> str:
+        key = (self.info.qualified, self.info.spec.metric, self.info.vector_type, self.clause, self.k,
+               exact, explain)
+        cache = self.store._sql_cache
+        text = cache.get(key)
+        if text is None:
+            operator = _OPERATORS[self.info.spec.metric]
+            qcast = "::halfvec" if self.info.vector_type == "halfvec" else ""
+            # The exact path breaks distance ties by id so answers are repeatable; the HNSW
+            # path must order by distance alone or the index cannot serve the ORDER BY.
+            order = "d, id" if exact else "d"
+            # k is written into the SQL, not bound: psycopg prepares a statement after a few
+            # runs, and a generic plan with "LIMIT $n" is costed without k and skips the index.
+            text = (f"SELECT id, embedding {operator} %s{qcast} AS d FROM {self.info.qualified} "
+                    f"WHERE {self.clause} ORDER BY {order} LIMIT {int(self.k)}")
+            if explain is not None:
+                text = f"EXPLAIN {explain} {text}"
+            if len(cache) > 512:
+                cache.clear()
+            cache[key] = text
+        return text
 
     def run(self, conn: psycopg.Connection[Any], queries: np.ndarray, *, exact: bool,
             explain: str | None = None) -> list[list[tuple[Any, ...]]]:
-        operator = _OPERATORS[self.info.spec.metric]
-        qcast = "::halfvec" if self.info.vector_type == "halfvec" else ""
-        # The exact path breaks distance ties by id so answers are repeatable; the HNSW path
-        # must order by distance alone or the index cannot serve the ORDER BY.
-        order = "d, id" if exact else "d"
-        text = ("SELECT id, embedding " + operator + " %s" + qcast + " AS d FROM {} WHERE " + self.clause
-                + " ORDER BY " + order + " LIMIT %s")
-        if explain is not None:
-            text = f"EXPLAIN {explain} " + text
-        query = sql.SQL(text).format(self.target)  # type: ignore[arg-type]
+        query = self.sql(exact, explain)
         settings: list[tuple[str, str]] = []
         if exact:
             # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still run.
@@ -758,17 +818,25 @@ class _Knn:
             breadth = min(max(self.ef or default, self.k), MAX_EF_SEARCH)
             if breadth != default:
                 settings.append(("hnsw.ef_search", str(breadth)))
-        out: list[list[tuple[Any, ...]]] = []
-        # SET LOCAL lasts until the transaction ends, so the pooled connection goes back clean.
-        with conn.transaction() if settings else contextlib.nullcontext():
+        params = self.params
+        if not settings and len(queries) == 1:
+            return [conn.execute(query, [queries[0], *params]).fetchall()]
+        # Pipeline mode sends every statement before reading any answer: one network round
+        # trip for the settings and all the queries instead of one each. SET LOCAL lasts
+        # until the transaction ends, so the pooled connection goes back clean.
+        with conn.pipeline(), conn.transaction():
             for name, value in settings:
                 conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-            for q in queries:
-                out.append(conn.execute(query, [q, *self.params, self.k]).fetchall())
-        return out
+            cursors = [conn.execute(query, [q, *params]) for q in queries]
+            return [cur.fetchall() for cur in cursors]
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def quote_ident(name: str) -> str:
+    """SQL identifier quoting (names never hold NUL: collection names are checked)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _conninfo(dsn: str) -> dict[str, Any]:
@@ -897,12 +965,12 @@ def _occurrences(ids: list[str]) -> Iterator[tuple[str, int]]:
 
 
 def _neighbors(rows: list[tuple[str, float]], metric: str, sort: bool) -> Neighbors:
-    if sort:
+    # Plain Python: for k rows, NumPy call overhead would cost more than the work.
+    if sort and any(rows[i][1] > rows[i + 1][1] for i in range(len(rows) - 1)):
         # relaxed_order iterative scans may return rows slightly out of order
         rows = sorted(rows, key=lambda r: r[1])
-    distances = np.asarray([r[1] for r in rows], dtype=np.float64)
-    scores = 1.0 - distances if metric == "cosine" else -distances
-    return Neighbors([r[0] for r in rows], scores.astype(np.float32))
+    scores = [1.0 - r[1] for r in rows] if metric == "cosine" else [-r[1] for r in rows]
+    return Neighbors([r[0] for r in rows], np.array(scores, dtype=np.float32))
 
 
 __all__ = ["PgVectorStore", "mask_dsn"]
