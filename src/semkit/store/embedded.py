@@ -456,30 +456,33 @@ class EmbeddedStore:
         metadata: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         ids = list(ids)
-        with self._write_lock(), self._lock:
+        with self._lock:
             entry = self._entry(name)
-            spec = entry.spec
-            if not ids and np.size(vectors) == 0:
-                matrix = np.zeros((0, spec.dimensions), dtype=np.float32)
-            else:
-                matrix = as_matrix(vectors, spec.dimensions)
-            _check_rows(ids, matrix, texts, metadata)
-            if spec.metric == "cosine":
-                matrix = normalize(matrix)
-            # Everything is validated and serialised before the transaction: all or nothing.
-            rows = [
-                (
-                    i,
-                    texts[n] if texts is not None else None,
-                    _text_hash(texts[n]) if texts is not None else None,
-                    _dump_metadata(metadata[n], i) if metadata is not None else "{}",
-                    matrix[n].tobytes(),
-                )
-                for n, i in enumerate(ids)
-            ]
-            if not rows:
-                return
-            cid = entry.cid
+        spec = entry.spec
+        if not ids and np.size(vectors) == 0:
+            matrix = np.zeros((0, spec.dimensions), dtype=np.float32)
+        else:
+            matrix = as_matrix(vectors, spec.dimensions)
+        _check_rows(ids, matrix, texts, metadata)
+        if spec.metric == "cosine":
+            matrix = normalize(matrix)
+        # Validated and serialised before any lock or transaction: all rows land or none, and
+        # other writers wait only for the SQL.
+        rows = [
+            (
+                i,
+                texts[n] if texts is not None else None,
+                _text_hash(texts[n]) if texts is not None else None,
+                _dump_metadata(metadata[n], i) if metadata is not None else "{}",
+                matrix[n].tobytes(),
+            )
+            for n, i in enumerate(ids)
+        ]
+        if not rows:
+            return
+        cid = entry.cid
+        with self._write_lock(), self._lock:
+            self._check_open()
             with self._txn() as db:
                 seq = self._next_seq(db, cid, name)
                 old = _select_pks(db, cid, "id", ids)
@@ -552,6 +555,8 @@ class EmbeddedStore:
                     marks = ",".join("?" * len(chunk))
                     for row in db.execute(f"SELECT {cols} FROM c{cid} WHERE id IN ({marks})", chunk):
                         found[row[0]] = _record(row, include_vectors)
+        if len(found) == len(ids):
+            return [found[i] for i in ids]
         return [_copy(found[i]) for i in ids if i in found]
 
     def texts(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
