@@ -59,6 +59,7 @@ def test_chain_is_not_merged_by_keeper_linkage() -> None:
     assert [g.ids for g in report.groups] == [["A", "B"]]  # C is not a near-copy of kept A
     assert report.near_pairs == 2  # the graph saw both links of the chain
     assert report.groups[0].members[0].score == pytest.approx(np.cos(np.deg2rad(20)), abs=1e-5)
+    assert [(p.a, p.b, p.exact) for p in report.groups[0].pairs] == [("A", "B", False)]  # B~C left out
 
 
 def test_central_keeper_takes_both_ends_only_when_each_is_close_to_it() -> None:

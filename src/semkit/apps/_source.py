@@ -76,7 +76,8 @@ class Source:
         """Top-k rows per query: (m, k) row indices (-1 = fewer matches) and cosine scores."""
         k = check_k(k)
         queries = normalize(as_matrix(queries, self.dimensions))
-        node = filters.parse(where)
+        node = where if isinstance(where, filters.Compare | filters.Exists | filters.And | filters.Or) \
+            else filters.parse(where)
         if self.collection is not None and _store_speaks_cosine(self.collection):
             return self._store_search(queries, k, node)
         if node is not None:
@@ -151,8 +152,8 @@ def from_matrix(vectors: Any, ids: Sequence[str] | None = None, texts: Sequence[
     mat = normalize(as_matrix(vectors))
     n = len(mat)
     ids_list = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
-    texts_list = [None] * n if texts is None else list(texts)
-    meta_list = [{}] * n if metadata is None else [dict(m or {}) for m in metadata]
+    texts_list: list[str | None] = [None] * n if texts is None else list(texts)
+    meta_list = [{} for _ in range(n)] if metadata is None else [dict(m or {}) for m in metadata]
     for name, seq in (("ids", ids_list), ("texts", texts_list), ("metadata", meta_list)):
         if len(seq) != n:
             raise InvalidInput(f"{n} vectors but {len(seq)} {name}; pass one per vector")

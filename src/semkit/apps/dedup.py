@@ -310,13 +310,13 @@ def _describe(src: Source, codes: np.ndarray, groups: list[tuple[int, list[tuple
     pairs: list[list[DuplicatePair]] = [[] for _ in groups]
     seen: set[tuple[int, int]] = set()
     for x, y in zip(edge_a.tolist(), edge_b.tolist(), strict=True):
-        g = group_of.get(x)
-        if g is None or group_of.get(y) != g or (x, y) in seen:
+        gx = group_of.get(x)
+        if gx is None or group_of.get(y) != gx or (x, y) in seen:
             continue
         seen.add((x, y))
         is_exact = bool(codes[x] == codes[y])
         score = 1.0 if is_exact else float(src.vectors[x] @ src.vectors[y])
-        pairs[g].append(DuplicatePair(src.ids[x], src.ids[y], round(score, 6), is_exact))
+        pairs[gx].append(DuplicatePair(src.ids[x], src.ids[y], round(score, 6), is_exact))
     out: list[DuplicateGroup] = []
     for g, (keeper, members) in enumerate(groups):
         out.append(DuplicateGroup(

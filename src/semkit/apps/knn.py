@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class MatrixIndex:
         self._hnsw_m = hnsw_m
         self._ef_construction = ef_construction
         self._ef_search = ef_search
-        self._index = None
+        self._index: Any = None
         self._faiss = _has_faiss()
 
     def search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +104,7 @@ class MatrixIndex:
         with _one_omp_thread():
             if self._index is None:
                 d = self.vectors.shape[1]
+                index: Any
                 if self.exact:
                     index = faiss.IndexFlatIP(d)
                 else:
