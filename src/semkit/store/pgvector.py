@@ -18,15 +18,21 @@ on the tables: ``SELECT id, content FROM semkit_docs ORDER BY embedding <=> '[..
 
 Writes: binary COPY into a temporary staging table, then ``INSERT ... ON CONFLICT (id) DO
 UPDATE``, in one transaction per call. Inserting through an HNSW index costs ~1 ms a row, while
-building the index over the whole table costs ~0.15 ms a row, so a batch that is large compared
-with the table drops the index and rebuilds it in the same transaction (``bulk_rebuild``).
+building the index over the whole table costs ~0.15 ms a row, so a batch of at least 1,000 rows
+that is at least a quarter of the table drops the index and rebuilds it in the same transaction
+(``bulk_rebuild``; readers of that table wait for the commit). The rebuilt index uses the
+store's ``hnsw_m``/``hnsw_ef_construction``.
 
 Queries: ``ORDER BY embedding <=> q LIMIT k`` through HNSW (``hnsw.ef_search``, and with
 pgvector >= 0.8 ``hnsw.iterative_scan = relaxed_order`` so filtered scans keep going until k
 rows match). A filtered query whose filter matches at most ``exact_threshold`` rows — or
 ``exact=True`` — is answered exactly with index scans disabled (bitmap scans on the GIN index
 still narrow the rows), so it returns exactly the top-k among the matching rows. Larger match
-sets are approximate, like unfiltered queries.
+sets are approximate, like unfiltered queries. ``explain()`` shows the plan a query gets.
+
+Keyword search: PostgreSQL full-text search on ``fts``. Any word of the query may match (an OR
+of the words, stemmed with the collection's text search configuration), ranked by
+``ts_rank(fts, q, 1)``.
 """
 
 from __future__ import annotations
