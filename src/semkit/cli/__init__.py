@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -19,12 +20,17 @@ app = typer.Typer(
 )
 embed_cmds.register(app)
 
-try:
-    from . import store_cmds
-
-    store_cmds.register(app)
-except ImportError:  # pragma: no cover - store commands arrive with the store layer
-    pass
+# Each module adds the commands of one area. Listed explicitly (no plugin discovery) so the
+# command set is visible here; a module that is not written yet is simply absent.
+_COMMAND_MODULES = ("store_cmds", "search_cmds", "index_cmds", "app_cmds", "eval_cmds", "server_cmds")
+for _name in _COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{_name}":
+            raise
+        continue
+    _module.register(app)
 
 
 @app.callback()
