@@ -569,9 +569,8 @@ def _try_onnx(resolved: _Resolved, folder: ModelFolder, tokenizer: LocalTokenize
 
     from .onnx_export import ExportFailed, load_or_export
 
-    slug = resolved.name if resolved.info else resolved.folder.name
     try:
-        data = load_or_export(folder.transformer_dir, slug, precision)
+        data = load_or_export(folder.transformer_dir, precision)
     except ExportFailed as exc:
         if required:
             raise ModelNotAvailable(f"{exc}; use backend='torch' for this model") from None
