@@ -1,0 +1,63 @@
+"""Request limits: body size and batch sizes (413), and a per-key rate limit (429).
+
+The body limit is Starlette's ``RequestBodyLimitMiddleware``: it counts bytes as the body
+streams in, so a client that lies about ``Content-Length`` or sends chunks cannot make the
+server buffer more than the limit. The rate limit is a token bucket per caller (the key id, or the client address on a
+``--no-auth`` server): ``rate`` requests per second on average with bursts of ``burst``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit of the server in one value; ``0`` / ``None`` where noted turns one off."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_embedding_inputs: int = 2048
+    """Inputs in one ``/v1/embeddings`` request (OpenAI's own limit is 2048)."""
+    max_upsert_records: int = 10_000
+    max_ids: int = 10_000
+    """Ids in one get / delete / recommend request."""
+    max_k: int = 1_000
+    rate_limit: float = 0.0
+    """Requests per second per key; 0 = unlimited (a key may carry its own)."""
+    burst: int = 0
+    """Bucket size; 0 = twice the rate (at least 1)."""
+    model_concurrency: int = 1
+    """Model calls running at once (each already uses the cores it is given)."""
+    store_concurrency: int = 4
+    """Store/app calls running at once in the worker threads."""
+    max_batch_texts: int = 256
+    """Texts merged into one model call from concurrent requests."""
+
+
+class RateLimiter:
+    """Token buckets by caller id; thread-safe."""
+
+    def __init__(self, rate: float, burst: int = 0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, caller: str, rate: float | None = None) -> float:
+        """0 if the request may go ahead (and is counted), else seconds to wait."""
+        rate = self.rate if rate is None else rate
+        if rate <= 0:
+            return 0.0
+        capacity = float(self.burst or max(1, math.ceil(2 * rate)))
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(caller, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate)
+            if tokens >= 1.0:
+                self._buckets[caller] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[caller] = (tokens, now)
+            return (1.0 - tokens) / rate

@@ -1,0 +1,45 @@
+"""Prometheus metrics of one app: requests, latency, embeddings computed, cache hits.
+
+Each app gets its own registry (several apps in one process, as in tests, never share
+counters). Routes are labelled by their template (``/v1/collections/{name}/search``), never
+by the raw path, so label cardinality stays bounded whatever clients send.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "semkit_http_requests", "HTTP requests handled", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "semkit_http_request_duration_seconds", "Time to answer an HTTP request",
+            ["method", "route"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge("semkit_http_requests_in_flight", "Requests being handled",
+                               registry=self.registry)
+        self.embeddings = Counter(
+            "semkit_embeddings_computed", "Texts embedded by a model (cache misses)", ["model"],
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "semkit_embedding_cache_hits", "Texts answered by the embedding cache", ["model"],
+            registry=self.registry,
+        )
+        self.model_batches = Counter(
+            "semkit_model_batches", "Model calls (each may merge several requests)", ["model"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter("semkit_rate_limited", "Requests refused with 429",
+                                    registry=self.registry)
+        self.jobs = Gauge("semkit_jobs", "Background jobs by state", ["state"], registry=self.registry)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

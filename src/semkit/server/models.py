@@ -1,0 +1,249 @@
+"""The models a server process holds, each loaded once and shared, behind a micro-batcher.
+
+Embedding is CPU-bound and the model already uses every core it is given, so running many
+model calls at once only makes them fight. Every text a request needs embedded (an
+``/v1/embeddings`` input, a search query, an upsert) goes through one queue per model; a
+small number of worker threads take what is waiting and run it as one model call (queries
+first, then the oldest work), up to ``max_batch_texts`` texts. Concurrent small requests thus
+become one batch, and the event loop never runs model code.
+
+``BatchedEmbedder`` is an ``Embedder`` (same id, dimensions, fingerprint), so a
+``Collection`` opened with it behaves exactly as with the model itself: it only changes
+*when* the model runs, not what it computes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..embed.base import CostMeter, Embedder, EmbeddingResult, check_kind
+from ..types import Kind, Matrix
+from ..vectors import check_texts
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(order=True)
+class _Work:
+    priority: int
+    seq: int
+    texts: list[str] = field(compare=False)
+    kind: Kind = field(compare=False)
+    future: Future[EmbeddingResult] = field(compare=False)
+
+
+_STOP = _Work(priority=99, seq=-1, texts=[], kind="document", future=Future())
+
+
+class BatchedEmbedder:
+    """An embedder whose calls are queued and merged with other callers' (thread-safe)."""
+
+    def __init__(self, inner: Embedder, *, workers: int = 1, max_batch_texts: int = 256,
+                 metrics: Metrics | None = None) -> None:
+        self.inner = inner
+        self.max_batch_texts = max_batch_texts
+        self._metrics = metrics
+        self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"semkit-model-{n}", daemon=True)
+            for n in range(max(1, workers))
+        ]
+        for t in self._threads:
+            t.start()
+
+    # --- the Embedder surface --------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    @property
+    def dimensions(self) -> int:
+        return self.inner.dimensions
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.inner.modalities
+
+    @property
+    def meter(self) -> CostMeter:
+        return self.inner.meter
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("inner", "_queue", "_threads", "_metrics", "_seq", "max_batch_texts"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix:
+        return self.embed_result(items, kind).vectors
+
+    def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
+        return self.submit(items, kind).result()
+
+    # --- queueing --------------------------------------------------------------------------
+
+    def submit(self, items: Sequence[Any], kind: Kind = "document") -> Future[EmbeddingResult]:
+        """Queue ``items``; the future gives their vectors (await it with asyncio.wrap_future)."""
+        check_kind(kind)
+        texts = check_texts(items)
+        future: Future[EmbeddingResult] = Future()
+        # Queries are small and someone is waiting on each: they go ahead of bulk documents.
+        self._queue.put(_Work(0 if kind == "query" else 1, next(self._seq), texts, kind, future))
+        return future
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for t in self._threads:
+            t.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            size = len(first.texts)
+            held: list[_Work] = []
+            # Take whatever else is already waiting, of the same kind, up to the batch size.
+            while size < self.max_batch_texts:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP or nxt.kind != first.kind or size + len(nxt.texts) > self.max_batch_texts:
+                    held.append(nxt)
+                    break
+                batch.append(nxt)
+                size += len(nxt.texts)
+            for w in held:
+                self._queue.put(w)
+            self._embed(batch)
+
+    def _embed(self, batch: list[_Work]) -> None:
+        live = [w for w in batch if w.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        texts = [t for w in live for t in w.texts]
+        try:
+            result = self.inner.embed_result(texts, live[0].kind)
+        except BaseException as exc:  # handed to every waiting caller, who raises it
+            if len(live) > 1:
+                # One bad input must not fail its neighbours: run each request on its own.
+                for w in live:
+                    try:
+                        w.future.set_result(self.inner.embed_result(w.texts, w.kind))
+                    except BaseException as own:
+                        w.future.set_exception(own)
+                return
+            live[0].future.set_exception(exc)
+            return
+        if self._metrics is not None:
+            model = self.inner.id
+            self._metrics.model_batches.labels(model).inc()
+            self._metrics.embeddings.labels(model).inc(len(texts) - result.cached)
+            if result.cached:
+                self._metrics.cache_hits.labels(model).inc(result.cached)
+        start = 0
+        for w in live:
+            n = len(w.texts)
+            part = np.ascontiguousarray(result.vectors[start:start + n])
+            # Tokens and cache hits belong to the merged call; callers count their own usage.
+            w.future.set_result(EmbeddingResult(part))
+            start += n
+
+
+class ModelPool:
+    """Models by spec or embedder id, loaded once per process, each behind its batcher."""
+
+    def __init__(self, *, cache: bool = True, workers: int = 1, max_batch_texts: int = 256,
+                 metrics: Metrics | None = None) -> None:
+        self._cache = cache
+        self._workers = workers
+        self._max_batch = max_batch_texts
+        self._metrics = metrics
+        self._by_id: dict[str, BatchedEmbedder] = {}
+        self._by_spec: dict[str, BatchedEmbedder] = {}
+        self._lock = threading.Lock()
+
+    def for_spec(self, spec: str) -> BatchedEmbedder:
+        """The model ``spec`` names (``local``, ``local:all-MiniLM-L6-v2``...)."""
+        with self._lock:
+            found = self._by_spec.get(spec)
+        if found is not None:
+            return found
+        import semkit
+
+        model = semkit.model(spec, cache=self._cache)
+        return self._register(model, spec)
+
+    def peek(self, spec: str) -> BatchedEmbedder | None:
+        """The model ``spec`` names if it is loaded already (never loads)."""
+        with self._lock:
+            return self._by_spec.get(spec)
+
+    def for_sized_spec(self, spec: str, dimensions: int) -> BatchedEmbedder:
+        """``spec`` asked for ``dimensions`` (a Matryoshka or API-sized variant)."""
+        key = f"{spec}#dimensions={dimensions}"
+        with self._lock:
+            found = self._by_spec.get(key)
+        if found is not None:
+            return found
+        import semkit
+
+        return self._register(semkit.model(spec, cache=self._cache, dimensions=dimensions), key)
+
+    def for_id(self, embedder_id: str) -> BatchedEmbedder:
+        """The model a collection recorded (``local:all-MiniLM-L6-v2@384``)."""
+        with self._lock:
+            found = self._by_id.get(embedder_id)
+        if found is not None:
+            return found
+        from ..collection import model_from_id
+
+        model = model_from_id(embedder_id)
+        if not self._cache:
+            model = getattr(model, "inner", model)
+        return self._register(model, None)
+
+    def loaded(self) -> list[BatchedEmbedder]:
+        with self._lock:
+            return list(self._by_id.values())
+
+    def _register(self, model: Embedder, spec: str | None) -> BatchedEmbedder:
+        with self._lock:
+            batched = self._by_id.get(model.id)
+            if batched is None:
+                batched = BatchedEmbedder(model, workers=self._workers, max_batch_texts=self._max_batch,
+                                          metrics=self._metrics)
+                self._by_id[model.id] = batched
+            if spec is not None:
+                self._by_spec[spec] = batched
+            return batched
+
+    def close(self) -> None:
+        with self._lock:
+            models = list(self._by_id.values())
+            self._by_id.clear()
+            self._by_spec.clear()
+        for m in models:
+            m.close()

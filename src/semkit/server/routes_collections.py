@@ -1,0 +1,249 @@
+"""Collections over HTTP: list, create, drop, upsert, get, delete, count, search.
+
+Each route checks the caller's key, then calls the library (``Database`` / ``Collection`` /
+``semkit.apps.search``) in a worker thread. Large upserts can run as background jobs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from .. import errors
+from .app import ApiError, ServerState, authorize, caller, state_of
+from .auth import Principal
+from .jobs import Progress
+from .schemas import (
+    CollectionInfo,
+    CountRequest,
+    CreateCollection,
+    DeleteRequest,
+    GetRequest,
+    JobOut,
+    RecordOut,
+    SearchRequest,
+    SearchResponse,
+    UpsertRequest,
+    UpsertResponse,
+)
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+Caller = Annotated[Principal, Depends(caller)]
+NamePath = Annotated[str, Path(min_length=1, max_length=200, description="Collection name")]
+
+
+def _info(state: ServerState, name: str) -> dict[str, Any]:
+    info = state.collection(name).info()
+    return {k: info.get(k) for k in ("name", "dimensions", "metric", "embedder", "dtype", "count")}
+
+
+@router.get("", response_model=list[CollectionInfo], summary="Collections this key may use")
+async def list_collections(request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+
+    def work() -> list[dict[str, Any]]:
+        return [_info(state, n) for n in state.db.collections() if principal.may_use(n)]
+
+    return await state.run(work)
+
+
+@router.post("", response_model=CollectionInfo, status_code=201, summary="Create a collection",
+             responses={409: {"description": "A collection of that name exists"}})
+async def create_collection(body: CreateCollection, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, body.name, write=True)
+
+    def work() -> dict[str, Any]:
+        if body.name in state.db:
+            raise ApiError(409, f"collection {body.name!r} exists already; DELETE it first to re-create it",
+                           "collection_exists")
+        model: Any = None
+        if body.model is not None:
+            model = state.model(body.model)
+        elif body.dimensions is None:
+            raise errors.InvalidInput("a collection without a model needs dimensions (the length of your vectors)")
+        state.db.collection(body.name, model=model, metric=body.metric, dtype=body.dtype,
+                            dimensions=body.dimensions)
+        state.forget(body.name)
+        return _info(state, body.name)
+
+    return await state.run(work)
+
+
+@router.get("/{name}", response_model=CollectionInfo, summary="A collection's spec and size")
+async def get_collection(name: NamePath, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=False)
+    return await state.run(_info, state, name)
+
+
+@router.delete("/{name}", summary="Drop a collection and all its records")
+async def drop_collection(name: NamePath, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=True)
+
+    def work() -> dict[str, Any]:
+        state.collection(name)  # 404 with the usual message when absent
+        state.db.drop(name)
+        state.forget(name)
+        return {"dropped": name}
+
+    return await state.run(work)
+
+
+@router.post("/{name}/upsert", response_model=UpsertResponse | JobOut,
+             summary="Insert or update records (texts are embedded; unchanged texts are not)")
+async def upsert(name: NamePath, body: UpsertRequest, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=True)
+    if len(body.records) > state.limits.max_upsert_records:
+        raise ApiError(413, f"{len(body.records)} records in one upsert; the limit is "
+                            f"{state.limits.max_upsert_records}: send smaller batches", "too_many_records")
+    recs = body.records
+    with_vec = [r.vector is not None for r in recs]
+    if any(with_vec) and not all(with_vec):
+        raise errors.InvalidInput("either every record in one upsert has a vector or none has; "
+                                  "send records with vectors in a separate request")
+    ids = [r.id for r in recs]
+    texts = [r.text for r in recs] if any(r.text is not None for r in recs) else None
+    vectors = [r.vector for r in recs] if all(with_vec) else None
+    metadata = [r.metadata for r in recs] if any(r.metadata is not None for r in recs) else None
+
+    def work(progress: Progress | None = None) -> dict[str, Any]:
+        col = state.collection(name)
+        if progress is not None:
+            progress.update(0, len(ids))
+        result = col.upsert(ids, texts=texts, vectors=vectors, metadata=metadata,
+                            batch_size=256 if progress is not None else 1000,
+                            progress=progress.update if progress is not None else None)
+        return {"count": result.count, "embedded": result.embedded, "unchanged": result.unchanged}
+
+    if body.background:
+        await state.run(state.collection, name)  # fail now, not in the job, for a missing collection
+        job = state.jobs.submit("upsert", principal.id, name, work)
+        return JSONResponse(job.as_dict(), status_code=202)
+    return await state.run(work)
+
+
+@router.post("/{name}/get", response_model=list[RecordOut], summary="Records by id, in the order asked")
+async def get_records(name: NamePath, body: GetRequest, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=False)
+    _check_ids(state, body.ids)
+
+    def work() -> list[dict[str, Any]]:
+        return [_record(r) for r in state.collection(name).get(body.ids, include_vectors=body.include_vectors)]
+
+    return await state.run(work)
+
+
+@router.get("/{name}/records/{record_id}", response_model=RecordOut, summary="One record")
+async def get_record(name: NamePath, record_id: Annotated[str, Path(min_length=1, max_length=1024)],
+                     request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=False)
+
+    def work() -> dict[str, Any]:
+        found = state.collection(name).get([record_id])
+        if not found:
+            raise ApiError(404, f"no record {record_id!r} in {name!r}", "record_not_found")
+        return _record(found[0])
+
+    return await state.run(work)
+
+
+@router.post("/{name}/delete", summary="Delete by ids, by filter, or both")
+async def delete_records(name: NamePath, body: DeleteRequest, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=True)
+    if body.ids is not None:
+        _check_ids(state, body.ids)
+
+    def work() -> dict[str, Any]:
+        return {"deleted": state.collection(name).delete(ids=body.ids, where=body.where)}
+
+    return await state.run(work)
+
+
+@router.post("/{name}/count", summary="How many records (match the filter)")
+async def count(name: NamePath, body: CountRequest, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=False)
+    return {"count": await state.run(lambda: state.collection(name).count(body.where))}
+
+
+@router.post("/{name}/search", response_model=SearchResponse,
+             summary="Search by meaning (vector), words (keyword) or both (hybrid), with filters and MMR")
+async def search(name: NamePath, body: SearchRequest, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=False)
+    if body.k > state.limits.max_k:
+        raise errors.InvalidInput(f"k={body.k} is above the server's limit of {state.limits.max_k}")
+    if body.query is None and body.vector is None:
+        raise errors.InvalidInput("give query (text) or vector")
+    apps_search = optional_app("search")
+
+    def work() -> dict[str, Any]:
+        col = state.collection(name)
+        if apps_search is None:
+            return _plain_search(col, body)
+        query: Any = body.query if body.query is not None else body.vector
+        hits = apps_search.search(
+            col, query, k=body.k, mode=body.mode, where=body.where,
+            mmr=(1.0 - body.diversity) if body.diversity > 0 else None, exact=body.exact,
+            vector=body.vector if body.query is not None else None, include_vectors=body.include_vectors,
+        )
+        out = []
+        for h in hits:
+            d = h.as_dict()
+            if body.include_vectors and h.vector is not None:
+                d["vector"] = h.vector.tolist()
+            out.append(d)
+        return {"mode": hits[0].mode if hits else body.mode, "hits": out}
+
+    return await state.run(work)
+
+
+def _plain_search(col: Any, body: SearchRequest) -> dict[str, Any]:
+    """Before ``semkit.apps.search`` existed: vector and keyword only, straight from the collection."""
+    if body.mode == "hybrid" or body.diversity > 0:
+        raise ApiError(501, "hybrid search and diversity (MMR) need semkit.apps.search, which this "
+                            "installation lacks; use mode='vector' or 'keyword'", "not_implemented")
+    if body.mode == "keyword":
+        if body.query is None:
+            raise errors.InvalidInput("keyword search needs query text")
+        hits = col.keyword_search(body.query, k=body.k, where=body.where)
+    else:
+        query = body.query if body.query is not None else body.vector
+        hits = col.search(query, k=body.k, where=body.where, exact=body.exact,
+                          include_vectors=body.include_vectors)
+    return {"mode": body.mode, "hits": [
+        {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata,
+         "vector": h.vector.tolist() if getattr(h, "vector", None) is not None else None}
+        for h in hits
+    ]}
+
+
+def optional_app(name: str) -> Any:
+    """``semkit.apps.<name>`` if this installation has it (routes answer 501 otherwise)."""
+    try:
+        return importlib.import_module(f"semkit.apps.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"semkit.apps.{name}":
+            raise
+        return None
+
+
+def _check_ids(state: ServerState, ids: list[str]) -> None:
+    if len(ids) > state.limits.max_ids:
+        raise ApiError(413, f"{len(ids)} ids in one request; the limit is {state.limits.max_ids}",
+                       "too_many_ids")
+
+
+def _record(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "text": r.text, "metadata": r.metadata,
+            "vector": r.vector.tolist() if r.vector is not None else None}

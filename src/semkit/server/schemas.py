@@ -1,0 +1,250 @@
+"""Request and response bodies (pydantic), which are also the published OpenAPI schema.
+
+Field constraints here give 422 answers with the field's path; what only the library can
+judge (a filter's grammar, a vector's size for a collection) is checked by the library and
+answered with its own message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                            description="Collection name: letters, digits, '_', '.', '-'")]
+Id = Annotated[str, Field(min_length=1, max_length=1024)]
+Text = Annotated[str, Field(min_length=1)]
+Where = Annotated[dict[str, Any] | None, Field(
+    description='Metadata filter, e.g. {"year": {"$gte": 2020}} ($eq $ne $gt $gte $lt $lte $in $nin $and $or)')]
+Vector = Annotated[list[StrictFloat | StrictInt], Field(min_length=1, max_length=65536)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- OpenAI-compatible embeddings ------------------------------------------------------------
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's ``POST /v1/embeddings`` body. Token arrays are decoded with ``cl100k_base``,
+    the tokenizer OpenAI clients (LangChain's ``OpenAIEmbeddings``) encode with."""
+
+    model_config = ConfigDict(extra="allow")  # OpenAI clients may send fields we ignore
+
+    input: (Annotated[str, Field(min_length=1)]
+            | Annotated[list[Text], Field(min_length=1)]
+            | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+            | Annotated[list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]], Field(min_length=1)])
+    model: Annotated[str, Field(min_length=1, max_length=300)]
+    dimensions: Annotated[int | None, Field(ge=1, le=65536)] = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "semkit"
+    dimensions: int | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# --- collections -------------------------------------------------------------------------------
+
+class CreateCollection(Strict):
+    name: Name
+    model: Annotated[str | None, Field(max_length=300, description=(
+        "A model the server serves (see GET /v1/models); null with dimensions for your own vectors"))] = "local"
+    dimensions: Annotated[int | None, Field(ge=1, le=65536)] = None
+    metric: Literal["cosine", "dot", "l2"] | None = None
+    dtype: Literal["float32", "float16", "int8", "binary"] | None = None
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    dimensions: int
+    metric: str
+    embedder: str | None
+    dtype: str
+    count: int
+
+
+class RecordIn(Strict):
+    id: Id
+    text: Text | None = None
+    vector: Vector | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UpsertRequest(Strict):
+    records: Annotated[list[RecordIn], Field(min_length=1)]
+    background: bool = Field(False, description="Run as a background job; poll GET /v1/jobs/{id}")
+
+
+class UpsertResponse(BaseModel):
+    count: int
+    embedded: int
+    unchanged: int
+
+
+class RecordOut(BaseModel):
+    id: str
+    text: str | None
+    metadata: dict[str, Any]
+    vector: list[float] | None = None
+
+
+class GetRequest(Strict):
+    ids: Annotated[list[Id], Field(min_length=1)]
+    include_vectors: bool = False
+
+
+class DeleteRequest(Strict):
+    ids: list[Id] | None = None
+    where: Where = None
+
+
+class CountRequest(Strict):
+    where: Where = None
+
+
+class SearchRequest(Strict):
+    query: Text | None = Field(None, description="Text to search for (or give vector)")
+    vector: Vector | None = None
+    mode: Literal["vector", "keyword", "hybrid"] = "vector"
+    k: Annotated[int, Field(ge=1)] = 10
+    where: Where = None
+    diversity: Annotated[float, Field(ge=0.0, le=1.0, description="MMR: 0 = relevance only")] = 0.0
+    exact: bool = False
+    include_vectors: bool = False
+
+
+class Hit(BaseModel):
+    id: str
+    score: float
+    text: str | None
+    metadata: dict[str, Any]
+    snippet: str | None = None
+    vector: list[float] | None = None
+
+
+class SearchResponse(BaseModel):
+    mode: str
+    hits: list[Hit]
+
+
+# --- apps --------------------------------------------------------------------------------------
+
+class Background(Strict):
+    background: bool = Field(False, description="Run as a background job; poll GET /v1/jobs/{id}")
+
+
+class DedupRequest(Background):
+    threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    k: Annotated[int, Field(ge=1, le=200)] = 10
+    keep: Literal["longest", "first", "central"] = "longest"
+    linkage: Literal["keeper", "complete"] = "keeper"
+
+
+class RecommendRequest(Strict):
+    liked: Annotated[list[Id], Field(min_length=1)]
+    disliked: list[Id] = []
+    k: Annotated[int, Field(ge=1)] = 10
+    diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    where: Where = None
+
+
+class ClusterRequest(Background):
+    method: Literal["kmeans", "hdbscan"] = "kmeans"
+    k: Annotated[int | None, Field(ge=2, le=1000)] = None
+    min_cluster_size: Annotated[int | None, Field(ge=2)] = None
+    projection: Literal["auto", "pca", "umap"] = "auto"
+    items: bool = Field(True, description="Include every item's map position")
+    hover_chars: Annotated[int, Field(ge=0, le=2000)] = 200
+
+
+class ClassifyRequest(Background):
+    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)] | dict[str, str] | None = Field(
+        None, description="Zero-shot: label names, or label -> description")
+    examples: dict[str, Annotated[list[Text], Field(min_length=1)]] | None = Field(
+        None, description="Few-shot: label -> example texts")
+    texts: Annotated[list[Text], Field(min_length=1)] | None = Field(
+        None, description="Classify these texts (embedded with the collection's model) instead of the collection")
+    top: Annotated[int | None, Field(ge=1)] = None
+
+
+class OutliersRequest(Background):
+    k: Annotated[int, Field(ge=1, le=200)] = 10
+    method: Literal["knn", "lof"] = "knn"
+    top: Annotated[int, Field(ge=1)] = 20
+
+
+class ContextRequest(Strict):
+    query: Text
+    k: Annotated[int, Field(ge=1)] = 10
+    max_tokens: Annotated[int | None, Field(ge=1)] = None
+    where: Where = None
+
+
+class CostRequest(Strict):
+    models: Annotated[list[Annotated[str, Field(min_length=1, max_length=300)]], Field(min_length=1, max_length=50)] = [
+        "local"]
+    dimensions: dict[str, Annotated[int, Field(ge=1)]] | None = None
+    chunk_tokens: Annotated[int | None, Field(ge=1)] = None
+    price_per_gb_month: Annotated[float | None, Field(ge=0)] = None
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+class JobProgress(BaseModel):
+    done: int
+    total: int | None
+    fraction: float | None
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    collection: str | None
+    state: str
+    progress: JobProgress
+    error: dict[str, Any] | None
+    created: float
+    started: float | None
+    finished: float | None
+    result: Any = None
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

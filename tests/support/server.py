@@ -1,0 +1,72 @@
+"""A real uvicorn server on 127.0.0.1 and a free port, in a thread of the test process.
+
+A thread (not a subprocess) so tests share the process's loaded model; the server is real all
+the same: real sockets, real HTTP, the app built by ``semkit.server.create_app``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: Any
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.semkit
+
+
+class _ThreadServer:
+    def __init__(self, app: Any, port: int, log_level: str) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        # Signal handlers can only be installed from the main thread; the test runner owns it.
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the test server stopped while starting (see the log above)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test server did not start within {timeout} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@contextmanager
+def serve(db_uri: str, *, log_level: str = "warning", **options: Any) -> Iterator[RunningServer]:
+    """Run ``create_app(db_uri, **options)`` on a free loopback port for the ``with`` block."""
+    from semkit.server import create_app
+
+    app = create_app(db_uri, **options)
+    port = free_port()
+    server = _ThreadServer(app, port, log_level)
+    server.start()
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.stop()
