@@ -1,0 +1,357 @@
+// semkit web UI: plain JavaScript over the JSON API, no libraries, no network beyond this server.
+// Every text from the database is inserted as text (textContent) or escaped, never as HTML.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { key: localStorage.getItem("semkit-key") || "", auth: true, collection: "", map: null };
+
+// --- API ------------------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (state.key) headers["Authorization"] = "Bearer " + state.key;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (!res.ok) {
+    const msg = (data && data.error && data.error.message) || res.statusText;
+    throw new Error(res.status + ": " + msg);
+  }
+  return data;
+}
+
+function status(text, isError) {
+  const el = $("#status");
+  el.textContent = text || "";
+  el.className = isError ? "error" : "";
+}
+
+async function guarded(fn) {
+  try { await fn(); } catch (e) { status(e.message, true); }
+}
+
+async function job(path, body) {
+  // Long apps run as background jobs: start one, then poll its progress.
+  let j = await api("POST", path, Object.assign({}, body, { background: true }));
+  while (j.state === "queued" || j.state === "running") {
+    const p = j.progress;
+    status(j.kind + " " + j.state + (p.total ? " " + Math.round(100 * p.done / p.total) + "%" : "…"));
+    await new Promise((r) => setTimeout(r, 300));
+    j = await api("GET", "/v1/jobs/" + j.id);
+  }
+  if (j.state !== "succeeded") throw new Error(j.kind + " " + j.state + ": " + (j.error ? j.error.message : ""));
+  return j.result;
+}
+
+const colPath = (suffix) => "/v1/collections/" + encodeURIComponent(state.collection) + suffix;
+
+// --- helpers --------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v; else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+  return node;
+}
+
+// Text with [start, end) spans wrapped in <mark>, built from text nodes (no HTML injection).
+function marked(text, spans) {
+  const frag = document.createDocumentFragment();
+  let at = 0;
+  for (const [s, e] of (spans || []).slice().sort((a, b) => a[0] - b[0])) {
+    if (s < at) continue;
+    frag.append(document.createTextNode(text.slice(at, s)));
+    frag.append(el("mark", {}, text.slice(s, e)));
+    at = e;
+  }
+  frag.append(document.createTextNode(text.slice(at)));
+  return frag;
+}
+
+// Spans of the query's words in a text, for results that came without highlights.
+function termSpans(text, query) {
+  const terms = (query.toLowerCase().match(/\w{3,}/g) || []);
+  const spans = [];
+  const re = /\w+/g;
+  let m;
+  while ((m = re.exec(text)) !== null) {
+    const w = m[0].toLowerCase();
+    if (terms.some((t) => w.startsWith(t.slice(0, Math.max(3, t.length - 2))))) spans.push([m.index, m.index + w.length]);
+  }
+  return spans;
+}
+
+async function openRecord(id) {
+  await guarded(async () => {
+    const r = await api("GET", colPath("/records/" + encodeURIComponent(id)));
+    $("#detail-id").textContent = r.id;
+    $("#detail-text").textContent = r.text || "(no text)";
+    $("#detail-meta").textContent = JSON.stringify(r.metadata, null, 2);
+    $("#detail").hidden = false;
+  });
+}
+
+// --- search ---------------------------------------------------------------------------------
+
+async function runSearch(ev) {
+  ev.preventDefault();
+  await guarded(async () => {
+    const query = $("#query").value.trim();
+    const body = { query, mode: $("#mode").value, k: parseInt($("#k").value, 10) || 10,
+                   diversity: parseFloat($("#diversity").value) || 0 };
+    const where = $("#where").value.trim();
+    if (where) {
+      try { body.where = JSON.parse(where); } catch (e) { throw new Error("the filter is not valid JSON: " + e.message); }
+    }
+    status("searching…");
+    const t0 = performance.now();
+    const res = await api("POST", colPath("/search"), body);
+    const list = $("#results");
+    list.replaceChildren();
+    for (const h of res.hits) {
+      const text = h.snippet || h.text || "";
+      const spans = h.highlights && h.highlights.length ? h.highlights : termSpans(text, query);
+      const title = (h.metadata && (h.metadata.title || h.metadata.name)) || h.id;
+      list.append(el("li", { "data-id": h.id, onclick: () => openRecord(h.id) },
+        el("div", { class: "hit-head" }, el("span", { class: "hit-id" }, title),
+           el("span", { class: "score" }, h.score.toFixed(4))),
+        el("p", { class: "snippet" }, marked(text, spans)),
+        el("div", { class: "meta" }, h.id + (Object.keys(h.metadata || {}).length ? "  " + JSON.stringify(h.metadata) : ""))));
+    }
+    status(res.hits.length + " result(s), " + res.mode + ", " + Math.round(performance.now() - t0) + " ms");
+  });
+}
+
+// --- duplicates -----------------------------------------------------------------------------
+
+async function runDedup(ev) {
+  ev.preventDefault();
+  await guarded(async () => {
+    const rep = await job(colPath("/dedup"), { threshold: parseFloat($("#threshold").value), keep: $("#keep").value });
+    $("#dedup-summary").textContent = rep.groups.length + " group(s) among " + rep.items + " items (" +
+      rep.exact_duplicates + " exact duplicates, " + rep.near_pairs + " near pairs ≥ " + rep.threshold + ")";
+    const box = $("#groups");
+    box.replaceChildren();
+    rep.groups.forEach((g, n) => {
+      const rows = [el("tr", { class: "keeper" }, el("td", { class: "role" }, "keep"), el("td", {}, g.keeper),
+        el("td", { class: "num" }, "—"), el("td", {}, g.keeper_text || ""))];
+      for (const m of g.members) {
+        rows.push(el("tr", {}, el("td", { class: "role" }, m.exact ? "exact" : "near"), el("td", {}, m.id),
+          el("td", { class: "num" }, m.score.toFixed(4)), el("td", {}, m.text || "")));
+      }
+      const pairs = (g.pairs || []).map((p) => p.a + " ~ " + p.b + " " + p.score.toFixed(3)).join(" · ");
+      box.append(el("div", { class: "group" }, el("strong", {}, "Group " + (n + 1)), el("table", {}, ...rows),
+        el("div", { class: "pairs" }, "pairs: " + pairs)));
+    });
+    status("");
+  });
+}
+
+// --- map ------------------------------------------------------------------------------------
+
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+  "#bcbd22", "#393b79", "#ad494a", "#637939", "#7b4173", "#3182bd", "#e6550d", "#31a354"];
+const colour = (c) => (c < 0 ? "#bbb" : PALETTE[c % PALETTE.length]);
+
+async function runCluster(ev) {
+  ev.preventDefault();
+  await guarded(async () => {
+    const body = { method: $("#cluster-method").value, items: true };
+    const k = parseInt($("#cluster-k").value, 10);
+    if (k && body.method === "kmeans") body.k = k;
+    const rep = await job(colPath("/cluster"), body);
+    const xs = rep.items.map((i) => i.x), ys = rep.items.map((i) => i.y);
+    const bounds = { x0: Math.min(...xs), x1: Math.max(...xs), y0: Math.min(...ys), y1: Math.max(...ys) };
+    state.map = { rep, bounds, zoom: 1, panX: 0, panY: 0, focus: null, drawn: 0 };
+    const legend = $("#legend");
+    legend.replaceChildren();
+    for (const c of rep.clusters) {
+      legend.append(el("li", { onclick: () => { state.map.focus = state.map.focus === c.id ? null : c.id; drawMap(); } },
+        el("span", { class: "swatch", style: "background:" + colour(c.id) }), c.label + " (" + c.size + ")"));
+    }
+    drawMap();
+    status(rep.k + " cluster(s), " + rep.items.length + " points");
+  });
+}
+
+function toScreen(m, x, y, canvas) {
+  const pad = 30, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
+  const sx = pad + (x - m.bounds.x0) / ((m.bounds.x1 - m.bounds.x0) || 1) * w;
+  const sy = pad + (1 - (y - m.bounds.y0) / ((m.bounds.y1 - m.bounds.y0) || 1)) * h;
+  const cx = canvas.width / 2, cy = canvas.height / 2;
+  return [cx + (sx - cx) * m.zoom + m.panX, cy + (sy - cy) * m.zoom + m.panY];
+}
+
+function drawMap() {
+  const m = state.map, canvas = $("#map"), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!m) return;
+  let drawn = 0;
+  for (const it of m.rep.items) {
+    const [sx, sy] = toScreen(m, it.x, it.y, canvas);
+    ctx.globalAlpha = m.focus === null || m.focus === it.cluster ? 0.85 : 0.12;
+    ctx.fillStyle = colour(it.cluster);
+    ctx.beginPath();
+    ctx.arc(sx, sy, 4, 0, 2 * Math.PI);
+    ctx.fill();
+    drawn += 1;
+  }
+  ctx.globalAlpha = 1;
+  ctx.font = "600 13px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  for (const c of m.rep.clusters) {
+    const members = m.rep.items.filter((i) => i.cluster === c.id);
+    if (!members.length) continue;
+    const mx = members.reduce((a, i) => a + i.x, 0) / members.length;
+    const my = members.reduce((a, i) => a + i.y, 0) / members.length;
+    let [sx, sy] = toScreen(m, mx, my, canvas);
+    const half = ctx.measureText(c.label).width / 2 + 4;  // keep labels inside the canvas
+    sx = Math.min(Math.max(sx, half), canvas.width - half);
+    sy = Math.min(Math.max(sy, 22), canvas.height - 4);
+    ctx.lineWidth = 3; ctx.strokeStyle = "#fff"; ctx.strokeText(c.label, sx, sy - 8);
+    ctx.fillStyle = "#1d2330"; ctx.fillText(c.label, sx, sy - 8);
+  }
+  m.drawn = drawn;
+  canvas.dataset.points = String(drawn);
+}
+
+function nearestPoint(ev) {
+  const m = state.map, canvas = $("#map");
+  if (!m) return null;
+  const r = canvas.getBoundingClientRect();
+  const px = (ev.clientX - r.left) * canvas.width / r.width, py = (ev.clientY - r.top) * canvas.height / r.height;
+  let best = null, bestD = 64;  // within 8 px
+  for (const it of m.rep.items) {
+    const [sx, sy] = toScreen(m, it.x, it.y, canvas);
+    const d = (sx - px) ** 2 + (sy - py) ** 2;
+    if (d < bestD) { bestD = d; best = it; }
+  }
+  return best;
+}
+
+function setupMap() {
+  const canvas = $("#map"), tip = $("#tooltip");
+  let drag = null;
+  canvas.addEventListener("wheel", (ev) => {
+    if (!state.map) return;
+    ev.preventDefault();
+    const f = ev.deltaY < 0 ? 1.2 : 1 / 1.2;
+    state.map.zoom *= f; state.map.panX *= f; state.map.panY *= f;
+    drawMap();
+  }, { passive: false });
+  canvas.addEventListener("mousedown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, moved: false }; });
+  window.addEventListener("mouseup", () => { setTimeout(() => { drag = null; }, 0); });
+  canvas.addEventListener("mousemove", (ev) => {
+    if (!state.map) return;
+    if (drag && (ev.buttons & 1)) {
+      state.map.panX += ev.clientX - drag.x; state.map.panY += ev.clientY - drag.y;
+      if (Math.abs(ev.clientX - drag.x) + Math.abs(ev.clientY - drag.y) > 0) drag.moved = true;
+      drag.x = ev.clientX; drag.y = ev.clientY;
+      drawMap();
+      return;
+    }
+    const it = nearestPoint(ev);
+    if (!it) { tip.hidden = true; return; }
+    const c = state.map.rep.clusters.find((k) => k.id === it.cluster);
+    tip.textContent = it.id + " · " + (c ? c.label : "noise") + (it.text ? " — " + it.text : "");
+    const r = canvas.getBoundingClientRect();
+    tip.style.left = (ev.clientX - r.left + 12) + "px"; tip.style.top = (ev.clientY - r.top + 12) + "px";
+    tip.hidden = false;
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+  canvas.addEventListener("click", (ev) => {
+    if (drag && drag.moved) return;
+    const it = nearestPoint(ev);
+    if (it) openRecord(it.id);
+  });
+  canvas.addEventListener("dblclick", () => {
+    if (!state.map) return;
+    state.map.zoom = 1; state.map.panX = 0; state.map.panY = 0; drawMap();
+  });
+}
+
+// --- models & cost --------------------------------------------------------------------------
+
+const fmtBytes = (b) => (b >= 1e9 ? (b / 1e9).toFixed(2) + " GB" : b >= 1e6 ? (b / 1e6).toFixed(2) + " MB" : (b / 1e3).toFixed(1) + " kB");
+
+async function loadModels() {
+  await guarded(async () => {
+    const cat = await api("GET", "/v1/catalog");
+    const body = $("#catalog tbody");
+    body.replaceChildren();
+    const score = (m, task) => { const s = (m.quality || []).find((q) => q.task === task); return s ? s.value.toFixed(2) : ""; };
+    for (const m of cat.models) {
+      body.append(el("tr", {}, el("td", {}, m.spec), el("td", {}, m.provider), el("td", { class: "num" }, m.dimensions),
+        el("td", { class: "num" }, m.max_tokens), el("td", { class: "num" }, m.price_per_million.toFixed(3)),
+        el("td", { class: "num" }, score(m, "STSBenchmark")), el("td", { class: "num" }, score(m, "SciFact")),
+        el("td", {}, m.served ? "yes" : "")));
+    }
+    if (!state.collection) return;
+    const specs = cat.models.filter((m) => m.served || !m.local).map((m) => m.spec);
+    const rep = await api("POST", colPath("/cost"), { models: specs });
+    $("#cost-summary").textContent = rep.texts + " texts, " + fmtBytes(rep.text_bytes) + " of text in '" + state.collection + "'";
+    const tb = $("#cost-table tbody");
+    tb.replaceChildren();
+    for (const m of rep.models) {
+      tb.append(el("tr", {}, el("td", {}, m.model), el("td", { class: "num" }, m.dimensions),
+        el("td", { class: "num" }, m.tokens.toLocaleString() + (m.estimated ? " (est.)" : "")),
+        el("td", { class: "num" }, "$" + m.embedding_dollars.toFixed(4)),
+        el("td", { class: "num" }, fmtBytes(m.storage_bytes.float32)), el("td", { class: "num" }, fmtBytes(m.storage_bytes.int8)),
+        el("td", { class: "num" }, "$" + m.storage_dollars_per_month.float32.toFixed(6))));
+    }
+  });
+}
+
+// --- pages, collections, key ----------------------------------------------------------------
+
+function showPage() {
+  const page = (location.hash || "#search").slice(1);
+  for (const s of document.querySelectorAll(".page")) s.hidden = s.id !== "page-" + page;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === page);
+  if (page === "models") loadModels();
+}
+
+async function loadCollections() {
+  await guarded(async () => {
+    const cols = await api("GET", "/v1/collections");
+    const sel = $("#collection");
+    sel.replaceChildren(...cols.map((c) => el("option", { value: c.name }, c.name + " (" + c.count + ")")));
+    const saved = localStorage.getItem("semkit-collection");
+    state.collection = cols.some((c) => c.name === saved) ? saved : (cols[0] ? cols[0].name : "");
+    sel.value = state.collection;
+    if (!cols.length) status("no collections yet: create one through the API (POST /v1/collections)");
+  });
+}
+
+async function init() {
+  const health = await (await fetch("/healthz")).json();
+  state.auth = health.auth;
+  $("#key-box").hidden = !state.auth;
+  $("#api-key").value = state.key;
+  $("#save-key").addEventListener("click", () => {
+    state.key = $("#api-key").value.trim();
+    localStorage.setItem("semkit-key", state.key);
+    status("");
+    loadCollections();
+  });
+  $("#collection").addEventListener("change", (ev) => {
+    state.collection = ev.target.value;
+    localStorage.setItem("semkit-collection", state.collection);
+    showPage();
+  });
+  $("#search-form").addEventListener("submit", runSearch);
+  $("#dedup-form").addEventListener("submit", runDedup);
+  $("#map-form").addEventListener("submit", runCluster);
+  $("#close-detail").addEventListener("click", () => { $("#detail").hidden = true; });
+  setupMap();
+  window.addEventListener("hashchange", showPage);
+  if (state.auth && !state.key) status("enter an API key (semkit keys create) to begin");
+  else await loadCollections();
+  showPage();
+  document.body.dataset.ready = "1";
+}
+
+init();
