@@ -1,0 +1,111 @@
+"""``semkit index``: ingest files and folders into a collection, incrementally."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from . import output
+
+if TYPE_CHECKING:
+    from ..ingest import IndexReport
+
+DEFAULT_DB = os.environ.get("SEMKIT_DB", "./kb")
+
+
+@contextmanager
+def _file_progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
+    """A progress bar of files on stderr, drawn only on a terminal; its total is known only
+    after the folders are walked, so the first report sets it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"),
+        console=output.stderr, transient=True, disable=not enabled or not output.stderr.is_terminal,
+    )
+    with bar:
+        task = bar.add_task("indexing", total=None, current="")
+
+        def update(done: int, total: int, current: str) -> None:
+            bar.update(task, completed=done, total=total, current=current[-60:])
+
+        yield update
+
+
+def register(app: typer.Typer) -> None:
+    import semkit
+
+    @app.command()
+    def index(
+        paths: Annotated[list[Path], typer.Argument(help="Files and folders (folders are walked recursively)")],
+        db: Annotated[str, typer.Option("--db", help="Store: a folder (embedded), postgresql://..., memory://",
+                                        envvar="SEMKIT_DB")] = DEFAULT_DB,
+        collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name")] = "docs",
+        model: Annotated[str | None, typer.Option(
+            "--model", "-m", help="Model for a new collection (default: local); an existing one keeps its own")] = None,
+        chunk_tokens: Annotated[int | None, typer.Option(
+            help="Chunk size in the model's tokens (default: a bit under its context, at most 512)")] = None,
+        overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks (default: 15%)")] = None,
+        text_field: Annotated[str | None, typer.Option(
+            help="CSV/JSONL column to index (default: text, content, body...)")] = None,
+        include: Annotated[list[str] | None, typer.Option(
+            help="Only files matching this glob (repeatable), e.g. '*.md'")] = None,
+        exclude: Annotated[list[str] | None, typer.Option(
+            help="Skip files and folders matching this glob (repeatable), e.g. 'drafts/*'")] = None,
+        max_file_mb: Annotated[float, typer.Option(help="Skip (and report) files larger than this", min=0.001)] = 100.0,
+        keep_missing: Annotated[bool, typer.Option(
+            help="Keep the chunks of files deleted from an indexed folder")] = False,
+        strict: Annotated[bool, typer.Option(help="Exit with status 1 if any file failed")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON report")] = False,
+    ) -> None:
+        """Index documents (.txt .md .html .pdf .docx .csv .jsonl) for semantic search.
+
+        Re-running is incremental: unchanged files are skipped without embedding, changed files
+        replace their chunks, deleted files lose theirs. Unreadable files are reported, not fatal.
+        """
+        from ..ingest import index_paths
+
+        with semkit.connect(db) as database:
+            col = database.collection(collection, model=model) if model else database.collection(collection)
+            with _file_progress(not as_json) as progress:
+                report = index_paths(
+                    col, [str(p) for p in paths], chunk_tokens=chunk_tokens, overlap=overlap,
+                    text_field=text_field, include=include or (), exclude=exclude or (),
+                    max_file_bytes=int(max_file_mb * 1024 * 1024), remove_missing=not keep_missing,
+                    progress=progress,
+                )
+            total = len(col)
+        if as_json:
+            output.emit_json({**report.as_dict(), "count": total})
+        else:
+            _print_report(report, total, db)
+        if strict and report.failed:
+            raise typer.Exit(1)
+
+
+def _print_report(report: IndexReport, total: int, db: str) -> None:
+    rows: list[tuple[str, int]] = [
+        ("indexed (new or changed)", len(report.indexed)),
+        ("unchanged (skipped)", report.unchanged),
+        ("removed (file deleted)", len(report.removed)),
+        ("failed", len(report.failed)),
+        ("chunks written", report.chunks_written),
+        ("chunks embedded", report.embedded),
+        ("chunks deleted", report.chunks_deleted),
+    ]
+    if report.reused:
+        rows.append(("chunk vectors reused", report.reused))
+    if report.ignored:
+        rows.append(("files ignored (type or --include/--exclude)", report.ignored))
+    output.table(f"{report.seen} file(s) -> '{report.collection}' in {db} ({total:,} chunks, "
+                 f"{report.seconds:.1f}s)", ["", "count"], rows, justify_right=("count",))
+    problems = [("failed", p.source, p.reason) for p in report.failed]
+    problems += [("warning", p.source, p.reason) for p in report.warnings]
+    if problems:
+        output.table("problems", ["", "file", "reason"], problems)

@@ -1,0 +1,279 @@
+"""Token-aware chunking: section text → pieces that fit the embedding model, with overlap.
+
+Sizes are counted with the model's own tokenizer (``counter_for_model``): a local model's
+Hugging Face ``tokenizer.json`` with no padding or truncation, plus the special tokens the
+model adds (``[CLS]``/``[SEP]``); OpenAI's ``cl100k_base`` for OpenAI models; a cautious
+estimate (it errs high) for others. ``chunk_tokens`` includes the special tokens, so a chunk
+of ``chunk_tokens`` is exactly what the model sees.
+
+How a text is cut: the text is split at blank lines (paragraphs); a paragraph over the limit
+at sentence ends; a sentence over it at line breaks; a line over it at spaces. Only a single
+"word" longer than the whole limit (a URL, a hash, base64) is ever cut inside, at the longest
+prefix that fits. The pieces are then packed greedily into chunks, so a chunk ends at the
+strongest boundary that keeps it under the limit. Each chunk after the first starts with the
+last ``overlap`` tokens (or fewer) of the previous chunk, cut at a sentence start when one
+gives at least half the overlap, else at a word start; overlap never swallows a whole chunk.
+Every chunk's size is checked with one exact count at the end (BPE counts are not quite
+additive), so the limit holds exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import InvalidInput, SemkitError
+
+MAX_DEFAULT_CHUNK = 512
+"""Large-context models (8k tokens) still get chunks of at most this many tokens by default:
+retrieval precision drops when one vector stands for pages of text."""
+
+DEFAULT_OVERLAP_FRACTION = 0.15
+
+
+class TokenCounter(Protocol):
+    """Counts a text's own tokens; the model adds ``special_tokens`` once per input."""
+
+    name: str
+    special_tokens: int
+
+    def count(self, texts: Sequence[str]) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class _FunctionCounter:
+    name: str
+    special_tokens: int
+    _count: object
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        return list(self._count(list(texts)))  # type: ignore[operator]
+
+
+def counter_for_model(embedder_id: str) -> TokenCounter:
+    """The token counter for a collection's embedder id (``local:all-MiniLM-L6-v2@384``)."""
+    from ..collection import split_embedder_id
+    from ..embed import catalog
+    from ..embed.registry import parse_spec
+    from ..embed.tokens import EstimateCounter, counter_for
+
+    spec, _ = split_embedder_id(embedder_id)
+    try:
+        provider, name = parse_spec(spec)
+    except SemkitError:
+        provider, name = "", spec  # a provider registered in-process only (tests, plugins)
+    if provider == "local":
+        from .. import cost
+
+        tokenizer = cost.tokenizer_for(spec)
+        if not tokenizer.estimated:
+            return _FunctionCounter(tokenizer.name, tokenizer.special_tokens, tokenizer.count_content)
+    info = catalog.find(provider, name) if provider else None
+    encoding = info.tokenizer if info is not None else ("cl100k_base" if provider == "openai" else "estimate")
+    remote = counter_for(encoding)
+    if not remote.exact:
+        remote = EstimateCounter()
+    return _FunctionCounter(remote.name, 0, remote.count)
+
+
+def default_chunk_tokens(max_tokens: int) -> int:
+    """A bit under the model's context (room for the title/section line that is embedded with
+    each chunk), at most ``MAX_DEFAULT_CHUNK``: 205 for all-MiniLM-L6-v2 (256)."""
+    return max(16, min(MAX_DEFAULT_CHUNK, max_tokens - max(16, max_tokens // 5)))
+
+
+def default_overlap(chunk_tokens: int) -> int:
+    return int(chunk_tokens * DEFAULT_OVERLAP_FRACTION)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    start: int
+    """Character offset of ``text`` in the chunked text (``end`` exclusive)."""
+    end: int
+    tokens: int
+    """Tokens the model processes for ``text`` alone, special tokens included."""
+
+
+@dataclass(frozen=True)
+class _Piece:
+    start: int
+    end: int
+    tokens: int
+
+
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+_SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
+_LINE = re.compile(r"\s*\n\s*")
+_WORD = re.compile(r"\s+")
+_LEVELS = (_PARAGRAPH, _SENTENCE, _LINE, _WORD)
+_NON_SPACE = re.compile(r"\S")
+
+
+class Chunker:
+    """Splits texts into chunks of at most ``chunk_tokens`` model tokens (special tokens
+    included) with about ``overlap`` tokens shared by neighbours."""
+
+    def __init__(self, counter: TokenCounter, chunk_tokens: int, overlap: int) -> None:
+        specials = counter.special_tokens
+        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < specials + 8:
+            raise InvalidInput(f"chunk_tokens must be an integer of at least {specials + 8} (the model adds "
+                               f"{specials} special tokens), got {chunk_tokens!r}")
+        most = (chunk_tokens - specials) // 2
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= most:
+            raise InvalidInput(f"overlap must be an integer from 0 to {most} (half a "
+                               f"chunk) for chunks of {chunk_tokens} tokens, got {overlap!r}")
+        self.counter = counter
+        self.chunk_tokens = chunk_tokens
+        self.overlap = overlap
+        self._budget = chunk_tokens - specials
+
+    def count(self, text: str) -> int:
+        """Tokens the model processes for ``text``, special tokens included."""
+        return self.counter.count([text])[0] + self.counter.special_tokens
+
+    def split(self, text: str) -> list[Chunk]:
+        pieces = self._pieces(text, 0, len(text), 0, self._budget - self.overlap)
+        chunks: list[Chunk] = []
+        i = 0
+        lead_start: int | None = None  # where the overlap taken from the previous chunk starts
+        lead_tokens = 0
+        while i < len(pieces):
+            start = pieces[i].start if lead_start is None else lead_start
+            used, j = lead_tokens, i
+            while j < len(pieces) and used + pieces[j].tokens <= self._budget:
+                used += pieces[j].tokens
+                j += 1
+            j = max(j, i + 1)
+            tokens = self._count_raw(text[start:pieces[j - 1].end])
+            while tokens > self._budget and j - 1 > i:
+                j -= 1  # the sum of piece counts was optimistic: give the last piece back
+                tokens = self._count_raw(text[start:pieces[j - 1].end])
+            if tokens > self._budget and lead_start is not None:
+                start = pieces[i].start  # one piece plus the overlap is too much: drop the overlap
+                tokens = self._count_raw(text[start:pieces[j - 1].end])
+            end = pieces[j - 1].end
+            chunks.append(Chunk(text[start:end], start, end, tokens + self.counter.special_tokens))
+            i = j
+            lead_start, lead_tokens = None, 0
+            if i < len(pieces) and self.overlap:
+                lead = self._overlap(text, start, end)
+                if lead is not None:
+                    lead_start, lead_tokens = lead
+        return chunks
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _count_raw(self, text: str) -> int:
+        return self.counter.count([text])[0]
+
+    def _pieces(self, text: str, start: int, end: int, level: int, limit: int) -> list[_Piece]:
+        """Spans of ``text[start:end]`` (whitespace trimmed) of at most ``limit`` tokens each,
+        cut at this level's separator, finer levels only where a span is still too long."""
+        spans = _split_spans(text, start, end, _LEVELS[level])
+        if not spans:
+            return []
+        counts = self.counter.count([text[a:b] for a, b in spans])
+        out: list[_Piece] = []
+        for (a, b), n in zip(spans, counts, strict=True):
+            if n <= limit:
+                out.append(_Piece(a, b, n))
+            elif level + 1 < len(_LEVELS):
+                out.extend(self._pieces(text, a, b, level + 1, limit))
+            else:
+                out.extend(self._hard_cut(text, a, b, limit))
+        return out
+
+    def _hard_cut(self, text: str, start: int, end: int, limit: int) -> list[_Piece]:
+        """A single unbroken word over the limit: the longest prefixes that fit, in turn."""
+        out: list[_Piece] = []
+        while start < end:
+            lo, hi = 1, min(end - start, max(limit, 1) * 32)
+            if self._count_raw(text[start:start + hi]) <= limit:
+                lo = hi
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._count_raw(text[start:start + mid]) <= limit:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            out.append(_Piece(start, start + lo, self._count_raw(text[start:start + lo])))
+            start += lo
+        return out
+
+    def _overlap(self, text: str, start: int, end: int) -> tuple[int, int] | None:
+        """Start and size of the tail of ``text[start:end]`` to repeat at the head of the next
+        chunk: at most ``overlap`` tokens, beginning at a word (preferably sentence) start."""
+        words = [m.end() for m in _WORD.finditer(text, start, end) if m.end() < end]
+        if not words:
+            return None
+        lo, hi = 0, len(words)  # first word start whose tail fits; counts shrink as starts move right
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._count_raw(text[words[mid]:end]) <= self.overlap:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo == len(words):
+            return None
+        begin = words[lo]
+        # finditer from the chunk start: a separator ending exactly at ``begin`` counts too.
+        sentence_starts = [m.end() for m in _SENTENCE.finditer(text, start, end) if begin <= m.end() < end]
+        if sentence_starts:
+            tokens = self._count_raw(text[sentence_starts[0]:end])
+            if tokens * 2 >= self.overlap:
+                return sentence_starts[0], tokens
+        return begin, self._count_raw(text[begin:end])
+
+
+def _split_spans(text: str, start: int, end: int, separator: re.Pattern[str]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    cursor = start
+    for match in separator.finditer(text, start, end):
+        spans.append((cursor, match.start()))
+        cursor = match.end()
+    spans.append((cursor, end))
+    out = []
+    for a, b in spans:
+        first = _NON_SPACE.search(text, a, b)
+        if first is None:
+            continue
+        a = first.start()
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        out.append((a, b))
+    return out
+
+
+def truncate_to_tokens(counter: TokenCounter, text: str, max_tokens: int) -> str:
+    """The longest prefix of ``text`` ending at a word end with at most ``max_tokens`` of its
+    own tokens (special tokens not counted); ``""`` when not even one word fits."""
+    if max_tokens <= 0:
+        return ""
+    if counter.count([text])[0] <= max_tokens:
+        return text
+    ends = [m.start() for m in _WORD.finditer(text) if m.start() > 0]
+    lo, hi = 0, len(ends)
+    best = ""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        candidate = text[:ends[mid]]
+        if counter.count([candidate])[0] <= max_tokens:
+            best, lo = candidate, mid + 1
+        else:
+            hi = mid
+    return best
+
+
+__all__ = [
+    "Chunk",
+    "Chunker",
+    "TokenCounter",
+    "counter_for_model",
+    "default_chunk_tokens",
+    "default_overlap",
+    "truncate_to_tokens",
+]
