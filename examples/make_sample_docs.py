@@ -7,7 +7,7 @@ The files are committed, so the demo needs neither library to build them; readin
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 DOCS = Path(__file__).parent / "docs"
@@ -61,7 +61,7 @@ def make_pdf(path: Path) -> None:
     pdf = FPDF()
     pdf.set_title(title)
     pdf.set_author("semkit examples")
-    pdf.set_creation_date(datetime(2025, 1, 1, tzinfo=timezone.utc))  # fixed: same bytes on every run
+    pdf.set_creation_date(datetime(2025, 1, 1, tzinfo=UTC))  # fixed: same bytes on every run
     for number, (heading, paragraphs) in enumerate(sections):
         if number in (0, 2):
             pdf.add_page()

@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -474,6 +475,10 @@ def _index_file(f: SourceFile, writer: _Writer, entry: _Indexed | None, settings
                 text_field: str | None, max_file_bytes: int, report: IndexReport) -> None:
     try:
         stat = f.path.stat()
+        if not S_ISREG(stat.st_mode):
+            # A FIFO or device would block or never end on read.
+            _fail(report, f, "not a regular file (a pipe, socket or device); skipped")
+            return
         if stat.st_size > max_file_bytes:
             _fail(report, f, f"{stat.st_size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:.1f} MB limit; "
                              "raise the limit (--max-file-mb) to index it")

@@ -102,20 +102,28 @@ def decode_text(data: bytes, warnings: list[str]) -> str:
     return data.decode(encoding, errors="replace")
 
 
+# Single-byte Latin code pages: on short texts charset-normalizer cannot tell them apart (it
+# picks Baltic cp1257 for French), and cp1252 is by far the most common of them in practice.
+_WESTERN = {"cp1250", "cp1252", "cp1254", "cp1257", "latin_1", "iso8859_1", "iso8859_2", "iso8859_9",
+            "iso8859_10", "iso8859_13", "iso8859_15", "mac_roman", "mac_latin2", "mac_iceland",
+            "mac_turkish", "cp775", "cp850"}
+
+
 def _guess_encoding(data: bytes) -> str:
+    try:
+        data.decode("cp1252")
+        cp1252 = True
+    except UnicodeDecodeError:
+        cp1252 = False
     try:
         from charset_normalizer import from_bytes
     except ImportError:
         from_bytes = None
     if from_bytes is not None:
         best = from_bytes(data[:1_000_000]).best()
-        if best is not None and best.encoding:
+        if best is not None and best.encoding and not (cp1252 and best.encoding in _WESTERN):
             return str(best.encoding)
-    try:
-        data.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
+    return "cp1252" if cp1252 else "latin-1"
 
 
 def _text_of(data: bytes, warnings: list[str]) -> str:
