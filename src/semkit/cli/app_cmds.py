@@ -1,0 +1,233 @@
+"""CLI commands for the analysis apps: dedup, cluster, recommend, classify, outliers."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import InvalidInput
+from . import output
+from .inputs import gather_texts
+from .store_cmds import DEFAULT_DB, CollectionOpt, DbOpt, JsonOpt, _where
+
+
+def _open(db: str, collection: str) -> tuple[Any, Any]:
+    import semkit
+
+    database = semkit.connect(db)
+    return database, database.collection(collection, create=False)
+
+
+def _clip(text: str | None, width: int = 70) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def register(app: typer.Typer) -> None:
+    from .. import apps
+
+    classify_app = typer.Typer(help="Zero-shot and trained classification on embeddings.", no_args_is_help=True)
+    app.add_typer(classify_app, name="classify")
+
+    @app.command()
+    def dedup(
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        threshold: Annotated[float, typer.Option(help="Cosine similarity that makes two items duplicates")] = 0.9,
+        k: Annotated[int, typer.Option("-k", help="Neighbours examined per item")] = 10,
+        keep: Annotated[str, typer.Option(help="Keeper: longest, first or central")] = "longest",
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the groups to .json or .csv")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Groups of exact and near-duplicates, each with a suggested keeper."""
+        database, col = _open(db, collection)
+        with database:
+            report = apps.duplicates(col, threshold=threshold, k=k, keep=keep)  # type: ignore[arg-type]
+        if out is not None:
+            if out.suffix.lower() == ".csv":
+                report.write_csv(out)
+            elif out.suffix.lower() == ".json":
+                report.write_json(out)
+            else:
+                raise InvalidInput(f"--out must end in .json or .csv, got {out.name}")
+        if as_json:
+            output.emit_json(report.to_dict())
+            return
+        output.stdout.print(
+            f"{report.items:,} items: {len(report.groups):,} duplicate group(s), "
+            f"{len(report.removable()):,} removable ({report.exact_duplicates:,} exact)"
+        )
+        for n, group in enumerate(report.groups[:20], 1):
+            output.table(
+                f"group {n}: keep {group.keeper}", ["role", "id", "score", "text"],
+                [("keep", group.keeper, "", _clip(group.keeper_text))]
+                + [("exact dup" if m.exact else "near dup", m.id, f"{m.score:.3f}", _clip(m.text))
+                   for m in group.members],
+                justify_right=("score",),
+            )
+        if len(report.groups) > 20:
+            output.stdout.print(f"... and {len(report.groups) - 20} more group(s); use --out or --json for all")
+
+    @app.command("cluster")
+    def cluster_cmd(
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        method: Annotated[str, typer.Option(help="kmeans or hdbscan")] = "kmeans",
+        k: Annotated[int | None, typer.Option("-k", help="k-means clusters (default: chosen by silhouette)")] = None,
+        min_cluster_size: Annotated[int | None, typer.Option(help="HDBSCAN: smallest cluster")] = None,
+        map_path: Annotated[Path | None, typer.Option("--map", help="Write a self-contained HTML map")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Clusters with keyword labels, sizes and representative items."""
+        database, col = _open(db, collection)
+        with database:
+            report = apps.cluster(col, method=method, k=k, min_cluster_size=min_cluster_size)  # type: ignore[arg-type]
+        if map_path is not None:
+            apps.cluster_map.write_html(report, map_path, title=f"{collection}: {report.method} clusters")
+        if as_json:
+            output.emit_json(report.to_dict(items=True))
+            return
+        extra = f", silhouette {report.silhouette:.3f}" if report.silhouette is not None else ""
+        noise = f", {report.noise:,} noise" if report.noise else ""
+        output.stdout.print(f"{len(report.ids):,} items → {report.k} clusters ({report.method}{extra}{noise})")
+        output.table(None, ["cluster", "size", "keywords", "representative"],
+                     [(c.id, c.size, ", ".join(c.keywords[:5]), _clip(c.representative_texts[0] if
+                       c.representative_texts else None, 60)) for c in report.clusters],
+                     justify_right=("cluster", "size"))
+        if map_path is not None:
+            output.stdout.print(f"map written to {map_path}")
+
+    @app.command("recommend")
+    def recommend_cmd(
+        liked: Annotated[list[str], typer.Argument(help="Ids the user liked")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        disliked: Annotated[
+            list[str] | None, typer.Option("--disliked", help="An id the user disliked (repeat)")
+        ] = None,
+        k: Annotated[int, typer.Option("-k", help="How many recommendations")] = 10,
+        diversity: Annotated[float, typer.Option(help="0 = pure relevance … 1 = most varied (MMR)")] = 0.0,
+        where: Annotated[str | None, typer.Option(help="Metadata filter as JSON")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """More like these: items near the liked ones, away from the disliked, seen ones excluded."""
+        database, col = _open(db, collection)
+        with database:
+            recs = apps.recommend(col, liked=liked, disliked=disliked or [], k=k, diversity=diversity,
+                                  where=_where(where))
+        if as_json:
+            output.emit_json([asdict(r) for r in recs])
+            return
+        output.table(f"recommended for {', '.join(liked)}", ["#", "score", "id", "title", "text"],
+                     [(r.rank, f"{r.score:.3f}", r.id, (r.metadata or {}).get("title", ""), _clip(r.text, 60))
+                      for r in recs], justify_right=("#", "score"))
+
+    @app.command("outliers")
+    def outliers_cmd(
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        k: Annotated[int, typer.Option("-k", help="Neighbours per item")] = 10,
+        method: Annotated[str, typer.Option(help="knn (mean distance to neighbours) or lof")] = "knn",
+        top: Annotated[int, typer.Option(help="How many to show")] = 20,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """The items least like the rest (anomalies), with their nearest neighbour for context."""
+        database, col = _open(db, collection)
+        with database:
+            found = apps.outliers(col, k=k, method=method, top=top)  # type: ignore[arg-type]
+        if as_json:
+            output.emit_json([asdict(o) for o in found])
+            return
+        output.table(f"outliers in {collection} ({method}, k={k})", ["#", "score", "id", "text", "nearest"],
+                     [(o.rank, f"{o.score:.3f}", o.id, _clip(o.text, 50),
+                       f"{o.nearest} ({o.nearest_score:.2f})" if o.nearest else "") for o in found],
+                     justify_right=("#", "score"))
+
+    @classify_app.command("zero-shot")
+    def classify_zero_shot(
+        texts: Annotated[list[str] | None, typer.Argument(help="Texts ('-' or none: stdin)")] = None,
+        labels: Annotated[str, typer.Option(help="Comma-separated label names or descriptions")] = "",
+        file: Annotated[str | None, typer.Option("--file", "-f", help="One text per line")] = None,
+        model: Annotated[str, typer.Option("--model", "-m")] = "local",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Classify texts into labels with no training data (labels embedded as queries)."""
+        import semkit
+
+        names = [x.strip() for x in labels.split(",") if x.strip()]
+        if len(names) < 2:
+            raise InvalidInput('give at least two labels: --labels "sports,politics,technology"')
+        items = gather_texts(texts, file)
+        preds = apps.zero_shot(items, names, embedder=semkit.model(model))
+        _print_predictions(items, preds, as_json)
+
+    @classify_app.command("train")
+    def classify_train(
+        data: Annotated[Path, typer.Argument(help="CSV with text and label columns")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the classifier in")],
+        text_column: Annotated[str, typer.Option(help="Text column")] = "text",
+        label_column: Annotated[str, typer.Option(help="Label column")] = "label",
+        method: Annotated[str, typer.Option(help="logistic or knn")] = "logistic",
+        model: Annotated[str, typer.Option("--model", "-m")] = "local",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Train a classifier on labelled examples and save it (JSON + .npy, no pickle)."""
+        import semkit
+
+        texts, labels = _read_labelled(data, text_column, label_column)
+        clf = apps.classify.Classifier(method, embedder=semkit.model(model)).fit(texts, labels)  # type: ignore[arg-type]
+        path = clf.save(out)
+        summary = {"saved": str(path), "examples": len(texts), "labels": sorted(set(labels)), "method": method}
+        if as_json:
+            output.emit_json(summary)
+        else:
+            output.stdout.print(f"trained a {method} classifier on {len(texts):,} examples, "
+                                f"{len(summary['labels'])} labels → {path}")
+
+    @classify_app.command("predict")
+    def classify_predict(
+        classifier: Annotated[Path, typer.Option("--classifier", help="Folder written by `classify train`")],
+        texts: Annotated[list[str] | None, typer.Argument(help="Texts ('-' or none: stdin)")] = None,
+        file: Annotated[str | None, typer.Option("--file", "-f", help="One text per line")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Label texts with a saved classifier."""
+        import json
+
+        from ..collection import model_from_id
+
+        items = gather_texts(texts, file)
+        meta_path = classifier / "classifier.json"
+        recorded = json.loads(meta_path.read_text(encoding="utf-8")).get("embedder") if meta_path.is_file() else None
+        clf = apps.classify.Classifier.load(classifier, embedder=model_from_id(recorded) if recorded else None)
+        _print_predictions(items, clf.classify(items, top=3), as_json)
+
+
+def _print_predictions(items: list[str], preds: list[Any], as_json: bool) -> None:
+    if as_json:
+        for text, p in zip(items, preds, strict=True):
+            output.emit_json({"text": text, "label": p.label, "score": p.score,
+                              "probabilities": dict(p.probabilities)})
+        return
+    output.table(None, ["text", "label", "probability"],
+                 [(_clip(t, 60), p.label, f"{p.score:.3f}") for t, p in zip(items, preds, strict=True)],
+                 justify_right=("probability",))
+
+
+def _read_labelled(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {text_column, label_column} - set(reader.fieldnames or [])
+        if missing:
+            raise InvalidInput(f"{path} has no column(s) {sorted(missing)}; columns are {reader.fieldnames}")
+        rows = [(r[text_column], r[label_column]) for r in reader if (r[text_column] or "").strip()]
+    if len({label for _, label in rows}) < 2:
+        raise InvalidInput(f"{path} needs examples of at least two labels")
+    texts, labels = zip(*rows, strict=True)
+    return list(texts), list(labels)
