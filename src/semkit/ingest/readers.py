@@ -115,12 +115,17 @@ def _guess_encoding(data: bytes) -> str:
         cp1252 = True
     except UnicodeDecodeError:
         cp1252 = False
+    sample = data[:1_000_000]
+    if cp1252 and sum(b >= 0x80 for b in sample) < 0.2 * len(sample):
+        # Accented letters sprinkled in ASCII: a Western code page. Cyrillic, Greek and CJK
+        # text is mostly high bytes, and short texts fool detectors (French read as Big5).
+        return "cp1252"
     try:
         from charset_normalizer import from_bytes
     except ImportError:
         from_bytes = None
     if from_bytes is not None:
-        best = from_bytes(data[:1_000_000]).best()
+        best = from_bytes(sample).best()
         if best is not None and best.encoding and not (cp1252 and best.encoding in _WESTERN):
             return str(best.encoding)
     return "cp1252" if cp1252 else "latin-1"
