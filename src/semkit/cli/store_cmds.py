@@ -1,4 +1,4 @@
-"""CLI commands about collections: upsert, search, collections, export, import, drop."""
+"""CLI commands about collections: upsert, collections, export, import, drop (search: search_cmds)."""
 
 from __future__ import annotations
 
@@ -71,33 +71,6 @@ def register(app: typer.Typer) -> None:
             output.stdout.print(f"upserted {total:,} record(s) into '{collection}' ({count:,} in total)")
 
     @app.command()
-    def search(
-        query: Annotated[str, typer.Argument(help="What to look for")],
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results")] = 10,
-        where: Annotated[str | None, typer.Option(help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'')] = None,
-        exact: Annotated[bool, typer.Option(help="Exact search instead of the approximate index")] = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Semantic search in a collection."""
-        with semkit.connect(db) as database:
-            col = database.collection(collection, create=False)
-            hits = col.search(query, k=k, where=_where(where), exact=exact)
-        if as_json:
-            output.emit_json([{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in hits])
-            return
-        if not hits:
-            output.stdout.print("no results")
-            return
-        output.table(
-            f"{collection}: {query!r}", ["#", "score", "id", "title", "text"],
-            [(i, f"{h.score:.3f}", h.id, (h.metadata or {}).get("title", ""), _snippet(h.text))
-             for i, h in enumerate(hits, 1)],
-            justify_right=("#", "score"),
-        )
-
-    @app.command()
     def collections(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
         """List the collections in a store with their model and size."""
         with semkit.connect(db) as database:
@@ -152,9 +125,3 @@ def register(app: typer.Typer) -> None:
             database.drop(collection)
         output.stdout.print(f"dropped '{collection}'")
 
-
-def _snippet(text: str | None, width: int = 80) -> str:
-    if not text:
-        return ""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"

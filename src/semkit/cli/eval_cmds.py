@@ -1,0 +1,118 @@
+"""``semkit eval retrieval|sts|classify``: models side by side on your own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import InvalidInput
+from . import output
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
+ModelsOpt = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", help="Model spec to evaluate; repeat for a side-by-side table (default: local)")]
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Measure models on your own data: retrieval, STS, classification.",
+                        no_args_is_help=True)
+    app.add_typer(group, name="eval")
+
+    @group.command()
+    def retrieval(
+        corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz]: _id, title, text")],
+        queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl: _id, text")],
+        qrels: Annotated[Path, typer.Option(help="qrels TSV: query-id, corpus-id, score")],
+        model: ModelsOpt = None,
+        mode: Annotated[list[str] | None, typer.Option(
+            "--mode", help="vector | keyword | hybrid; repeat (default: all three)")] = None,
+        rrf_k: Annotated[int, typer.Option(min=0, help="RRF constant for hybrid")] = 60,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """nDCG@10, Recall@10/100, MAP@10 per model and search mode (pytrec_eval)."""
+        from ..apps import evaluate
+
+        modes = mode or ["vector", "keyword", "hybrid"]
+        bad = [m for m in modes if m not in ("vector", "keyword", "hybrid")]
+        if bad:
+            raise InvalidInput(f"--mode must be vector, keyword or hybrid, got {bad[0]!r}")
+        data = evaluate.load_beir(corpus, queries, qrels)
+        results = evaluate.evaluate_retrieval(data, model or ["local"], modes,  # type: ignore[arg-type]
+                                              progress=_progress(as_json), rrf_k=rrf_k)
+        if as_json:
+            output.emit_json([r.as_dict() for r in results])
+            return
+        output.table(
+            f"retrieval: {len(data.judged_queries):,} queries, {len(data.doc_ids):,} documents",
+            ["model", "mode", "nDCG@10", "Recall@10", "Recall@100", "MAP@10"],
+            [(r.model, r.mode, *(f"{100 * r.metrics[m]:.2f}" for m in ("ndcg@10", "recall@10", "recall@100", "map@10")))
+             for r in results],
+            justify_right=("nDCG@10", "Recall@10", "Recall@100", "MAP@10"),
+        )
+
+    @group.command()
+    def sts(
+        file: Annotated[Path, typer.Argument(help="CSV/TSV of sentence pairs with a gold score")],
+        columns: Annotated[str, typer.Option(
+            help="sentence1,sentence2,score column names, or 0-based positions for a file without a header"
+        )] = "sentence1,sentence2,score",
+        model: ModelsOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Spearman x100 of cosine similarity against gold scores, per model."""
+        from ..apps import evaluate
+
+        names = [c.strip() for c in columns.split(",")]
+        if len(names) != 3 or not all(names):
+            raise InvalidInput(f"--columns takes three comma-separated columns, got {columns!r}")
+        pairs = evaluate.load_pairs(file, names)
+        results = evaluate.evaluate_sts(pairs, model or ["local"], progress=_progress(as_json))
+        if as_json:
+            output.emit_json([r.as_dict() for r in results])
+            return
+        output.table(f"STS: {len(pairs):,} pairs", ["model", "Spearman", "Pearson"],
+                     [(r.model, f"{r.spearman:.2f}", f"{r.pearson:.2f}") for r in results],
+                     justify_right=("Spearman", "Pearson"))
+
+    @group.command()
+    def classify(
+        train: Annotated[Path, typer.Option(help="Training CSV/TSV with a header")],
+        test: Annotated[Path, typer.Option(help="Test CSV/TSV with the same columns")],
+        text_column: Annotated[str, typer.Option(help="Column holding the text")] = "text",
+        label_column: Annotated[str, typer.Option(help="Column holding the label")] = "label",
+        model: ModelsOpt = None,
+        method: Annotated[str, typer.Option(help="logistic | knn")] = "logistic",
+        per_label: Annotated[int | None, typer.Option(
+            min=1, help="Few-shot: train on this many random examples per label")] = None,
+        experiments: Annotated[int, typer.Option(min=1, help="Few-shot draws to average")] = 1,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Accuracy and macro-F1 of a classifier on each model's embeddings."""
+        from ..apps import evaluate
+
+        if method not in ("logistic", "knn"):
+            raise InvalidInput(f"--method must be logistic or knn, got {method!r}")
+        train_set = evaluate.load_labelled(train, text_column, label_column)
+        test_set = evaluate.load_labelled(test, text_column, label_column)
+        results = evaluate.evaluate_classification(
+            train_set, test_set, model or ["local"], method=method,  # type: ignore[arg-type]
+            per_label=per_label, experiments=experiments, progress=_progress(as_json),
+        )
+        if as_json:
+            output.emit_json([r.as_dict() for r in results])
+            return
+        shots = f"{per_label} per label x {experiments}" if per_label else f"{len(train_set):,} examples"
+        output.table(f"classification ({method}, trained on {shots}; {len(test_set):,} test texts)",
+                     ["model", "accuracy", "macro F1"],
+                     [(r.model, f"{r.accuracy:.2f}", f"{r.macro_f1:.2f}") for r in results],
+                     justify_right=("accuracy", "macro F1"))
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet:
+        return None
+    from rich.markup import escape
+
+    return lambda message: output.stderr.print(f"[dim]{escape(message)}[/]", highlight=False)

@@ -1,0 +1,114 @@
+"""CLI commands that read a collection for answers: search, context (RAG retrieval)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import InvalidInput
+from . import output
+from .store_cmds import DEFAULT_DB, CollectionOpt, DbOpt, JsonOpt, _where
+
+ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid (rank fusion, default) | vector | keyword")]
+WhereOpt = Annotated[str | None, typer.Option(help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'')]
+
+
+def register(app: typer.Typer) -> None:
+    import semkit
+
+    @app.command()
+    def search(
+        query: Annotated[str, typer.Argument(help="What to look for")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results")] = 10,
+        mode: ModeOpt = "hybrid",
+        mmr: Annotated[float | None, typer.Option(
+            "--mmr", min=0.0, max=1.0, help="Diversity: MMR λ in [0, 1] (1 = relevance only)")] = None,
+        where: WhereOpt = None,
+        exact: Annotated[bool, typer.Option(help="Exact search instead of the approximate index")] = False,
+        candidates: Annotated[int | None, typer.Option(
+            min=1, help="Depth of each list before fusion/MMR (default max(50, 5k))")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Search a collection by meaning, by keywords (BM25), or both (hybrid)."""
+        from ..apps.search import search as run_search
+
+        with semkit.connect(db) as database:
+            col = database.collection(collection, create=False)
+            hits = run_search(col, query, k=k, mode=_mode(mode), where=_where(where), mmr=mmr,
+                              candidates=candidates, exact=exact)
+        if as_json:
+            output.emit_json([h.as_dict() for h in hits])
+            return
+        if not hits:
+            output.stdout.print("no results")
+            return
+        _print_hits(f"{collection}: {query!r} ({hits[0].mode}{'' if mmr is None else f', mmr {mmr}'})", hits)
+
+    @app.command()
+    def context(
+        question: Annotated[str, typer.Argument(help="The question the context is for")],
+        db: DbOpt = DEFAULT_DB,
+        collection: CollectionOpt = "docs",
+        budget: Annotated[int, typer.Option("--budget", min=1, help="Token budget of the context")] = 2000,
+        where: WhereOpt = None,
+        mode: ModeOpt = "hybrid",
+        mmr: Annotated[float, typer.Option(
+            "--mmr", min=0.0, max=1.0, help="MMR λ (1 = relevance only, lower = more variety)")] = 0.7,
+        max_passages: Annotated[int, typer.Option(min=1, help="At most this many passages")] = 20,
+        tokenizer: Annotated[str, typer.Option(
+            help="Tokenizer counting the budget (cl100k_base, estimate)")] = "cl100k_base",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Best passages for a question, with citations, packed into a token budget (for an LLM prompt)."""
+        from ..apps.context import context as build
+
+        with semkit.connect(db) as database:
+            col = database.collection(collection, create=False)
+            ctx = build(col, question, budget, where=_where(where), mode=_mode(mode), mmr=mmr,
+                        max_passages=max_passages, tokenizer=tokenizer)
+        if as_json:
+            output.emit_json(ctx.as_dict())
+            return
+        # Plain text on stdout, so `semkit context ... > prompt.txt` is exactly the context.
+        typer.echo(ctx.text if ctx.passages else "")
+        approx = "" if ctx.exact_count else "~"
+        output.stderr.print(
+            f"{len(ctx.passages)} passage(s), {approx}{ctx.used_tokens}/{ctx.budget_tokens} tokens "
+            f"({ctx.tokenizer}); {ctx.duplicates} duplicate(s) dropped, {ctx.skipped} did not fit",
+            highlight=False,
+        )
+
+
+def _mode(mode: str) -> Any:
+    from ..apps.search import MODES
+
+    if mode not in MODES:
+        raise InvalidInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def _print_hits(title: str, hits: list[Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, header_style="bold", show_lines=True)
+    for name, justify in (("#", "right"), ("score", "right"), ("id / title", "left"), ("snippet", "left")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    fused = hits[0].mode == "hybrid"
+    for h in hits:
+        label = Text(h.id, style="bold")
+        for extra in (h.title, h.path):
+            if extra and extra != h.id:
+                label.append("\n" + extra, style="dim" if extra == h.path else "")
+        score = f"{h.score:.4f}" if fused else f"{h.score:.3f}"
+        if fused:
+            score += "\n" + " ".join(f"{name[0]}{r}" for name, r in sorted(h.ranks.items(), reverse=True))
+        body = h.snippet.rich() if h.snippet is not None else Text(h.text or "")
+        table.add_row(str(h.rank), score, label, body)
+    output.stdout.print(table)
+    if fused:
+        output.stdout.print("score = reciprocal-rank fusion; v3 k1 = rank 3 by vector, 1 by keyword",
+                            style="dim", highlight=False)
