@@ -90,3 +90,14 @@ def test_where_restricts_the_passages(col: semkit.Collection) -> None:
 def test_bad_budget(col: semkit.Collection) -> None:
     with pytest.raises(InvalidInput, match="budget_tokens"):
         context(col, "x", budget_tokens=0)
+
+
+def test_citation_of_an_ingested_chunk(tmp_path: Path) -> None:
+    meta = {"source": "guide.md", "path": "/docs/guide.md", "title": "Guide", "section": "Setup",
+            "page": 2, "chunk": 2, "chunks": 12, "start": 1400}
+    with semkit.connect(str(tmp_path / "kb")) as db:
+        c = db.collection("d", model=HashEmbedder(16))
+        c.upsert(ids=["guide.md#2"], texts=["Install the package with pip."], metadata=[meta])
+        ctx = context(c, "install package")
+    assert ctx.passages[0].citation == "Guide — /docs/guide.md, section Setup, page 2, chunk 3/12"
+    assert ctx.text.startswith("[1] Guide — /docs/guide.md, section Setup, page 2, chunk 3/12\nInstall")

@@ -3,8 +3,9 @@
 ``context(col, question, budget_tokens=2000)`` retrieves candidates with hybrid search and MMR
 (relevant *and* not repetitive), drops duplicates, and packs passages best-first until the
 budget is spent. Each passage carries its citation — title, path and position from the
-record's metadata (keys ``title``/``name``; ``path``/``source``/``file``/``url``;
-``chunk``/``position``/``page``/``line``/``start``), else its id — and the result prints as
+record's metadata (keys ``title``/``name``/``heading``; ``path``/``source``/``file``/``url``;
+``section``, ``page``, ``chunk`` (with ``chunks``, as ``semkit``'s ingest writes them: shown
+1-based, "chunk 3/12"), else ``position``/``line``/``start``), else its id — and prints as
 numbered passages ready to paste into an LLM prompt (``Context.text``) or as JSON
 (``Context.as_dict()``).
 
@@ -32,7 +33,7 @@ from ..errors import InvalidInput
 from ..vectors import normalize
 from .search import PATH_KEYS, TITLE_KEYS, Mode, search
 
-POSITION_KEYS = ("chunk", "position", "page", "line", "start")
+POSITION_KEYS = ("section", "page", "chunk", "position", "line", "start")
 DEFAULT_MMR = 0.7
 """Mostly relevance, some variety: two near-identical chunks rarely both earn a place."""
 _ELLIPSIS = " …"
@@ -51,23 +52,16 @@ class Passage:
     title: str | None = None
     path: str | None = None
     position: str | None = None
+    """Where in the source: ``section Setup, page 4, chunk 3/12`` (from the metadata)."""
     truncated: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def citation(self) -> str:
-        """``title — path, chunk 3``: whatever of these the record has, else its id."""
-        where = ", ".join(p for p in (self.path, self._position_label()) if p)
+        """``title — path, page 4, chunk 3/12``: whatever of these the record has, else its id."""
+        where = ", ".join(p for p in (self.path, self.position) if p)
         parts = [p for p in (self.title, where) if p]
         return " — ".join(parts) if parts else f"id {self.id}"
-
-    def _position_label(self) -> str | None:
-        if self.position is None:
-            return None
-        for key in POSITION_KEYS:
-            if key in self.metadata and str(self.metadata[key]) == self.position:
-                return f"{key} {self.position}"
-        return self.position
 
     def block(self) -> str:
         return f"[{self.n}] {self.citation}\n{self.text}"
@@ -175,11 +169,26 @@ def _join(passages: list[Passage]) -> str:
 
 def _passage(hit: Any, n: int, text: str, tokens: int, truncated: bool = False) -> Passage:
     meta = dict(hit.metadata or {})
-    position = next((str(meta[k]) for k in POSITION_KEYS if meta.get(k) not in (None, "")), None)
     return Passage(n=n, id=hit.id, text=text.strip(),
                    score=hit.score, tokens=tokens,
                    title=_first(meta, TITLE_KEYS), path=_first(meta, PATH_KEYS),
-                   position=position, truncated=truncated, metadata=meta)
+                   position=_position(meta), truncated=truncated, metadata=meta)
+
+
+def _position(meta: Mapping[str, Any]) -> str | None:
+    def given(key: str) -> bool:
+        return meta.get(key) not in (None, "")
+
+    parts = [f"{key} {meta[key]}" for key in ("section", "page") if given(key)]
+    if given("chunk"):
+        chunk, total = meta["chunk"], meta.get("chunks")
+        if isinstance(chunk, int) and isinstance(total, int) and 0 <= chunk < total:
+            parts.append(f"chunk {chunk + 1}/{total}")  # ingest numbers chunks from 0
+        else:
+            parts.append(f"chunk {chunk}")
+    elif not parts:
+        parts += [f"{key} {meta[key]}" for key in ("position", "line", "start") if given(key)][:1]
+    return ", ".join(parts) or None
 
 
 def _first(meta: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
