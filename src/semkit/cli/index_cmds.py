@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_report(report: IndexReport, total: int, db: str) -> None:
-    rows: list[tuple[str, int]] = [
+    rows: list[tuple[str, int | str]] = [
+        ("files seen", report.seen),
         ("indexed (new or changed)", len(report.indexed)),
         ("unchanged (skipped)", report.unchanged),
         ("removed (file deleted)", len(report.removed)),
@@ -103,8 +104,9 @@ def _print_report(report: IndexReport, total: int, db: str) -> None:
         rows.append(("chunk vectors reused", report.reused))
     if report.ignored:
         rows.append(("files ignored (type or --include/--exclude)", report.ignored))
-    output.table(f"{report.seen} file(s) -> '{report.collection}' in {db} ({total:,} chunks, "
-                 f"{report.seconds:.1f}s)", ["", "count"], rows, justify_right=("count",))
+    rows.append((f"chunks in '{report.collection}'", f"{total:,}"))
+    rows.append(("seconds", f"{report.seconds:.1f}"))
+    output.table(f"semkit index -> {db}", ["", "count"], rows, justify_right=("count",))
     problems = [("failed", p.source, p.reason) for p in report.failed]
     problems += [("warning", p.source, p.reason) for p in report.warnings]
     if problems:

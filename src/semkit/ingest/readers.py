@@ -19,8 +19,11 @@ import codecs
 import csv
 import io
 import json
+import logging
 import re
-from collections.abc import Callable, Mapping
+import warnings as warnings_module
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -381,8 +384,28 @@ def read_pdf(data: bytes, path: Path, text_field: str | None = None) -> Document
     except ImportError:
         raise UnreadableFile("reading PDF needs the package 'pypdf': pip install 'semkit[ingest]'") from None
     warnings: list[str] = []
+    with _quiet("pypdf"):
+        return _read_pdf(PdfReader, data, path, warnings)
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a parser's own log lines and warnings about a damaged file: the pipeline
+    reports the outcome once, with the file's name."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR + 10)
     try:
-        reader = PdfReader(io.BytesIO(data))
+        with warnings_module.catch_warnings():
+            warnings_module.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _read_pdf(reader_class: Any, data: bytes, path: Path, warnings: list[str]) -> Document:
+    try:
+        reader = reader_class(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFile("the PDF is encrypted with a password; decrypt it first (e.g. qpdf --decrypt)")
         pages = list(reader.pages)
