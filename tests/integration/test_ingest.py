@@ -145,6 +145,44 @@ def test_settings_change_rechunks_and_a_half_written_file_is_redone(tmp_path: Pa
         assert again.indexed == ["a.md"] and col.get(["a.md#7"]) == []
 
 
+@pytest.fixture(params=["embedded", "memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "embedded":
+        db = semkit.connect(tmp_path / "kb")
+    elif request.param == "memory":
+        db = semkit.connect("memory://")
+    else:
+        import uuid
+
+        from tests.support.pgserver import drop_schema
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        request.addfinalizer(lambda: drop_schema(dsn, schema))
+        db = semkit.connect(dsn, schema=schema)
+    with db:
+        yield db
+
+
+def test_incremental_cycle_on_every_backend(database, tmp_path: Path) -> None:
+    root = _tree(tmp_path / "docs")
+    embedder = HashEmbedder()
+    col = database.collection("docs", model=embedder)
+    first = index_paths(col, [root], chunk_tokens=100, overlap=10)
+    assert len(first.indexed) == 3 and len(col) == first.chunks_written
+    calls = len(embedder.calls)
+    assert index_paths(col, [root], chunk_tokens=100, overlap=10).unchanged == 3
+    assert len(embedder.calls) == calls
+    (root / "sub" / "long.md").write_text(LONG_MD.rsplit("\n\n", 20)[0], encoding="utf-8")
+    (root / "a.md").unlink()
+    third = index_paths(col, [root], chunk_tokens=100, overlap=10)
+    assert third.indexed == ["sub/long.md"] and third.removed == ["a.md"] and third.chunks_deleted > 0
+    sources = {r.metadata["source"] for batch in col.scan() for r in batch}
+    assert sources == {"b.txt", "sub/long.md"}
+    n = col.count(where={"source": "sub/long.md"})
+    assert {r.metadata["chunks"] for batch in col.scan(where={"source": "sub/long.md"}) for r in batch} == {n}
+
+
 def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
     root = _tree(tmp_path / "docs")
     (root / "corrupt.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3 broken beyond repair")
