@@ -142,13 +142,15 @@ def test_map_draws_every_point_with_labels_and_opens_a_point(page: Any, tmp_path
     assert page.locator("#legend li").count() == 3
     # Pixels were actually painted: some non-transparent pixels on the canvas.
     painted = page.evaluate("""() => {
-        const c = document.querySelector('#map'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const c = document.querySelector('#map');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
     assert painted > 200
     # Hover over a point shows its text; clicking opens it.
     point = page.evaluate("""() => { const m = state.map, c = document.querySelector('#map');
         const it = m.rep.items[0]; const [x, y] = toScreen(m, it.x, it.y, c);
-        const r = c.getBoundingClientRect(); return {id: it.id, x: r.left + x * r.width / c.width, y: r.top + y * r.height / c.height}; }""")
+        const r = c.getBoundingClientRect();
+        return {id: it.id, x: r.left + x * r.width / c.width, y: r.top + y * r.height / c.height}; }""")
     page.mouse.move(point["x"], point["y"])
     page.wait_for_selector("#tooltip:not([hidden])")
     assert point["id"] in page.inner_text("#tooltip")

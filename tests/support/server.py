@@ -7,6 +7,7 @@ the same: real sockets, real HTTP, the app built by ``semkit.server.create_app``
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -59,14 +60,19 @@ class _ThreadServer:
 
 @contextmanager
 def serve(db_uri: str, *, log_level: str = "warning", **options: Any) -> Iterator[RunningServer]:
-    """Run ``create_app(db_uri, **options)`` on a free loopback port for the ``with`` block."""
+    """Run ``create_app(db_uri, **options)`` on a free loopback port for the ``with`` block.
+
+    Unless ``cache_dir`` is given, the server gets a fresh embedding cache of its own (never the
+    user's: a module-scoped server starts before the per-test cache fixture applies)."""
     from semkit.server import create_app
 
-    app = create_app(db_uri, **options)
-    port = free_port()
-    server = _ThreadServer(app, port, log_level)
-    server.start()
-    try:
-        yield RunningServer(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="semkit-server-cache-") as tmp:
+        options.setdefault("cache_dir", tmp)
+        app = create_app(db_uri, **options)
+        port = free_port()
+        server = _ThreadServer(app, port, log_level)
+        server.start()
+        try:
+            yield RunningServer(f"http://127.0.0.1:{port}", app)
+        finally:
+            server.stop()

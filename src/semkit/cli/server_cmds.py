@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
     @keys_app.command("list")
     def keys_list(db: DbOpt = DEFAULT_DB, keys: KeysOpt = None, as_json: JsonOpt = False) -> None:
         """List keys (ids and scopes; the keys themselves are not stored)."""
-        records = [k.public() for k in _key_store(db, keys).keys()]
+        records = [k.public() for k in _key_store(db, keys).all()]
         if as_json:
             output.emit_json(records)
             return

