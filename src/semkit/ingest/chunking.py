@@ -19,6 +19,8 @@ additive), so the limit holds exactly.
 
 from __future__ import annotations
 
+import bisect
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +54,31 @@ class _FunctionCounter:
         return list(self._count(list(texts)))  # type: ignore[operator]
 
 
+class _HFCounter:
+    """A Hugging Face ``tokenizer.json`` without padding or truncation; also gives token start
+    offsets, so one tokenisation of a section answers the count of any span of it."""
+
+    def __init__(self, path: str) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(path)
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self.name = f"hf:{path}"
+        self.special_tokens = self._tok.num_special_tokens_to_add(False)
+        # BERT-style pre-tokenizers split at every whitespace and the normalizers act per
+        # character, so the tokens of a span cut at whitespace are exactly the tokens the whole
+        # text has inside it: counts by offsets need no second tokenisation.
+        pre = type(self._tok.pre_tokenizer).__name__ if self._tok.pre_tokenizer is not None else ""
+        self.additive = pre in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    def token_starts(self, text: str) -> list[int]:
+        return [start for start, _ in self._tok.encode(text, add_special_tokens=False).offsets]
+
+
 def counter_for_model(embedder_id: str) -> TokenCounter:
     """The token counter for a collection's embedder id (``local:all-MiniLM-L6-v2@384``)."""
     from ..collection import split_embedder_id
@@ -69,6 +96,9 @@ def counter_for_model(embedder_id: str) -> TokenCounter:
 
         tokenizer = cost.tokenizer_for(spec)
         if not tokenizer.estimated:
+            path = tokenizer.name.removeprefix("hf:")
+            if tokenizer.name.startswith("hf:") and os.path.isfile(path):
+                return _HFCounter(path)
             return _FunctionCounter(tokenizer.name, tokenizer.special_tokens, tokenizer.count_content)
     info = catalog.find(provider, name) if provider else None
     encoding = info.tokenizer if info is not None else ("cl100k_base" if provider == "openai" else "estimate")
@@ -113,6 +143,41 @@ _LEVELS = (_PARAGRAPH, _SENTENCE, _LINE, _WORD)
 _NON_SPACE = re.compile(r"\S")
 
 
+class _SpanCounts:
+    """Token counts of spans of one text. With token offsets (local models), the text is
+    tokenised once and a span's count is the number of tokens starting inside it; otherwise
+    every span is tokenised on its own. Chunk sizes are exact: from the offsets where the
+    tokenizer makes them exact (``span``), else from a tokenisation of the chunk."""
+
+    def __init__(self, counter: TokenCounter, text: str) -> None:
+        self.counter = counter
+        self.text = text
+        token_starts = getattr(counter, "token_starts", None)
+        self.starts: list[int] | None = token_starts(text) if token_starts is not None and text else None
+        self.additive = self.starts is not None and bool(getattr(counter, "additive", False))
+
+    def many(self, spans: Sequence[tuple[int, int]]) -> list[int]:
+        if self.starts is None:
+            return self.counter.count([self.text[a:b] for a, b in spans])
+        starts = self.starts
+        return [bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a) for a, b in spans]
+
+    def one(self, start: int, end: int) -> int:
+        return self.many([(start, end)])[0]
+
+    def exact(self, start: int, end: int) -> int:
+        return self.counter.count([self.text[start:end]])[0]
+
+    def span(self, start: int, end: int) -> int:
+        """The exact count of ``text[start:end]``, from the offsets when that is exact (an
+        additive tokenizer and a span cut at whitespace), else by tokenising it."""
+        text = self.text
+        at_spaces = (start == 0 or text[start - 1].isspace()) and (end == len(text) or text[end].isspace())
+        if self.additive and at_spaces:
+            return self.one(start, end)
+        return self.exact(start, end)
+
+
 class Chunker:
     """Splits texts into chunks of at most ``chunk_tokens`` model tokens (special tokens
     included) with about ``overlap`` tokens shared by neighbours."""
@@ -136,7 +201,8 @@ class Chunker:
         return self.counter.count([text])[0] + self.counter.special_tokens
 
     def split(self, text: str) -> list[Chunk]:
-        pieces = self._pieces(text, 0, len(text), 0, self._budget - self.overlap)
+        counts = _SpanCounts(self.counter, text)
+        pieces = self._pieces(counts, 0, len(text), 0, self._budget - self.overlap)
         chunks: list[Chunk] = []
         i = 0
         lead_start: int | None = None  # where the overlap taken from the previous chunk starts
@@ -148,85 +214,87 @@ class Chunker:
                 used += pieces[j].tokens
                 j += 1
             j = max(j, i + 1)
-            tokens = self._count_raw(text[start:pieces[j - 1].end])
+            tokens = counts.span(start, pieces[j - 1].end)
             while tokens > self._budget and j - 1 > i:
                 j -= 1  # the sum of piece counts was optimistic: give the last piece back
-                tokens = self._count_raw(text[start:pieces[j - 1].end])
+                tokens = counts.span(start, pieces[j - 1].end)
             if tokens > self._budget and lead_start is not None:
                 start = pieces[i].start  # one piece plus the overlap is too much: drop the overlap
-                tokens = self._count_raw(text[start:pieces[j - 1].end])
+                tokens = counts.span(start, pieces[j - 1].end)
             end = pieces[j - 1].end
             chunks.append(Chunk(text[start:end], start, end, tokens + self.counter.special_tokens))
             i = j
             lead_start, lead_tokens = None, 0
             if i < len(pieces) and self.overlap:
-                lead = self._overlap(text, start, end)
+                lead = self._overlap(counts, start, end)
                 if lead is not None:
                     lead_start, lead_tokens = lead
         return chunks
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _count_raw(self, text: str) -> int:
-        return self.counter.count([text])[0]
-
-    def _pieces(self, text: str, start: int, end: int, level: int, limit: int) -> list[_Piece]:
+    def _pieces(self, counts: _SpanCounts, start: int, end: int, level: int, limit: int) -> list[_Piece]:
         """Spans of ``text[start:end]`` (whitespace trimmed) of at most ``limit`` tokens each,
         cut at this level's separator, finer levels only where a span is still too long."""
-        spans = _split_spans(text, start, end, _LEVELS[level])
+        spans = _split_spans(counts.text, start, end, _LEVELS[level])
         if not spans:
             return []
-        counts = self.counter.count([text[a:b] for a, b in spans])
         out: list[_Piece] = []
-        for (a, b), n in zip(spans, counts, strict=True):
+        for (a, b), n in zip(spans, counts.many(spans), strict=True):
             if n <= limit:
                 out.append(_Piece(a, b, n))
             elif level + 1 < len(_LEVELS):
-                out.extend(self._pieces(text, a, b, level + 1, limit))
+                out.extend(self._pieces(counts, a, b, level + 1, limit))
             else:
-                out.extend(self._hard_cut(text, a, b, limit))
+                out.extend(self._hard_cut(counts, a, b, limit))
         return out
 
-    def _hard_cut(self, text: str, start: int, end: int, limit: int) -> list[_Piece]:
-        """A single unbroken word over the limit: the longest prefixes that fit, in turn."""
+    def _hard_cut(self, counts: _SpanCounts, start: int, end: int, limit: int) -> list[_Piece]:
+        """A single unbroken word over the limit: the longest prefixes that fit, in turn
+        (counted exactly: a word cut in two tokenises differently)."""
         out: list[_Piece] = []
         while start < end:
             lo, hi = 1, min(end - start, max(limit, 1) * 32)
-            if self._count_raw(text[start:start + hi]) <= limit:
+            if counts.exact(start, start + hi) <= limit:
                 lo = hi
             while lo < hi:
                 mid = (lo + hi + 1) // 2
-                if self._count_raw(text[start:start + mid]) <= limit:
+                if counts.exact(start, start + mid) <= limit:
                     lo = mid
                 else:
                     hi = mid - 1
-            out.append(_Piece(start, start + lo, self._count_raw(text[start:start + lo])))
+            out.append(_Piece(start, start + lo, counts.exact(start, start + lo)))
             start += lo
         return out
 
-    def _overlap(self, text: str, start: int, end: int) -> tuple[int, int] | None:
+    def _overlap(self, counts: _SpanCounts, start: int, end: int) -> tuple[int, int] | None:
         """Start and size of the tail of ``text[start:end]`` to repeat at the head of the next
         chunk: at most ``overlap`` tokens, beginning at a word (preferably sentence) start."""
+        text = counts.text
         words = [m.end() for m in _WORD.finditer(text, start, end) if m.end() < end]
         if not words:
             return None
         lo, hi = 0, len(words)  # first word start whose tail fits; counts shrink as starts move right
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._count_raw(text[words[mid]:end]) <= self.overlap:
+            if counts.one(words[mid], end) <= self.overlap:
                 hi = mid
             else:
                 lo = mid + 1
-        if lo == len(words):
-            return None
-        begin = words[lo]
-        # finditer from the chunk start: a separator ending exactly at ``begin`` counts too.
-        sentence_starts = [m.end() for m in _SENTENCE.finditer(text, start, end) if begin <= m.end() < end]
-        if sentence_starts:
-            tokens = self._count_raw(text[sentence_starts[0]:end])
-            if tokens * 2 >= self.overlap:
-                return sentence_starts[0], tokens
-        return begin, self._count_raw(text[begin:end])
+        # finditer from the chunk start: a separator ending exactly at a word start counts too.
+        sentence_starts = {m.end() for m in _SENTENCE.finditer(text, start, end)}
+        for k in range(lo, len(words)):
+            begin = words[k]
+            tokens = counts.span(begin, end)
+            if tokens > self.overlap:
+                continue  # span counts were optimistic here: move one word right
+            sentence = next((w for w in words[k:] if w in sentence_starts), None)
+            if sentence is not None and sentence != begin:
+                sentence_tokens = counts.span(sentence, end)
+                if sentence_tokens * 2 >= self.overlap:
+                    return sentence, sentence_tokens
+            return begin, tokens
+        return None
 
 
 def _split_spans(text: str, start: int, end: int, separator: re.Pattern[str]) -> list[tuple[int, int]]:
