@@ -233,6 +233,35 @@ def test_folder_with_prompt_config_embeds_queries_differently(tmp_path: Path) ->
     assert float((q * d).sum(axis=1).max()) < 0.99
 
 
+def test_auto_falls_back_to_torch_for_modules_onnx_lacks(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A folder whose pipeline has a Dense layer after pooling: the ONNX path does not implement
+    it, so ``auto`` runs sentence-transformers and says so; ``onnx`` refuses clearly."""
+    import torch
+    from sentence_transformers import models as st_models
+
+    folder = tmp_path / "minilm-dense"
+    folder.mkdir()
+    for f in _bundled_folder().iterdir():
+        if f.name != "modules.json":
+            (folder / f.name).symlink_to(f, target_is_directory=f.is_dir())
+    torch.manual_seed(0)
+    (folder / "2_Dense").mkdir()
+    st_models.Dense(384, 128, activation_function=torch.nn.Tanh()).save(str(folder / "2_Dense"))
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]))
+    with caplog.at_level(logging.INFO, logger="semkit.embed.local"):
+        m = load_local(str(folder))
+    assert m.backend == "torch"
+    assert "using sentence-transformers (torch) because modules Dense" in caplog.text
+    assert m.embed(SEED).shape == (3, 128)
+    with pytest.raises(ConfigError, match="backend='onnx' cannot run"):
+        load_local(str(folder), backend="onnx")
+
+
 def test_catalogue_model_found_in_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A catalogue name with no pip package is looked up, offline, in the local HF cache; its
     catalogue prefixes apply. (The snapshot holds MiniLM's files under BGE's name.)"""

@@ -102,6 +102,7 @@ class ModelFolder:
         transformer_dir = path
         pooling_cfg: dict[str, Any] | None = None
         normalize = False
+        dense_out: int | None = None
         unsupported: list[str] = []
         for i, mod in enumerate(modules):
             kind = str(mod.get("type", "")).rsplit(".", 1)[-1]
@@ -114,6 +115,8 @@ class ModelFolder:
                 normalize = True
             else:
                 unsupported.append(kind or "unknown")
+                if kind == "Dense":
+                    dense_out = (_read_json(sub / "config.json") or {}).get("out_features")
         hf_config = _read_json(transformer_dir / "config.json")
         if hf_config is None:
             raise ModelNotAvailable(
@@ -129,6 +132,8 @@ class ModelFolder:
         hidden = int(hf_config.get("hidden_size") or hf_config.get("d_model") or 0)
         dims = int((pooling_cfg or {}).get("word_embedding_dimension")
                    or (pooling_cfg or {}).get("embedding_dimension") or hidden)
+        dims *= max(1, pooling.count("+") + 1)  # several pooling modes are concatenated
+        dims = int(dense_out or dims)
         st_meta = _read_json(path / "config_sentence_transformers.json") or {}
         prompts = {str(k): str(v) for k, v in (st_meta.get("prompts") or {}).items() if v}
         return cls(
@@ -330,7 +335,7 @@ class _OnnxRunner:
     def embed(self, texts: list[str], prefix: str, tokens: Tokenized, batch_size: int,
               progress: _ProgressReporter) -> Matrix:
         n = len(texts)
-        out = np.empty((n, self.folder.dimensions), dtype=np.float32)
+        out = np.empty((n, self.folder.dimensions), dtype=np.float32)  # ONNX: no Dense modules
         order = np.argsort(-tokens.lengths, kind="stable")
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
@@ -373,6 +378,7 @@ class _TorchRunner:
             torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(folder.path), device="cpu")
         self.model.max_seq_length = max_tokens
+        self.dimensions = int(self.model.get_embedding_dimension() or folder.dimensions)
         self.normalize = normalize
 
     def embed(self, texts: list[str], prefix: str, tokens: Tokenized, batch_size: int,
@@ -404,14 +410,15 @@ class LocalEmbedder(BaseEmbedder):
         self.folder = folder
         self.backend = backend
         self.precision = precision
-        self.dimensions = folder.dimensions
+        # sentence-transformers knows best what its module chain outputs
+        self.dimensions = getattr(runner, "dimensions", folder.dimensions)
         self.max_tokens = max_tokens
         self.normalized = normalize
         self.batch_size = batch_size
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
         self.progress = progress
-        self.id = f"local:{resolved.name}@{folder.dimensions}"
+        self.id = f"local:{resolved.name}@{self.dimensions}"
         self._runner = runner
         self._tokenizer = tokenizer
         parts = [f"{backend}-{precision}" if backend == "onnx" else backend]
