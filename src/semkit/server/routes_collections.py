@@ -33,7 +33,7 @@ from .schemas import (
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 Caller = Annotated[Principal, Depends(caller)]
-NamePath = Annotated[str, Path(min_length=1, max_length=200, description="Collection name")]
+NamePath = Annotated[str, Path(min_length=1, max_length=200, description="Collection name", examples=["docs"])]
 
 
 def _info(state: ServerState, name: str) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""``semkit keys`` and ``semkit serve`` as a user runs them: real subprocesses, a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def semkit(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "semkit", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"semkit {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def test_keys_create_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    db = tmp_path / "kb"
+    out = semkit("keys", "create", "--db", str(db), "--collections", "docs,faq", "--read-only", "--name", "ci")
+    key = out.stdout.strip()
+    assert key.startswith("sk-semkit-") and len(key) > 40
+    assert "only time the key is shown" in out.stderr and key not in out.stderr
+    stored = (db / "keys.json").read_text()
+    assert key not in stored and key.rsplit("-", 1)[1] not in stored
+    listed = json.loads(semkit("keys", "list", "--db", str(db), "--json").stdout)
+    assert len(listed) == 1 and listed[0]["collections"] == ["docs", "faq"] and listed[0]["read_only"] is True
+    assert "hash" not in listed[0] and key not in json.dumps(listed)
+    semkit("keys", "revoke", listed[0]["id"], "--db", str(db))
+    assert json.loads(semkit("keys", "list", "--db", str(db), "--json").stdout)[0]["revoked"]
+    bad = semkit("keys", "revoke", "nope", "--db", str(db), check=False)
+    assert bad.returncode != 0 and "semkit keys list" in bad.stderr
+
+
+def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:
+    proc = semkit("serve", "--db", str(tmp_path / "kb"), "--host", "0.0.0.0", "--no-auth", check=False)
+    assert proc.returncode != 0 and "only allowed on a loopback address" in proc.stderr
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    db = tmp_path / "kb"
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "semkit", "serve", "--db", str(db), "--port", str(port),
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"semkit serve did not start:\n{proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.2)
+        yield url, db, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_binds_loopback_and_honours_keys_created_while_running(
+        served: tuple[str, Path, subprocess.Popen[str]]) -> None:
+    url, db, proc = served
+    assert httpx.get(f"{url}/v1/collections").status_code == 401
+    key = semkit("keys", "create", "--db", str(db)).stdout.strip()
+    c = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    assert c.post("/v1/collections", json={"name": "docs"}).status_code == 201
+    assert c.post("/v1/collections/docs/upsert",
+                  json={"records": [{"id": "1", "text": "hello world"}]}).json()["count"] == 1
+    assert c.post("/v1/collections/docs/search", json={"query": "greetings"}).json()["hits"][0]["id"] == "1"
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert "127.0.0.1" in err and key not in err
