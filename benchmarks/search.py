@@ -369,6 +369,8 @@ def _targets(table: list[Row], n: int, d: int, bw1: float, bw2: float, upsert_ra
                 and b.engine == "faiss IndexHNSWFlat" and a.ef == b.ef]
         ratios = ", ".join(f"ef {a.ef}: {a.qps1 / b.qps1:.2f}x" for a, b in same)
         print(f"  same-ef single-query QPS ratios semkit/FAISS: {ratios}")
+        medians = ", ".join(f"ef {a.ef}: {b.p50 / a.p50:.2f}x" for a, b in same)
+        print(f"  same-ef median-latency ratios FAISS/semkit (robust to preemption tails): {medians}")
     else:
         print("- HNSW: recall 0.95 not reached in the ef sweep; widen --ef")
     exact = next(r for r in table if r.engine == "semkit embedded exact")

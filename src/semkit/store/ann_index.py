@@ -80,6 +80,7 @@ class AnnIndex:
             self.index.hnsw.efConstruction = self.params.ef_construction
         self._hnsw = self.index.hnsw
         self._swig_ptr = faiss.swig_ptr
+        self._ef = -1
 
     @property
     def ntotal(self) -> int:
@@ -113,7 +114,8 @@ class AnnIndex:
         pos = np.empty((n, k), dtype=np.int64)
         ptr = self._swig_ptr
         if allowed is None:
-            self._hnsw.efSearch = ef
+            if ef != self._ef:  # a SWIG attribute write costs as much as the id mapping
+                self._hnsw.efSearch = self._ef = ef
             self.index.search_c(n, ptr(queries), k, ptr(dist), ptr(pos))
         else:
             faiss = _faiss()
