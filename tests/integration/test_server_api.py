@@ -321,3 +321,30 @@ def test_no_auth_server_and_unknown_routes(tmp_path: Path) -> None:
         assert r.status_code == 404 and error(r)["code"] == "not_found"
         r = c.post("/v1/collections", json={"name": "x", "model": "openai:text-embedding-3-small"})
         assert r.status_code == 404 and "not served here" in error(r)["message"]
+
+
+def test_server_side_indexing_only_inside_index_roots(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "guide").mkdir(parents=True)
+    (root / "guide" / "install.md").write_text("# Install\n\nRun pip install semkit to install the package.\n")
+    (root / "notes.txt").write_text("Bread needs flour, water, salt and yeast.")
+    (tmp_path / "secret.txt").write_text("do not index me")
+    with serve(str(tmp_path / "kb"), auth=False, index_roots=[root]) as s:
+        c = httpx.Client(base_url=s.url, timeout=120)
+        assert c.post("/v1/collections", json={"name": "kb"}).status_code == 201
+        r = c.post("/v1/collections/kb/index", json={"paths": [str(tmp_path / "secret.txt")]})
+        assert r.status_code == 403 and error(r)["code"] == "path_not_allowed"
+        r = c.post("/v1/collections/kb/index", json={"paths": [str(root / ".." / "secret.txt")]})
+        assert r.status_code == 403
+        r = c.post("/v1/collections/kb/index", json={"paths": [str(root)]})
+        assert r.status_code == 202
+        job = _wait(c, r.json()["id"])
+        assert job["state"] == "succeeded", job
+        assert sorted(job["result"]["indexed"]) == ["guide/install.md", "notes.txt"]
+        assert job["progress"]["done"] == job["progress"]["total"] == 2
+        hits = c.post("/v1/collections/kb/search", json={"query": "how to install", "k": 1}).json()["hits"]
+        assert "pip install semkit" in hits[0]["text"]
+    with serve(str(tmp_path / "kb2"), auth=False, preload=False) as s:
+        httpx.post(f"{s.url}/v1/collections", json={"name": "kb"})
+        r = httpx.post(f"{s.url}/v1/collections/kb/index", json={"paths": [str(root)]})
+        assert r.status_code == 403 and "--index-root" in error(r)["message"]

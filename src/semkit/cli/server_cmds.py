@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
         max_body_mb: Annotated[float, typer.Option(help="Largest request body, MB")] = 16.0,
         cors_origin: Annotated[list[str] | None, typer.Option(
             "--cors-origin", help="Allow this browser origin (repeatable; CORS is off by default)")] = None,
+        index_root: Annotated[list[Path] | None, typer.Option(
+            "--index-root", help="Let clients index files under this folder (repeatable; off by default)")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Don't use the embedding cache")] = False,
         model_workers: Annotated[int, typer.Option(min=1, help="Model calls running at once")] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
@@ -76,7 +78,8 @@ def register(app: typer.Typer) -> None:
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), rate_limit=rate_limit, burst=burst,
                         model_concurrency=model_workers)
         application = create_app(db, auth=not no_auth, keys_path=keys, limits=limits,
-                                 models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or ())
+                                 models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),
+                                 index_roots=index_root or ())
         if not no_auth:
             store = application.state.semkit.keys
             if not store.active():

@@ -56,7 +56,8 @@ class ApiError(HTTPException):
 
 class ServerState:
     def __init__(self, db_uri: str, *, auth: bool, keys_path: str | Path | None, limits: Limits,
-                 models: Sequence[str], cache: bool, cache_dir: str | None) -> None:
+                 models: Sequence[str], cache: bool, cache_dir: str | None,
+                 index_roots: Sequence[str | Path] = ()) -> None:
         self.db_uri = db_uri
         self.db = semkit.connect(db_uri)
         self.auth = auth
@@ -67,6 +68,7 @@ class ServerState:
         self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
                               max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
         self.served = tuple(models)
+        self.index_roots = tuple(Path(r).resolve() for r in index_roots)
         self.jobs = JobManager(on_change=self._job_gauge, describe_error=describe_error)
         self.limiter = anyio.CapacityLimiter(limits.store_concurrency)
         self._collections: dict[str, Collection] = {}
@@ -359,6 +361,7 @@ def create_app(
     cache: bool = True,
     cache_dir: str | None = None,
     cors_origins: Sequence[str] = (),
+    index_roots: Sequence[str | Path] = (),
     preload: bool = True,
 ) -> FastAPI:
     """The server for the database at ``db_uri``.
@@ -368,14 +371,15 @@ def create_app(
     ``models``: specs served by ``/v1/embeddings`` and allowed for new collections.
     ``cache``: use the persistent embedding cache (in ``cache_dir``, default
     ``SEMKIT_CACHE_DIR`` or the user cache folder). ``cors_origins``: origins allowed by CORS
-    (none by default: CORS is off). ``preload``: load the served models at start-up rather
+    (none by default: CORS is off). ``index_roots``: folders whose files clients may index
+    server-side (none by default: ``/index`` answers 403). ``preload``: load the served models at start-up rather
     than on the first request.
     """
     limits = limits or Limits()
     if not models:
         raise errors.ConfigError("serve at least one model (e.g. models=['local'])")
     state = ServerState(db_uri, auth=auth, keys_path=keys_path, limits=limits, models=models, cache=cache,
-                        cache_dir=cache_dir)
+                        cache_dir=cache_dir, index_roots=index_roots)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:

@@ -7,6 +7,7 @@ Each route checks the caller's key, then calls the library (``Database`` / ``Col
 from __future__ import annotations
 
 import importlib
+import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -22,6 +23,7 @@ from .schemas import (
     CreateCollection,
     DeleteRequest,
     GetRequest,
+    IndexRequest,
     JobOut,
     RecordOut,
     SearchRequest,
@@ -127,6 +129,36 @@ async def upsert(name: NamePath, body: UpsertRequest, request: Request, principa
         job = state.jobs.submit("upsert", principal.id, name, work)
         return JSONResponse(job.as_dict(), status_code=202)
     return await state.run(work)
+
+
+@router.post("/{name}/index", response_model=JobOut, status_code=202,
+             summary="Index files/folders on the server (inside its --index-root folders) as a background job")
+async def index(name: NamePath, body: IndexRequest, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    authorize(principal, name, write=True)
+    if not state.index_roots:
+        raise ApiError(403, "server-side indexing is off; start the server with --index-root DIR to allow "
+                            "indexing the files under DIR, or upsert the texts yourself", "indexing_disabled")
+    paths = []
+    for raw in body.paths:
+        path = pathlib.Path(raw).resolve()
+        if not any(path == root or root in path.parents for root in state.index_roots):
+            raise ApiError(403, f"{raw!r} is outside the folders this server may index", "path_not_allowed")
+        paths.append(path)
+    await state.run(state.collection, name)
+
+    def work(progress: Progress) -> Any:
+        from ..ingest import index_paths
+
+        report = index_paths(
+            state.collection(name), paths, chunk_tokens=body.chunk_tokens, overlap=body.overlap,
+            include=body.include, exclude=body.exclude, remove_missing=body.remove_missing,
+            progress=lambda done, total, _source: progress.update(done, total),
+        )
+        return report.as_dict()
+
+    job = state.jobs.submit("index", principal.id, name, work)
+    return JSONResponse(job.as_dict(), status_code=202)
 
 
 @router.post("/{name}/get", response_model=list[RecordOut], summary="Records by id, in the order asked")
@@ -247,3 +279,4 @@ def _check_ids(state: ServerState, ids: list[str]) -> None:
 def _record(r: Any) -> dict[str, Any]:
     return {"id": r.id, "text": r.text, "metadata": r.metadata,
             "vector": r.vector.tolist() if r.vector is not None else None}
+

@@ -210,6 +210,17 @@ class ContextRequest(Strict):
     where: Where = None
 
 
+class IndexRequest(Strict):
+    paths: Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(
+        min_length=1, max_length=100,
+        description="Files or folders on the server, inside one of its --index-root folders")]
+    chunk_tokens: Annotated[int | None, Field(ge=8, le=8192)] = None
+    overlap: Annotated[int | None, Field(ge=0, le=4096)] = None
+    include: list[str] = []
+    exclude: list[str] = []
+    remove_missing: bool = True
+
+
 class CostRequest(Strict):
     models: Annotated[list[Annotated[str, Field(min_length=1, max_length=300)]], Field(min_length=1, max_length=50)] = [
         "local"]
