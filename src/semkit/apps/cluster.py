@@ -7,9 +7,12 @@
   degrade and get slow in 384 dimensions. Measured on Banking77 (benchmarks/apps_quality.py):
   PCA to 5-10 dimensions makes HDBSCAN unstable (the whole set collapses into 2-3 clusters for
   some sizes), 50 is stable; ``min_samples`` below ``min_cluster_size`` (a third) keeps fewer
-  items as noise. Items in no dense region get label -1 (noise), reported as such. Above
-  ``max_fit`` items HDBSCAN is fitted on a random sample and every other item takes the label
-  of its nearest sampled item in the reduced space (noise if that one is noise).
+  items as noise. Items in no dense region get label -1 (noise), reported as such.
+  HDBSCAN's minimum spanning tree costs O(n²) distance evaluations, so above ``max_fit``
+  (20k) items it is fitted on a random sample and every other item takes the label of its
+  nearest sampled item in the reduced space (noise if that one is noise). On Banking77
+  train+test (13k), fitting 4k that way gave V-measure 68.1 in 4 s against 64.2 in 34 s for
+  the full fit (fewer items end as noise).
 - Keywords: class-based TF-IDF as in BERTopic (Grootendorst, 2022): the texts of a cluster are
   one document; weight(t, c) = tf(t, c) / |c| · log(1 + A / f(t)), with A the mean number of
   words per cluster and f(t) the frequency of t over all clusters (unigrams and bigrams,
@@ -109,7 +112,7 @@ def cluster(
     min_cluster_size: int | None = None,
     min_samples: int | None = None,
     dims: int = 50,
-    max_fit: int = 50_000,
+    max_fit: int = 20_000,
     keywords: int = 8,
     representatives: int = 3,
     projection: Projection = "auto",
