@@ -106,7 +106,12 @@ def _print_hits(title: str, hits: list[Any]) -> None:
         score = f"{h.score:.4f}" if fused else f"{h.score:.3f}"
         if fused:
             score += "\n" + " ".join(f"{name[0]}{r}" for name, r in sorted(h.ranks.items(), reverse=True))
-        body = h.snippet.rich() if h.snippet is not None else Text(h.text or "")
+        if h.snippet is None:
+            body = Text(h.text or "")
+        elif output.stdout.is_terminal:
+            body = h.snippet.rich()
+        else:
+            body = Text(h.snippet.marked())  # no colours in a pipe: mark matches as **word**
         table.add_row(str(h.rank), score, label, body)
     output.stdout.print(table)
     if fused:
