@@ -38,8 +38,11 @@ DEFAULT_OVERLAP_FRACTION = 0.15
 class TokenCounter(Protocol):
     """Counts a text's own tokens; the model adds ``special_tokens`` once per input."""
 
-    name: str
-    special_tokens: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def special_tokens(self) -> int: ...
 
     def count(self, texts: Sequence[str]) -> list[int]: ...
 

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import warnings as warnings_module
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -126,11 +126,10 @@ def _guess_encoding(data: bytes) -> str:
     try:
         from charset_normalizer import from_bytes
     except ImportError:
-        from_bytes = None
-    if from_bytes is not None:
-        best = from_bytes(sample).best()
-        if best is not None and best.encoding and not (cp1252 and best.encoding in _WESTERN):
-            return str(best.encoding)
+        return "cp1252" if cp1252 else "latin-1"
+    best = from_bytes(sample).best()
+    if best is not None and best.encoding and not (cp1252 and best.encoding in _WESTERN):
+        return str(best.encoding)
     return "cp1252" if cp1252 else "latin-1"
 
 
@@ -350,6 +349,7 @@ def read_html(data: bytes, path: Path, text_field: str | None = None) -> Documen
     html = _text_of(data, warnings)
     markdown: str | None = None
     title = ""
+    trafilatura: Any
     try:
         import trafilatura
     except ImportError:
@@ -504,7 +504,7 @@ def _pick(names: list[str], wanted: str | None, candidates: tuple[str, ...]) -> 
     return next((lowered[c] for c in candidates if c in lowered), None)
 
 
-def _records_document(path: Path, fmt: str, rows: list[tuple[int, Mapping[str, Any]]],
+def _records_document(path: Path, fmt: str, rows: Sequence[tuple[int, Mapping[str, Any]]],
                       text_field: str | None, warnings: list[str]) -> Document:
     columns: list[str] = list(dict.fromkeys(k for _, r in rows for k in r))
     column = _pick(columns, text_field, TEXT_FIELDS)
