@@ -170,3 +170,13 @@ def test_truncate_to_tokens_keeps_whole_words(minilm) -> None:
     assert cut == "" or header[len(cut)] == " "
     assert truncate_to_tokens(minilm, header, 1000) == header
     assert truncate_to_tokens(minilm, header, 0) == ""
+
+
+def test_windows_line_ends_still_separate_paragraphs(minilm) -> None:
+    rng = random.Random(5)
+    paragraphs = [" ".join(_sentence(rng, 3, 20) for _ in range(rng.randint(1, 4))) for _ in range(30)]
+    text = "\r\n\r\n".join(paragraphs)
+    ends = {text.index(p) + len(p) for p in paragraphs}
+    chunker = Chunker(minilm, 120, 0)
+    assert all(chunker.count(p) <= 120 for p in paragraphs)
+    assert all(c.end in ends for c in chunker.split(text))

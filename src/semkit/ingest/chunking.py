@@ -138,7 +138,7 @@ class _Piece:
     tokens: int
 
 
-_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+_PARAGRAPH = re.compile(r"\n[ \t\r]*\n\s*")  # \r: files with Windows line ends
 _SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
 _LINE = re.compile(r"\s*\n\s*")
 _WORD = re.compile(r"\s+")
