@@ -69,6 +69,15 @@ def test_first_run_writes_chunks_with_their_metadata(tmp_path: Path) -> None:
         assert hits[0].metadata["source"] == "a.md"
 
 
+def test_progress_reports_every_file(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "docs")
+    calls: list[tuple[int, int, str]] = []
+    db, col = _open(tmp_path, HashEmbedder())
+    with db:
+        index_paths(col, [root], progress=lambda done, total, current: calls.append((done, total, current)))
+    assert calls == [(0, 3, ""), (1, 3, "a.md"), (2, 3, "b.txt"), (3, 3, "sub/long.md")]
+
+
 def test_unchanged_folder_embeds_nothing_and_writes_nothing(tmp_path: Path) -> None:
     root = _tree(tmp_path / "docs")
     embedder = HashEmbedder()

@@ -77,6 +77,14 @@ def test_markdown_front_matter_title_and_rules_that_are_not_headings(tmp_path: P
     _offsets_hold(doc)
 
 
+def test_markdown_with_windows_line_ends(tmp_path: Path) -> None:
+    text = "---\r\ntitle: Plants\r\n---\r\n\r\n# Care\r\n\r\nWater weekly.\r\n\r\n## Light\r\n\r\nBright.\r\n"
+    doc = read_bytes(text.encode(), tmp_path / "p.md")
+    assert doc.title == "Plants"
+    assert [(s.headings, s.text) for s in doc.sections] == [
+        (("Care",), "Water weekly."), (("Care", "Light"), "Bright.")]
+
+
 def test_text_title_is_a_short_first_line_else_the_file_name(tmp_path: Path) -> None:
     doc = read_bytes(b"Packing for Japan\n\nBring comfortable shoes.", tmp_path / "trip.txt")
     assert doc.title == "Packing for Japan" and len(doc.sections) == 1

@@ -167,8 +167,8 @@ def markdown_sections(text: str) -> tuple[list[Section], str | None]:
     the first level-1 heading, else the first heading)."""
     body_start = 0
     front_title: str | None = None
-    if text.startswith("---\n"):
-        end = text.find("\n---", 4)
+    if text.startswith(("---\n", "---\r\n")):
+        end = text.find("\n---", 3)
         if end != -1 and end < 8192:
             match = _FRONT_TITLE.search(text, 4, end)
             if match:
