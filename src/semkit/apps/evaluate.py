@@ -245,7 +245,7 @@ def evaluate_retrieval(
     for spec in models:
         model = semkit.model(spec) if isinstance(spec, str) else spec
         with tempfile.TemporaryDirectory(prefix="semkit-eval-", dir=work_dir) as tmp, \
-                semkit.connect(Path(tmp) / "kb") as db:
+                semkit.connect(str(Path(tmp) / "kb")) as db:
             col = db.collection("eval", model=model)
             _say(progress, f"embedding {len(data.doc_ids):,} documents with {model.id}")
             col.upsert(ids=data.doc_ids, texts=data.doc_texts,

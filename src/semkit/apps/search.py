@@ -165,7 +165,8 @@ def search(
         cosine_relevance = mode == "vector" and getattr(col, "metric", "cosine") == "cosine"
         order = mmr_order(
             np.asarray([c.score for c in fused], dtype=np.float64),
-            np.stack([c.vector for c in fused]), k, float(mmr), rescale=not cosine_relevance,
+            np.stack([c.vector for c in fused if c.vector is not None]), k, float(mmr),
+            rescale=not cosine_relevance,
         )
         fused = [fused[i] for i in order]
     fused = fused[:k]
