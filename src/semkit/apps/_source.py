@@ -149,7 +149,10 @@ def from_matrix(vectors: Any, ids: Sequence[str] | None = None, texts: Sequence[
     ``embedder`` (an ``Embedder`` or its id) names the model that made the vectors; apps that
     embed new text (zero-shot labels, scoring new texts) need the object, not only the id.
     """
-    mat = normalize(as_matrix(vectors))
+    mat = as_matrix(vectors)
+    norms = np.linalg.norm(mat, axis=1)
+    if len(mat) and not np.allclose(norms, 1.0, atol=1e-4):
+        mat = normalize(mat)  # a copy; unit vectors (most models' output) are used as given
     n = len(mat)
     ids_list = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     texts_list: list[str | None] = [None] * n if texts is None else list(texts)
