@@ -241,3 +241,15 @@ def test_snippet_renders_markers_html_and_rich() -> None:
 def test_query_terms() -> None:
     assert query_terms("How to fix THE slow slow website?") == ["fix", "slow", "website"]
     assert query_terms("to be or not") == ["to", "be", "or", "not"]
+
+
+def test_hybrid_on_an_own_vectors_collection_uses_keywords_unless_given_a_vector(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with semkit.connect("memory://") as db:
+        c = db.collection("own", model=None, dimensions=D)
+        c.upsert(ids=list(TEXTS), texts=list(TEXTS.values()), vectors=np.stack(list(VECTORS.values())))
+        with caplog.at_level(logging.INFO, logger="semkit.apps.search"):
+            words_only = search(c, "zebra crossing", k=3)
+        assert words_only[0].mode == "keyword" and "keywords only" in caplog.text
+        both = search(c, "zebra crossing", k=3, vector=QUERY_VEC)
+        assert both[0].mode == "hybrid" and any("vector" in h.ranks for h in both)
