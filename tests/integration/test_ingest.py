@@ -192,6 +192,21 @@ def test_incremental_cycle_on_every_backend(database, tmp_path: Path) -> None:
     assert {r.metadata["chunks"] for batch in col.scan(where={"source": "sub/long.md"}) for r in batch} == {n}
 
 
+def test_a_moved_folder_is_recognised_without_embedding(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "docs")
+    embedder = HashEmbedder()
+    db, col = _open(tmp_path, embedder)
+    with db:
+        first = index_paths(col, [root])
+        moved = root.rename(tmp_path / "moved")
+        calls = len(embedder.calls)
+        report = index_paths(col, [moved])
+        assert report.unchanged == 3 and report.removed == [] and len(embedder.calls) == calls
+        assert len(col) == first.chunks_written
+        meta = col.get(["sub/long.md#0"])[0].metadata
+        assert meta["root"] == str(moved.resolve()) and meta["path"] == str(moved.resolve() / "sub" / "long.md")
+
+
 def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
     root = _tree(tmp_path / "docs")
     (root / "corrupt.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3 broken beyond repair")

@@ -226,9 +226,23 @@ class _Indexed:
     settings: set[str] = field(default_factory=set)
     count: int = 0
     chunks: int = -1
+    last_chunk: int = -1
+    """Highest chunk index present: ids are ``source#0..last_chunk``, so per-file work goes by
+    primary key instead of a metadata filter (a scan of the whole collection on most stores)."""
+
+    foreign: bool = False
+    """Some record of this source was not written by this pipeline (its id is not positional)."""
 
     def current(self, file_hash: str, settings: str) -> bool:
-        return self.hashes == {file_hash} and self.settings == {settings} and self.count == self.chunks
+        return (not self.foreign and self.hashes == {file_hash} and self.settings == {settings}
+                and self.count == self.chunks)
+
+    def ids(self, source: str, start: int = 0) -> list[str]:
+        return chunk_ids(source, start, self.last_chunk + 1)
+
+
+def chunk_ids(source: str, start: int, stop: int) -> list[str]:
+    return [f"{source}#{n}" for n in range(start, stop)]
 
 
 def _manifest(collection: Collection) -> dict[str, _Indexed]:
@@ -247,6 +261,11 @@ def _manifest(collection: Collection) -> dict[str, _Indexed]:
             entry.count += 1
             chunks = meta.get("chunks")
             entry.chunks = chunks if isinstance(chunks, int) else -1
+            chunk = meta.get("chunk")
+            if isinstance(chunk, int) and record.id == f"{source}#{chunk}":
+                entry.last_chunk = max(entry.last_chunk, chunk)
+            else:
+                entry.foreign = True
     return out
 
 
@@ -273,7 +292,7 @@ class _Row:
 class _FileRows:
     source: str
     rows: list[_Row]
-    had_records: bool
+    previous: _Indexed | None
 
 
 class _Writer:
@@ -310,7 +329,7 @@ class _Writer:
         return self._chunker
 
     def add(self, f: SourceFile, doc: Document, file_hash: str, stat: os.stat_result, settings: str,
-            had_records: bool) -> int:
+            previous: _Indexed | None) -> int:
         """Queue the file's chunks; returns how many."""
         chunker = self.chunker
         rows: list[_Row] = []
@@ -335,9 +354,9 @@ class _Writer:
             row.id = f"{f.source}#{n}"
             row.metadata["chunk"] = n
             row.metadata["chunks"] = len(rows)
-        if had_records and rows:
-            self._reuse_vectors(f.source, rows)
-        self._pending.append(_FileRows(f.source, rows, had_records))
+        if previous is not None and rows:
+            self._reuse_vectors(previous.ids(f.source), rows)
+        self._pending.append(_FileRows(f.source, rows, previous))
         self._pending_rows += len(rows)
         if self._pending_rows >= self._batch_size:
             self.flush()
@@ -353,23 +372,27 @@ class _Writer:
             self._headers[key] = truncate_to_tokens(self.chunker.counter, header, room)
         return self._headers[key]
 
-    def _reuse_vectors(self, source: str, rows: list[_Row]) -> None:
+    def _reuse_vectors(self, old_ids: list[str], rows: list[_Row]) -> None:
         """Keep the vectors of chunks whose embedded text is unchanged (an edit near the end of
         a long file re-embeds only the chunks it touched)."""
         if self.collection.spec.dtype != "float32":
             return  # quantised vectors would lose precision on every round trip
         wanted = {(r.text, r.metadata["title"], r.metadata["section"]) for r in rows}
         old: dict[tuple[str, str, str], np.ndarray] = {}
-        for batch in self.collection.scan(1_000, include_vectors=True, where={"source": source}):
-            for record in batch:
+        for start in range(0, len(old_ids), 1_000):
+            for record in self.collection.get(old_ids[start:start + 1_000], include_vectors=True):
                 key = (record.text or "", record.metadata.get("title", ""), record.metadata.get("section", ""))
                 if key in wanted and record.vector is not None:
                     old[key] = record.vector
         for row in rows:
             row.vector = old.get((row.text, row.metadata["title"], row.metadata["section"]))
 
-    def remove(self, source: str) -> int:
-        deleted = self.collection.delete(where={"source": source})
+    def remove(self, source: str, previous: _Indexed, start: int = 0) -> int:
+        """Delete the file's records from chunk ``start`` on."""
+        deleted = 0
+        ids = previous.ids(source, start)
+        for first in range(0, len(ids), 10_000):
+            deleted += self.collection.delete(ids=ids[first:first + 10_000])
         self.report.chunks_deleted += deleted
         return deleted
 
@@ -379,10 +402,9 @@ class _Writer:
         for start in range(0, len(rows), max(self._batch_size, 1)):
             self._write(rows[start:start + self._batch_size])
         for f in files:
-            if f.had_records:
+            if f.previous is not None:
                 # Positional ids were overwritten above; anything past the new count is stale.
-                self.report.chunks_deleted += self.collection.delete(
-                    where={"source": f.source, "chunk": {"$gte": len(f.rows)}})
+                self.remove(f.source, f.previous, start=len(f.rows))
 
     def _write(self, rows: list[_Row]) -> None:
         if not rows:
@@ -500,7 +522,7 @@ def _index_file(f: SourceFile, writer: _Writer, entry: _Indexed | None, settings
     if entry is not None and entry.current(file_hash, settings):
         report.unchanged += 1
         if entry.path != str(f.path) or entry.root != str(f.root):
-            _relocate(writer.collection, f)  # the folder moved: same content, new place
+            _relocate(writer.collection, f, entry)  # the folder moved: same content, new place
         return
     try:
         doc = read_bytes(data, f.path, text_field=text_field)
@@ -513,12 +535,12 @@ def _index_file(f: SourceFile, writer: _Writer, entry: _Indexed | None, settings
     for warning in doc.warnings:
         report.warnings.append(FileProblem(f.source, str(f.path), warning))
     if not doc.sections:
-        removed = writer.remove(f.source) if entry is not None else 0
+        removed = writer.remove(f.source, entry) if entry is not None else 0
         what = "empty file" if not data.strip() else "no text found in it"
         note = f"; removed its {removed} earlier chunk(s)" if removed else ""
         _fail(report, f, f"nothing to index: {what}{note}")
         return
-    if writer.add(f, doc, file_hash, stat, settings, had_records=entry is not None):
+    if writer.add(f, doc, file_hash, stat, settings, previous=entry):
         report.indexed.append(f.source)
 
 
@@ -535,15 +557,12 @@ def _same_file(a: str, b: Path) -> bool:
         return False
 
 
-def _relocate(collection: Collection, f: SourceFile) -> None:
-    ids: list[str] = []
-    metadata: list[dict[str, Any]] = []
-    for batch in collection.scan(1_000, where={"source": f.source}):
-        for record in batch:
-            ids.append(record.id)
-            metadata.append({**record.metadata, "path": str(f.path), "root": str(f.root)})
-    if ids:
-        collection.upsert(ids, metadata=metadata)
+def _relocate(collection: Collection, f: SourceFile, entry: _Indexed) -> None:
+    ids = entry.ids(f.source)
+    for start in range(0, len(ids), 1_000):
+        records = collection.get(ids[start:start + 1_000])
+        collection.upsert([r.id for r in records],
+                          metadata=[{**r.metadata, "path": str(f.path), "root": str(f.root)} for r in records])
 
 
 def _remove_missing(found: Discovery, manifest: dict[str, _Indexed], writer: _Writer, report: IndexReport) -> None:
@@ -552,7 +571,7 @@ def _remove_missing(found: Discovery, manifest: dict[str, _Indexed], writer: _Wr
     for source, entry in sorted(manifest.items()):
         # Only files that are really gone: one skipped by --exclude or unreadable this time keeps its chunks.
         if entry.root in folders and source not in listed and not os.path.lexists(entry.path):
-            writer.remove(source)
+            writer.remove(source, entry)
             report.removed.append(source)
 
 
