@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.base import BaseEmbedder, EmbeddingResult
+from semkit.embed.base import BaseEmbedder, Embedder, EmbeddingResult
 from semkit.embed.cache import FILENAME, CachedEmbedder, EmbeddingCache, cache_key
 from semkit.errors import InvalidInput
 from semkit.types import Kind
@@ -197,7 +197,7 @@ def test_protocol_attributes_come_from_the_inner_embedder(cache: EmbeddingCache)
         inner.id, 5, 512, frozenset({"text"}), inner.fingerprint)
     assert emb.inner is inner
     assert emb.normalized is True  # provider-specific attributes read through
-    assert isinstance(emb, semkit.embed.Embedder)
+    assert isinstance(emb, Embedder)
 
 
 def test_vectors_round_trip_bit_exact(cache: EmbeddingCache) -> None:
