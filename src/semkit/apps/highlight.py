@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidInput
+
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?]\s")
 ELLIPSIS = "…"
@@ -123,7 +125,7 @@ def snippet(text: str | None, query: str | list[str], width: int = 200) -> Snipp
     longer than ``width`` is returned whole (with its matches marked).
     """
     if width < 20:
-        raise ValueError(f"snippet width must be at least 20 characters, got {width}")
+        raise InvalidInput(f"snippet width must be at least 20 characters, got {width}")
     if not text:
         return Snippet("")
     flat = " ".join(text.split())

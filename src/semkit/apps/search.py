@@ -6,7 +6,8 @@ optional diversity (MMR) and highlighted snippets.
 - ``keyword``: the backend's own full-text engine — SQLite FTS5 ``bm25()`` in the embedded
   store, PostgreSQL full-text search on pgvector, a reference BM25 in memory. Any query word
   may match (OR). Stop words are left out of the query (``keyword_stopwords``): they match
-  nearly every document, weigh almost nothing in BM25, and make the engine visit every row.
+  nearly every document, weigh almost nothing in BM25, and make the engine visit every row
+  (SciFact, FTS5: nDCG@10 67.07 without them vs 66.95 with, and 2.5x faster queries).
 - ``hybrid`` (default): reciprocal-rank fusion (Cormack, Clarke & Büttcher, 2009) of the vector
   top-N and the keyword top-N, both under the same ``where``: ``score = Σ wᵢ / (rrf_k + rankᵢ)``
   over the lists a record is in. Ranks, not scores, are fused, because cosine and BM25 scores
