@@ -101,3 +101,18 @@ def test_citation_of_an_ingested_chunk(tmp_path: Path) -> None:
         ctx = context(c, "install package")
     assert ctx.passages[0].citation == "Guide — /docs/guide.md, section Setup, page 2, chunk 3/12"
     assert ctx.text.startswith("[1] Guide — /docs/guide.md, section Setup, page 2, chunk 3/12\nInstall")
+
+
+def test_one_long_record_cannot_take_the_whole_budget(tmp_path: Path) -> None:
+    long_text = " ".join(f"Sentence {i} says that caching makes slow sites fast." for i in range(60))
+    with semkit.connect(str(tmp_path / "kb")) as db:
+        c = db.collection("d", model=HashEmbedder(32))
+        c.upsert(ids=["long", "short"], texts=[long_text, "A CDN also makes slow sites fast."])
+        ctx = context(c, "slow sites caching", budget_tokens=200, mode="keyword", mmr=None)
+        whole = context(c, "slow sites caching", budget_tokens=200, mode="keyword", mmr=None,
+                        max_passage_tokens=200)
+    assert [p.id for p in ctx.passages] == ["long", "short"]
+    long = ctx.passages[0]
+    assert long.truncated and long.tokens <= 100 + 20  # body capped at half the budget (+ header)
+    assert long.text.endswith("fast. …")  # cut at a sentence end
+    assert [p.id for p in whole.passages] == ["long"] and whole.used_tokens <= 200

@@ -16,8 +16,10 @@ exactly with tiktoken's offline BPE when it is installed (``semkit[openai]``), e
 
 Duplicates: the same text (case and whitespace aside), or a near-copy whose stored vector has
 cosine ≥ ``dedup_threshold`` with a passage already taken (overlapping chunks, mirrored pages).
-A passage that does not fit is cut to the remaining budget when at least ``min_passage_tokens``
-remain (marked ``truncated``), otherwise skipped for a shorter one further down.
+No passage may take more than ``max_passage_tokens`` (default: half the budget), so one long
+record cannot crowd out every other source. A passage over that cap, or one that does not fit
+what is left, is cut (at a sentence end when one is near; marked ``truncated``) if at least
+``min_passage_tokens`` remain, otherwise skipped for a shorter one further down.
 """
 
 from __future__ import annotations
@@ -118,13 +120,18 @@ def context(
     tokenizer: str | TokenCounter = "cl100k_base",
     dedup_threshold: float = 0.95,
     min_passage_tokens: int = 48,
+    max_passage_tokens: int | None = None,
 ) -> Context:
     """The best passages of ``col`` for ``question`` that fit in ``budget_tokens``."""
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
         raise InvalidInput(f"budget_tokens must be a positive integer, got {budget_tokens!r}")
     if not 0.0 < dedup_threshold <= 1.0:
         raise InvalidInput(f"dedup_threshold is a cosine in (0, 1], got {dedup_threshold!r}")
+    cap = max_passage_tokens if max_passage_tokens is not None else max(min_passage_tokens, budget_tokens // 2)
+    if cap < 1:
+        raise InvalidInput(f"max_passage_tokens must be a positive integer, got {max_passage_tokens!r}")
     counter = counter_for(tokenizer) if isinstance(tokenizer, str) else tokenizer
+    ellipsis = counter.count([_ELLIPSIS])[0]
     hits = search(col, question, k=max_passages, mode=mode, where=where, mmr=mmr,
                   candidates=candidates, snippets=False, include_vectors=True)
     kept, duplicates = _dedup(hits, dedup_threshold)
@@ -139,13 +146,13 @@ def context(
         header = counter.count([draft.block().split("\n", 1)[0] + "\n"])[0]
         body = counter.count([draft.text])[0]
         cost = header + body + (separator if passages else 0)
-        if used + cost <= budget_tokens:
+        if used + cost <= budget_tokens and body <= cap:
             passages.append(_passage(hit, n, draft.text, cost))
             used += cost
             continue
-        room = budget_tokens - used - header - (separator if passages else 0) - counter.count([_ELLIPSIS])[0]
+        room = min(budget_tokens - used - header - (separator if passages else 0), cap) - ellipsis
         if room >= min_passage_tokens or (not passages and room > 0):
-            cut = counter.truncate(draft.text, room).rstrip()
+            cut = _at_sentence_end(counter.truncate(draft.text, room).rstrip())
             if cut:
                 text = cut + _ELLIPSIS
                 cost = header + counter.count([text])[0] + (separator if passages else 0)
@@ -161,6 +168,12 @@ def context(
         total = counter.count([_join(passages)])[0] if passages else 0
     return Context(question, passages, budget_tokens, total, counter.name, counter.exact,
                    len(hits), duplicates, skipped)
+
+
+def _at_sentence_end(cut: str) -> str:
+    """``cut`` shortened to its last sentence end, unless that loses more than a third of it."""
+    end = max(cut.rfind(mark) for mark in (". ", "? ", "! ", ".\n"))
+    return cut[:end + 1] if end >= 0 and end + 1 >= 2 * len(cut) // 3 else cut
 
 
 def _join(passages: list[Passage]) -> str:
