@@ -85,12 +85,13 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 3
         time.sleep(0.5)
 
 
-def start_semkit(name: str, tmp: Path, precision: str) -> Peer:
+def start_semkit(name: str, tmp: Path, precision: str, workers: int | None) -> Peer:
     port = free_port()
     log = tmp / f"{name.replace(' ', '_')}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SEMKIT_LOCAL_PRECISION": precision}
     cmd = [sys.executable, "-m", "semkit", "serve", "--db", str(tmp / f"db-{precision}"), "--port", str(port),
-           "--no-auth", "--no-cache", "--log-level", "warning"]
+           "--no-auth", "--no-cache", "--log-level", "warning",
+           *(["--model-workers", str(workers)] if workers else [])]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
@@ -169,6 +170,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--infinity", default="/tmp/infvenv/bin/infinity_emb")
     ap.add_argument("--no-fp32", action="store_true", help="Skip the semkit fp32 server")
+    ap.add_argument("--model-workers", type=int, default=None, help="semkit serve --model-workers")
     args = ap.parse_args()
 
     texts = _sentences()
@@ -176,14 +178,15 @@ def main() -> None:
         tmp = Path(tmpdir)
         peers: list[Peer] = []
         try:
-            peers.append(start_semkit("semkit int8", tmp, "int8"))
+            peers.append(start_semkit("semkit int8", tmp, "int8", args.model_workers))
             if not args.no_fp32:
-                peers.append(start_semkit("semkit fp32", tmp, "fp32"))
+                peers.append(start_semkit("semkit fp32", tmp, "fp32", args.model_workers))
             inf = start_infinity(args.infinity, tmp)
             if inf is not None:
                 peers.append(inf)
             print(f"{len(texts)} distinct sentences; {args.clients} clients; {args.seconds:.0f} s per "
-                  f"measurement; {args.rounds} rounds, peers interleaved")
+                  f"measurement; {args.rounds} rounds, peers interleaved; semkit model workers: "
+                  f"{args.model_workers or 'default'}")
             print("vectors (64 sentences):")
             check_vectors(peers, texts)
             cursor = 64

@@ -41,7 +41,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _vectors import N_QUERIES, build_all  # noqa: E402
+from _vectors import N_QUERIES, build_all
 
 
 def free_port() -> int:
@@ -128,6 +128,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--model-workers", type=int, default=None, help="semkit serve --model-workers")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -141,7 +142,8 @@ def main() -> None:
         log = Path(tmpdir) / "server.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen([sys.executable, "-m", "semkit", "serve", "--db", str(db), "--port", str(port),
-                                     "--no-auth", "--no-cache", "--log-level", "warning"],
+                                     "--no-auth", "--no-cache", "--log-level", "warning",
+                                     *(["--model-workers", str(args.model_workers)] if args.model_workers else [])],
                                     stdout=fh, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -169,7 +171,7 @@ def main() -> None:
                            lambda i: {"query": q_texts[i % nq], "k": k, "mode": "hybrid"}),
             }
             results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-            for name, (lib, http) in cases.items():  # warm-up both paths
+            for lib, http in cases.values():  # warm-up both paths
                 run_threads(lib, args.clients, 1.0)
                 asyncio.run(run_http(url, http, args.clients, 1.0))
             for rnd in range(args.rounds):
@@ -185,7 +187,7 @@ def main() -> None:
             proc.wait(timeout=30)
 
     print(f"\n{args.n:,} documents, {args.clients} concurrent callers, k={args.k}, {args.seconds:.0f} s x "
-          f"{args.rounds} rounds (medians)")
+          f"{args.rounds} rounds (medians); server model workers: {args.model_workers or 'default'}")
     print(f"{'case':8s} {'path':8s} {'QPS':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'server/library QPS':>19s}")
     for name in cases:
         lib_qps = statistics.median(r[0] for r in results[(name, "library")])

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         index_root: Annotated[list[Path] | None, typer.Option(
             "--index-root", help="Let clients index files under this folder (repeatable; off by default)")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Don't use the embedding cache")] = False,
-        model_workers: Annotated[int, typer.Option(min=1, help="Model calls running at once")] = 1,
+        model_workers: Annotated[int, typer.Option(min=1, help="Model calls running at once")] = 2,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     ) -> None:
         """Run the HTTP server: REST API, OpenAI-compatible /v1/embeddings, web UI at /ui/."""
