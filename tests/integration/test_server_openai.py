@@ -119,8 +119,46 @@ def test_concurrent_requests_to_an_fp32_model_are_merged_and_stay_exact(
         sdk = openai.OpenAI(base_url=f"{fp32.url}/v1", api_key="unused", max_retries=0)
         got = _concurrent(sdk, TEXTS_64)
         np.testing.assert_allclose(got, semkit.embed(TEXTS_64, cache=False, precision="fp32"), atol=1e-5)
-        metrics = fp32.state.metrics.registry
-        batches = metrics.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID})
-        computed = metrics.get_sample_value("semkit_embeddings_computed_total", {"model": MODEL_ID})
+        computed = fp32.state.metrics.registry.get_sample_value(
+            "semkit_embeddings_computed_total", {"model": MODEL_ID})
         assert computed == len(TEXTS_64)
-        assert batches is not None and batches < computed  # some requests were merged
+
+
+def test_waiting_requests_are_merged_into_one_model_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semkit.server.metrics import Metrics
+    from semkit.server.models import BatchedEmbedder
+
+    monkeypatch.setenv("SEMKIT_LOCAL_PRECISION", "fp32")
+    model = semkit.model("local", cache=False)
+    metrics = Metrics()
+    batched = BatchedEmbedder(model, workers=1, max_batch_texts=64, metrics=metrics)
+    try:
+        assert batched.merge is True
+        # The first call keeps the single worker busy for far longer than queueing the rest takes.
+        busy = batched.submit([f"a long warm-up sentence number {i} " * 8 for i in range(256)])
+        singles = [batched.submit([t]) for t in TEXTS_64[:20]]
+        busy.result()
+        got = np.stack([f.result().vectors[0] for f in singles])
+    finally:
+        batched.close()
+    np.testing.assert_allclose(got, model.embed(TEXTS_64[:20]), atol=1e-5)
+    assert metrics.registry.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID}) == 2
+
+
+def test_int8_requests_are_never_merged() -> None:
+    from semkit.server.metrics import Metrics
+    from semkit.server.models import BatchedEmbedder
+
+    model = semkit.model("local", cache=False)
+    assert model.precision == "int8"
+    metrics = Metrics()
+    batched = BatchedEmbedder(model, workers=1, metrics=metrics)
+    try:
+        busy = batched.submit([f"a long warm-up sentence number {i} " * 8 for i in range(256)])
+        singles = [batched.submit([t]) for t in TEXTS_64[:5]]
+        busy.result()
+        got = np.stack([f.result().vectors[0] for f in singles])
+    finally:
+        batched.close()
+    np.testing.assert_array_equal(got, np.stack([model.embed([t])[0] for t in TEXTS_64[:5]]))
+    assert metrics.registry.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID}) == 6
