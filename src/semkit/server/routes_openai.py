@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from .. import errors
 from .app import ApiError, caller, state_of
 from .auth import Principal
+from .models import BatchedEmbedder
 from .schemas import EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList, Usage
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -36,7 +37,9 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
     state = state_of(request)
     texts = await _texts(body.input, state.limits.max_embedding_inputs, state)
     spec = state.served_spec(body.model)
-    model = state.pool.peek(spec) or await asyncio.to_thread(state.pool.for_spec, spec)
+    model: BatchedEmbedder | None = state.pool.peek(spec)
+    if model is None:  # first use of this model: loading it takes a while, off the event loop
+        model = await asyncio.to_thread(state.pool.for_spec, spec)
     if body.dimensions is not None and body.dimensions != model.dimensions:
         model = await asyncio.to_thread(_sized_model, state, spec, body.dimensions, model.dimensions)
     result = await asyncio.wrap_future(model.submit(texts, "document"))
@@ -102,7 +105,7 @@ def _decode_tokens(arrays: list[list[int]]) -> list[str]:
     return out
 
 
-def _sized_model(state: Any, spec: str, dimensions: int, native: int) -> Any:
+def _sized_model(state: Any, spec: str, dimensions: int, native: int) -> BatchedEmbedder:
     from ..embed import catalog, registry
 
     scheme, name = registry.parse_spec(spec)
@@ -113,7 +116,8 @@ def _sized_model(state: Any, spec: str, dimensions: int, native: int) -> Any:
             f"model {spec!r} outputs {native} dimensions and cannot give {dimensions}{allowed}; "
             "leave dimensions out"
         )
-    return state.pool.for_sized_spec(spec, dimensions)
+    sized: BatchedEmbedder = state.pool.for_sized_spec(spec, dimensions)
+    return sized
 
 
 def _count_tokens(texts: list[str], spec: str) -> int:
