@@ -81,7 +81,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--thread-sweep", action="store_true",
-                    help="also run the ONNX rows with 1 intra-op thread")
+                    help="also run sentence-transformers and the ONNX rows with 1 thread")
+    ap.add_argument("--semkit-torch", action="store_true",
+                    help="also run semkit's torch backend (sentence-transformers + token counts)")
     args = ap.parse_args()
 
     import torch
@@ -97,10 +99,15 @@ def main() -> int:
     mean_tokens = float(tokens.lengths.mean())
 
     st = SentenceTransformer(str(folder), device="cpu")
+    def st_encode(threads: int) -> object:
+        torch.set_num_threads(threads)  # global in torch: set before every timed call
+        return st.encode(texts, batch_size=args.batch_size, show_progress_bar=False)
+
     contenders: dict[str, Callable[[], object]] = {
-        "sentence-transformers torch": lambda: st.encode(texts, batch_size=args.batch_size,
-                                                         show_progress_bar=False),
+        "sentence-transformers torch": lambda: st_encode(args.threads),
     }
+    if args.thread_sweep and args.threads != 1:
+        contenders["sentence-transformers torch, 1 thread"] = lambda: st_encode(1)
     default = load_local("all-MiniLM-L6-v2", batch_size=args.batch_size, threads=args.threads)
     contenders[f"semkit default ({default.backend} {default.precision})"] = lambda: default.embed(texts)
     rows = [("onnx", "fp32", args.threads), ("onnx", "int8", args.threads)]
@@ -111,8 +118,10 @@ def main() -> int:
                        batch_size=args.batch_size, threads=threads)
         contenders[f"semkit onnx {precision}, {threads} thread{'s' * (threads > 1)}"] = \
             (lambda m=m: m.embed(texts))
-    semkit_torch = load_local("all-MiniLM-L6-v2", backend="torch", batch_size=args.batch_size)
-    contenders["semkit torch (sentence-transformers + counts)"] = lambda: semkit_torch.embed(texts)
+    if args.semkit_torch:
+        semkit_torch = load_local("all-MiniLM-L6-v2", backend="torch", batch_size=args.batch_size)
+        contenders["semkit torch (sentence-transformers + counts)"] = \
+            lambda: (torch.set_num_threads(args.threads), semkit_torch.embed(texts))
 
     for fn in contenders.values():  # warm-up: first-call allocations, lazy init
         fn()

@@ -321,8 +321,11 @@ def test_progress_callback(models: dict[str, LocalEmbedder], sentences: list[str
 # --- the default path, end to end ---------------------------------------------------------------
 
 def test_default_is_onnx_and_semkit_embed_works() -> None:
+    from semkit.embed.local import DEFAULT_PRECISION
+
     m = semkit.model("local", cache=False)
-    assert getattr(m, "backend", None) == "onnx"
+    assert (getattr(m, "backend", None), getattr(m, "precision", None)) == ("onnx", DEFAULT_PRECISION)
+    assert m.fingerprint == f"local:all-MiniLM-L6-v2@384#onnx-{DEFAULT_PRECISION}"
     vecs = semkit.embed(SEED)
     assert vecs.shape == (3, 384)
     assert float(semkit.similarity(SEED[0], SEED[1])) == pytest.approx(0.5612, abs=0.03)
