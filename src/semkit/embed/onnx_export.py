@@ -13,7 +13,7 @@ Zen 3 of FACTS.md — with ``benchmarks/embed_throughput.py`` and ``benchmarks/q
   unfused graph in fp32 and 0.83x in int8 (same run, 1 thread, 2,000 STSb sentences).
 - int8: ``quantize_dynamic`` with int8 weights and per-channel scales on every weight MatMul
   (and the embedding Gathers). Measured on STSb test / SICK-R: per-channel 81.87 / 77.57 (fp32
-  82.03 / 77.58), mean cosine to fp32 0.992, 2.0x fp32 speed; per-tensor scales drop mean
+  82.03 / 77.58), mean cosine to fp32 0.992, 1.9x fp32 speed; per-tensor scales drop mean
   cosine to 0.958; ``reduce_range`` to 0.861; keeping the feed-forward output projections in
   fp32 (``INT8_FFN_OUTPUT_FP32``) raises cosine to 0.995 but scores no better on STS and is only
   1.46x fp32. Dynamic quantisation scales activations per batch, so an int8 vector depends a
