@@ -102,14 +102,27 @@ TEXTS_64 = [f"sentence number {i} about {['cats', 'stocks', 'rain'][i % 3]}" for
 MODEL_ID = "local:all-MiniLM-L6-v2@384"
 
 
-def test_concurrent_requests_to_the_int8_default_equal_the_library_one_by_one(
+def test_concurrent_requests_to_the_default_equal_the_library_one_by_one(
         server: RunningServer, sdk: object) -> None:
-    # int8 vectors depend on their batch-mates, so the server never merges requests for it:
-    # each answer is exactly what semkit.embed gives for that request.
+    # The fp32 default gives every text the same vector whatever its batch-mates, so the server
+    # may merge concurrent requests into one model call and still answer exactly.
     got = _concurrent(sdk, TEXTS_64)
     expected = np.stack([semkit.embed([t], cache=False)[0] for t in TEXTS_64])
-    np.testing.assert_array_equal(got, expected)
-    assert server.state.pool.peek("local").merge is False
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert server.state.pool.peek("local").merge is True
+
+
+def test_int8_requests_to_the_server_equal_the_library_one_by_one(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # int8 vectors depend on their batch-mates, so the server never merges requests for it:
+    # each answer is exactly what semkit.embed gives for that request.
+    monkeypatch.setenv("SEMKIT_LOCAL_PRECISION", "int8")
+    with serve(str(tmp_path / "kb"), auth=False, cache=False) as int8:  # type: ignore[operator]
+        sdk = openai.OpenAI(base_url=f"{int8.url}/v1", api_key="unused", max_retries=0)
+        got = _concurrent(sdk, TEXTS_64[:24])
+        expected = np.stack([semkit.embed([t], cache=False, precision="int8")[0] for t in TEXTS_64[:24]])
+        np.testing.assert_array_equal(got, expected)
+        assert int8.state.pool.peek("local").merge is False
 
 
 def test_concurrent_requests_to_an_fp32_model_are_merged_and_stay_exact(
@@ -149,7 +162,7 @@ def test_int8_requests_are_never_merged() -> None:
     from semkit.server.metrics import Metrics
     from semkit.server.models import BatchedEmbedder
 
-    model = semkit.model("local", cache=False)
+    model = semkit.model("local", cache=False, precision="int8")
     assert model.precision == "int8"
     metrics = Metrics()
     batched = BatchedEmbedder(model, workers=1, metrics=metrics)
