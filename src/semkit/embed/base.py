@@ -129,3 +129,56 @@ def check_kind(kind: str) -> None:
 
 def empty_matrix(dimensions: int) -> Matrix:
     return np.zeros((0, dimensions), dtype=np.float32)
+
+
+class EmbedderWrapper:
+    """Base of embedders that wrap another one (the cache, the server's request batcher).
+
+    The ``Embedder`` surface reads through to ``inner``, and so do provider-specific
+    attributes (``backend``, ``precision``...), so wrapping never hides them. Subclasses
+    implement ``embed_result``.
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    @property
+    def dimensions(self) -> int:
+        return self.inner.dimensions
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.inner.modalities
+
+    @property
+    def meter(self) -> CostMeter:
+        # The inner meter: tokens and dollars count real model calls only.
+        return self.inner.meter
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes the wrapper lacks; private names and a not-yet-set
+        # ``inner`` (during construction or copying) must not recurse into the inner embedder.
+        if name == "inner" or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix:
+        return self.embed_result(items, kind).vectors
+
+    def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.inner!r}>"

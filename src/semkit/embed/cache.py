@@ -31,7 +31,7 @@ from .. import config
 from ..errors import InvalidInput, StoreError, StoreLocked
 from ..types import Kind, Matrix
 from ..vectors import check_texts
-from .base import CostMeter, Embedder, EmbeddingResult, check_kind
+from .base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind
 
 logger = logging.getLogger(__name__)
 
@@ -408,7 +408,7 @@ class EmbeddingCache:
         logger.warning("%s; embedding continues without a cache", reason)
 
 
-class CachedEmbedder:
+class CachedEmbedder(EmbedderWrapper):
     """An ``Embedder`` that asks the cache first and its inner embedder only for misses.
 
     Misses are embedded in chunks of ``chunk_size`` distinct texts and each chunk is written
@@ -420,44 +420,9 @@ class CachedEmbedder:
     def __init__(self, inner: Embedder, cache: EmbeddingCache, *, chunk_size: int = 256) -> None:
         if chunk_size < 1:
             raise InvalidInput("chunk_size must be at least 1")
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.chunk_size = chunk_size
-
-    @property
-    def id(self) -> str:
-        return self.inner.id
-
-    @property
-    def dimensions(self) -> int:
-        return self.inner.dimensions
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def modalities(self) -> frozenset[str]:
-        return self.inner.modalities
-
-    @property
-    def meter(self) -> CostMeter:
-        # The inner meter: tokens and dollars count real provider calls only.
-        return self.inner.meter
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    def __getattr__(self, name: str) -> Any:
-        # Provider-specific attributes (normalized, backend, info...) read through to the
-        # inner embedder, so wrapping in a cache never hides them.
-        if name in ("inner", "cache", "chunk_size"):
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix:
-        return self.embed_result(items, kind).vectors
 
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
         check_kind(kind)

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.base import CostMeter, Embedder, EmbeddingResult, check_kind
-from ..types import Kind, Matrix
+from ..embed.base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind
+from ..types import Kind
 from ..vectors import check_texts
 from .metrics import Metrics
 
@@ -50,12 +50,12 @@ class _Work:
 _STOP = _Work(priority=99, seq=-1, texts=[], kind="document", future=Future())
 
 
-class BatchedEmbedder:
+class BatchedEmbedder(EmbedderWrapper):
     """An embedder whose calls are queued and merged with other callers' (thread-safe)."""
 
     def __init__(self, inner: Embedder, *, workers: int = 1, max_batch_texts: int = 256,
                  metrics: Metrics | None = None, merge: bool | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.max_batch_texts = max_batch_texts
         self.merge = batch_invariant(inner) if merge is None else merge
         self._metrics = metrics
@@ -68,39 +68,7 @@ class BatchedEmbedder:
         for t in self._threads:
             t.start()
 
-    # --- the Embedder surface --------------------------------------------------------------
-
-    @property
-    def id(self) -> str:
-        return self.inner.id
-
-    @property
-    def dimensions(self) -> int:
-        return self.inner.dimensions
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def modalities(self) -> frozenset[str]:
-        return self.inner.modalities
-
-    @property
-    def meter(self) -> CostMeter:
-        return self.inner.meter
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("inner", "_queue", "_threads", "_metrics", "_seq", "max_batch_texts", "merge"):
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix:
-        return self.embed_result(items, kind).vectors
+    # --- the Embedder surface (the rest comes from EmbedderWrapper) ---------------------------
 
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
         return self.submit(items, kind).result()
