@@ -121,8 +121,15 @@ def context(
     dedup_threshold: float = 0.95,
     min_passage_tokens: int = 48,
     max_passage_tokens: int | None = None,
+    relative_relevance: float | None = 0.5,
 ) -> Context:
-    """The best passages of ``col`` for ``question`` that fit in ``budget_tokens``."""
+    """The best passages of ``col`` for ``question`` that fit in ``budget_tokens``.
+
+    ``relative_relevance`` drops passages whose cosine similarity to the question is below
+    that fraction of the best passage's: fusion and MMR rank by position and diversity, so on a
+    small or off-topic collection they would otherwise fill the budget with unrelated text
+    (a keyword match on one common word is enough to enter the hybrid list). ``None`` keeps all.
+    """
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
         raise InvalidInput(f"budget_tokens must be a positive integer, got {budget_tokens!r}")
     if not 0.0 < dedup_threshold <= 1.0:
@@ -135,6 +142,7 @@ def context(
     hits = search(col, question, k=max_passages, mode=mode, where=where, mmr=mmr,
                   candidates=candidates, snippets=False, include_vectors=True)
     kept, duplicates = _dedup(hits, dedup_threshold)
+    kept, irrelevant = _relevant(col, question, kept, relative_relevance)
 
     passages: list[Passage] = []
     used = 0
@@ -167,7 +175,25 @@ def context(
         skipped += 1
         total = counter.count([_join(passages)])[0] if passages else 0
     return Context(question, passages, budget_tokens, total, counter.name, counter.exact,
-                   len(hits), duplicates, skipped)
+                   len(hits), duplicates, skipped + irrelevant)
+
+
+def _relevant(col: Any, question: str, hits: list[Any], fraction: float | None) -> tuple[list[Any], int]:
+    """Hits whose cosine to the question is at least ``fraction`` of the best one's."""
+    model = getattr(col, "model", None)
+    vectors = [getattr(h, "vector", None) for h in hits]
+    if fraction is None or model is None or not hits or any(v is None for v in vectors):
+        return hits, 0
+    if not 0.0 <= fraction <= 1.0:
+        raise InvalidInput(f"relative_relevance is a fraction in [0, 1], got {fraction!r}")
+    import numpy as np
+
+    q = model.embed([question], "query")[0]
+    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in vectors])
+    cos = (matrix @ q) / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q) + 1e-12)
+    floor = fraction * float(cos.max())
+    kept = [h for h, c in zip(hits, cos, strict=True) if c >= floor]
+    return kept, len(hits) - len(kept)
 
 
 def _at_sentence_end(cut: str) -> str:
