@@ -118,7 +118,7 @@ def context(
     max_passages: int = 20,
     candidates: int | None = None,
     tokenizer: str | TokenCounter = "cl100k_base",
-    dedup_threshold: float = 0.95,
+    dedup_threshold: float = 0.9,
     min_passage_tokens: int = 48,
     max_passage_tokens: int | None = None,
     relative_relevance: float | None = 0.5,
