@@ -76,7 +76,7 @@ _WAL_HEADER = 136  # two copies of the WAL-index header + checkpoint info, at th
 DEAD_LOG_MAX = 100_000
 _CHUNK = 900  # bound parameters per statement (SQLite's default limit is 999 on old builds)
 _DTYPES = ("float32", "float16", "int8", "binary")
-_FTS_TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
+_FTS_TOKENIZE = "porter unicode61 remove_diacritics 0 tokenchars '_'"
 _TOKEN = re.compile(r"\w+")  # the same word tokens as MemoryStore's BM25
 
 
