@@ -1,0 +1,538 @@
+"""``QdrantStore``: a ``VectorStore`` on Qdrant, through the official ``qdrant-client``.
+
+Two modes share every code path: a Qdrant server (``qdrant://host:6333``, api key from
+``$QDRANT_API_KEY``) and qdrant-client's local mode (``qdrant+local://./path``, pure Python,
+what the contract suite runs on here).
+
+Layout in Qdrant:
+
+- one Qdrant collection per semkit collection, same name; the ``CollectionSpec`` JSON (the
+  fingerprint) lives in the Qdrant collection's ``metadata``;
+- Qdrant point ids must be unsigned ints or UUIDs, so each semkit id becomes a deterministic
+  UUIDv5; the payload keeps the original id in ``_id``, the text in ``_text`` and the user's
+  metadata under ``meta`` (so user fields can never collide with ours).
+
+Filters: the AST compiles to a Qdrant payload filter that selects a *superset* of the matching
+records (Qdrant's matching differs from ``filters.matches`` on booleans vs numbers, string
+ordering, null vs missing and arrays), and every answer is then post-filtered in Python with
+``filters.matches``, so results are exactly the reference's. Filtered queries over-fetch and
+widen until k post-filtered matches are found or the candidates run out.
+
+Not atomic on Qdrant (documented, not hidden): an upsert larger than ``batch_size`` lands batch
+by batch (every row is validated before the first batch is sent), and ``rename_collection``
+copies the points into the new name and then deletes the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ..errors import CollectionNotFound, InvalidInput, MissingDependency, StoreError
+from ..types import METRICS, Matrix
+from ..vectors import as_matrix, normalize
+from .base import CollectionSpec, Neighbors, Record
+from .filters import And, Exists, Node, Or, matches
+
+_NAMESPACE = uuid.UUID("6f1d8c53-4a57-5d1e-9a0b-5e6d6b697421")  # fixed: ids map the same forever
+_SPEC_KEY = "semkit_spec"
+_FORBIDDEN = set('<>:"/\\|?*\0')
+_DISTANCE = {"cosine": "Cosine", "dot": "Dot", "l2": "Euclid"}
+T = TypeVar("T")
+
+
+def point_id(record_id: str) -> str:
+    """The Qdrant point id (a UUIDv5 string) of a semkit record id."""
+    return str(uuid.uuid5(_NAMESPACE, record_id))
+
+
+def _models() -> Any:
+    try:
+        from qdrant_client import models
+    except ImportError:
+        raise MissingDependency("qdrant-client", "qdrant", "the Qdrant store") from None
+    return models
+
+
+class QdrantStore:
+    """``VectorStore`` on a Qdrant server (``url``) or qdrant-client's local mode (``local=True``).
+
+    ``url_or_path``: ``http(s)://host:6333``, ``qdrant://host:6333`` (plain HTTP) or, with
+    ``local=True``, a folder (``":memory:"`` for a throwaway store). Collection options
+    (``shard_number``, ``replication_factor``, ``on_disk``, ``quantization="int8"``) are defaults
+    for new collections; a ``CollectionSpec.options`` entry of the same name overrides them.
+    """
+
+    def __init__(
+        self,
+        url_or_path: str,
+        *,
+        local: bool = False,
+        api_key_env: str = "QDRANT_API_KEY",
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        on_disk: bool = False,
+        quantization: str | None = None,
+        batch_size: int = 256,
+        retries: int = 3,
+        timeout: float = 30.0,
+        https: bool | None = None,
+    ) -> None:
+        _models()
+        from qdrant_client import QdrantClient
+
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        if quantization not in (None, "int8"):
+            raise InvalidInput(f"quantization must be None or 'int8' (scalar), got {quantization!r}")
+        self._defaults: dict[str, Any] = {
+            "shard_number": shard_number, "replication_factor": replication_factor,
+            "on_disk": on_disk, "quantization": quantization,
+        }
+        self._batch_size = batch_size
+        self._retries = max(0, retries)
+        self._local = local
+        # Local mode is not thread-safe; the server client is, but one lock keeps both simple.
+        self._lock = threading.RLock()
+        if local:
+            target = os.fspath(url_or_path)
+            self._where = f"qdrant local {target}"
+            try:
+                if target == ":memory:":
+                    self._client = QdrantClient(location=":memory:")
+                else:
+                    os.makedirs(target, exist_ok=True)
+                    self._client = QdrantClient(path=target)
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot open Qdrant local store at {target!r}: {exc}; another process may hold it "
+                    "(local mode allows one client per folder), or use a Qdrant server"
+                ) from None
+        else:
+            url = _http_url(url_or_path, https)
+            self._where = f"qdrant {url}"
+            api_key = os.environ.get(api_key_env) or None
+            self._client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+
+    # --- collections --------------------------------------------------------------------
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        _check_spec(spec)
+        with self._lock:
+            if self._exists(spec.name):
+                raise StoreError(
+                    f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
+                )
+            self._create(spec)
+
+    def get_collection(self, name: str) -> CollectionSpec | None:
+        with self._lock:
+            if not isinstance(name, str) or not name or not self._exists(name):
+                return None
+            return self._spec(name)
+
+    def list_collections(self) -> list[CollectionSpec]:
+        with self._lock:
+            names = [c.name for c in self._call("list collections", self._client.get_collections).collections]
+            specs = [self._spec(n) for n in sorted(names)]
+            return [s for s in specs if s is not None]
+
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            self._require(name)
+            self._call("drop collection", self._client.delete_collection, name)
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Copy ``old``'s points into ``new`` (replacing it), then delete ``old``.
+
+        Not atomic on Qdrant: a crash midway can leave both collections, or ``new`` partly
+        filled; re-running the rename finishes it since ``old`` is deleted last.
+        """
+        with self._lock:
+            spec = self._require(old)
+            if old == new:
+                return
+            if self._exists(new):
+                self._call("drop collection", self._client.delete_collection, new)
+            renamed = CollectionSpec.from_json({**spec.to_json(), "name": new})
+            self._create(renamed)
+            offset = None
+            while True:
+                points, offset = self._call(
+                    "scroll", self._client.scroll, old, limit=self._batch_size, offset=offset,
+                    with_payload=True, with_vectors=True,
+                )
+                if points:
+                    models = _models()
+                    batch = [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points]
+                    self._retry("upsert", lambda b=batch: self._client.upsert(new, points=b, wait=True))
+                if offset is None:
+                    break
+            self._call("drop collection", self._client.delete_collection, old)
+
+    # --- writes -------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: Matrix,
+        texts: Sequence[str | None] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        models = _models()
+        ids = list(ids)
+        with self._lock:
+            spec = self._require(name)
+            matrix = as_matrix(vectors, spec.dimensions) if len(ids) or np.size(vectors) else (
+                np.zeros((0, spec.dimensions), dtype=np.float32)
+            )
+            _check_lengths(ids, matrix, texts, metadata)
+            for i in ids:
+                if not isinstance(i, str) or not i:
+                    raise InvalidInput(f"ids must be non-empty strings, got {i!r}")
+            if len(set(ids)) != len(ids):
+                dup = next(i for i in ids if ids.count(i) > 1)
+                raise InvalidInput(f"id {dup!r} appears more than once in one upsert; keep one row per id")
+            if spec.metric == "cosine":
+                matrix = normalize(matrix)
+            points = [
+                models.PointStruct(
+                    id=point_id(i),
+                    vector=matrix[n].tolist(),
+                    payload={
+                        "_id": i,
+                        "_text": texts[n] if texts is not None else None,
+                        "meta": _plain(metadata[n]) if metadata is not None else {},
+                    },
+                )
+                for n, i in enumerate(ids)
+            ]
+            for start in range(0, len(points), self._batch_size):
+                batch = points[start:start + self._batch_size]
+                self._retry("upsert", lambda b=batch: self._client.upsert(name, points=b, wait=True))
+
+    def update_metadata(
+        self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]
+    ) -> int:
+        ids = list(ids)
+        if len(metadata) != len(ids):
+            raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+        with self._lock:
+            self._require(name)
+            existing = {r.id for r in self.get(name, ids)}
+            found = 0
+            for i, meta in zip(ids, metadata, strict=True):
+                if i in existing:
+                    payload = {"meta": _plain(meta)}
+                    # set_payload replaces the top-level "meta" key whole, which is what we want.
+                    self._retry("set payload", lambda p=payload, i=i: self._client.set_payload(
+                        name, payload=p, points=[point_id(i)], wait=True))
+                    found += 1
+            return found
+
+    def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
+        if ids is None and where is None:
+            raise InvalidInput(
+                "delete needs ids=, where= or both; to remove every record drop the collection"
+            )
+        models = _models()
+        with self._lock:
+            self._require(name)
+            if ids is not None:
+                doomed = [r.id for r in self.get(name, list(dict.fromkeys(ids))) if matches(where, r.metadata)]
+            else:
+                doomed = [r.id for batch in self.scan(name, include_vectors=False, where=where) for r in batch]
+            for start in range(0, len(doomed), self._batch_size):
+                chunk = [point_id(i) for i in doomed[start:start + self._batch_size]]
+                self._retry("delete", lambda c=chunk: self._client.delete(
+                    name, points_selector=models.PointIdsList(points=c), wait=True))
+            return len(doomed)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, name: str, ids: Sequence[str], include_vectors: bool = False) -> list[Record]:
+        with self._lock:
+            self._require(name)
+            wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+            found: dict[str, Record] = {}
+            for start in range(0, len(wanted), self._batch_size):
+                chunk = [point_id(i) for i in wanted[start:start + self._batch_size]]
+                points = self._call("retrieve", self._client.retrieve, name, ids=chunk,
+                                    with_payload=True, with_vectors=include_vectors)
+                for p in points:
+                    record = _record(p, include_vectors)
+                    found[record.id] = record
+            # A fresh copy per row asked: the same id asked twice must not share one dict.
+            return [copy.deepcopy(found[i]) for i in ids if i in found]
+
+    def texts(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
+        return {r.id: r.text for r in self.get(name, ids)}
+
+    def count(self, name: str, where: Node | None = None) -> int:
+        with self._lock:
+            self._require(name)
+            if where is None:
+                return int(self._call("count", self._client.count, name, exact=True).count)
+            return sum(len(b) for b in self.scan(name, include_vectors=False, where=where))
+
+    def scan(
+        self, name: str, batch_size: int = 10_000, include_vectors: bool = True,
+        where: Node | None = None,
+    ) -> Iterator[list[Record]]:
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        with self._lock:
+            self._require(name)
+        prefilter = compile_filter(where)
+        offset = None
+        while True:
+            with self._lock:
+                points, offset = self._call(
+                    "scroll", self._client.scroll, name, scroll_filter=prefilter, limit=batch_size,
+                    offset=offset, with_payload=True, with_vectors=include_vectors,
+                )
+            batch = [r for r in (_record(p, include_vectors) for p in points) if matches(where, r.metadata)]
+            if batch:
+                yield batch
+            if offset is None:
+                return
+
+    def query(
+        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
+        exact: bool = False, ef: int | None = None,
+    ) -> list[Neighbors]:
+        models = _models()
+        if k < 1:
+            raise InvalidInput(f"k must be at least 1, got {k}")
+        with self._lock:
+            spec = self._require(name)
+            queries = as_matrix(vectors, spec.dimensions)
+            prefilter = compile_filter(where)
+            # Local mode is always exact and warns about search params; the server honours them.
+            params = None if self._local else models.SearchParams(exact=exact, hnsw_ef=ef)
+            out = []
+            for q in queries:
+                out.append(self._query_one(name, spec, q, k, where, prefilter, params))
+            return out
+
+    def _query_one(self, name: str, spec: CollectionSpec, q: np.ndarray, k: int, where: Node | None,
+                   prefilter: Any, params: Any) -> Neighbors:
+        # Post-filtering may drop candidates Qdrant returned: widen the fetch until k survive
+        # or Qdrant has no more candidates (fewer points than asked for).
+        limit = k if where is None else max(4 * k, 64)
+        while True:
+            points = self._call(
+                "query", self._client.query_points, name, query=q.tolist(), query_filter=prefilter,
+                limit=limit, search_params=params, with_payload=True, with_vectors=False,
+            ).points
+            hits = [p for p in points if where is None or matches(where, (p.payload or {}).get("meta") or {})]
+            if len(hits) >= k or len(points) < limit:
+                break
+            limit *= 4
+        hits = hits[:k]
+        scores = np.array([p.score for p in hits], dtype=np.float32)
+        if spec.metric == "l2":
+            scores = -scores  # Qdrant answers Euclidean distance; semkit scores are higher-is-better
+        return Neighbors([(p.payload or {})["_id"] for p in hits], scores)
+
+    def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
+        raise NotImplementedError(
+            "the Qdrant store has no keyword search yet; use vector search, or the embedded/pgvector "
+            "store for BM25"
+        )
+
+    def close(self) -> None:
+        # Closing twice or a dead connection: nothing is left to release.
+        with self._lock, contextlib.suppress(Exception):
+            self._client.close()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _create(self, spec: CollectionSpec) -> None:
+        models = _models()
+        opts = {key: spec.options.get(key, default) for key, default in self._defaults.items()}
+        quantization = None
+        if opts["quantization"] == "int8":
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
+            )
+        elif opts["quantization"] is not None:
+            raise InvalidInput(f"quantization must be None or 'int8', got {opts['quantization']!r}")
+        self._call(
+            "create collection", self._client.create_collection, spec.name,
+            vectors_config=models.VectorParams(
+                size=spec.dimensions, distance=getattr(models.Distance, _DISTANCE[spec.metric].upper()),
+                on_disk=bool(opts["on_disk"]) or None,
+            ),
+            shard_number=opts["shard_number"], replication_factor=opts["replication_factor"],
+            quantization_config=quantization, metadata={_SPEC_KEY: spec.to_json()},
+        )
+
+    def _exists(self, name: str) -> bool:
+        return bool(self._call("check collection", self._client.collection_exists, name))
+
+    def _spec(self, name: str) -> CollectionSpec | None:
+        info = self._call("read collection", self._client.get_collection, name)
+        data = (getattr(info.config, "metadata", None) or {}).get(_SPEC_KEY)
+        if data is None:
+            return None  # a Qdrant collection semkit did not create: not ours to show
+        return CollectionSpec.from_json({**data, "name": name})
+
+    def _require(self, name: str) -> CollectionSpec:
+        spec = self.get_collection(name)
+        if spec is None:
+            existing = [c.name for c in self.list_collections()]
+            raise CollectionNotFound(f"no collection named {name!r}; existing: {existing or 'none'}")
+        return spec
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (InvalidInput, StoreError):
+            raise
+        except Exception as exc:
+            raise _translate(exc, what, self._where) from None
+
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        for attempt in range(self._retries + 1):
+            try:
+                return self._call(what, fn)
+            except StoreError as exc:
+                if not exc.retryable or attempt == self._retries:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def __repr__(self) -> str:
+        return f"<QdrantStore {self._where}>"
+
+
+# --- filters ----------------------------------------------------------------------------
+
+
+def compile_filter(node: Node | None) -> Any:
+    """A Qdrant ``Filter`` selecting a superset of what ``filters.matches`` accepts (or None).
+
+    Only conditions whose Qdrant meaning is at least as wide as the reference's compile; the
+    rest ($ne, $nin, $exists, string ordering) compile to "no restriction", and the caller
+    post-filters with ``filters.matches``.
+    """
+    if node is None:
+        return None
+    condition = _superset(node)
+    if condition is None:
+        return None
+    models = _models()
+    return condition if isinstance(condition, models.Filter) else models.Filter(must=[condition])
+
+
+def _superset(node: Node) -> Any:
+    models = _models()
+    if isinstance(node, And):
+        parts = [c for c in (_superset(n) for n in node.clauses) if c is not None]
+        return models.Filter(must=parts) if parts else None
+    if isinstance(node, Or):
+        parts = [_superset(n) for n in node.clauses]
+        return None if any(p is None for p in parts) else models.Filter(should=parts)
+    if isinstance(node, Exists):
+        return None  # Qdrant's "is empty" lumps null and [] with missing; the reference doesn't
+    key = "meta." + ".".join(node.path)
+    if node.op == "$eq":
+        return _equals(key, node.value)
+    if node.op == "$in":
+        parts = [_equals(key, v) for v in node.value]
+        return None if any(p is None for p in parts) else models.Filter(should=parts)
+    if node.op in ("$gt", "$gte", "$lt", "$lte"):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            return None  # Qdrant has no string ordering
+        return models.FieldCondition(key=key, range=models.Range(**{node.op[1:]: float(node.value)}))
+    return None  # $ne / $nin match missing fields: no Qdrant condition is a safe superset
+
+
+def _equals(key: str, value: Any) -> Any:
+    models = _models()
+    if value is None:
+        return models.IsNullCondition(is_null=models.PayloadField(key=key))
+    if isinstance(value, (bool, str)):
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+    # A range, not MatchValue: 3 must also find 3.0, which Qdrant's integer match does not.
+    return models.FieldCondition(key=key, range=models.Range(gte=float(value), lte=float(value)))
+
+
+# --- conversions --------------------------------------------------------------------------
+
+
+def _record(point: Any, include_vector: bool) -> Record:
+    payload = point.payload or {}
+    vector = None
+    if include_vector and point.vector is not None:
+        vector = np.asarray(point.vector, dtype=np.float32)
+    return Record(id=payload["_id"], vector=vector, text=payload.get("_text"), metadata=payload.get("meta") or {})
+
+
+def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
+    try:  # a JSON round trip copies the caller's dict and refuses what Qdrant could not store
+        return dict(json.loads(json.dumps(dict(meta), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"metadata must be JSON (str, number, bool, null, lists, objects): {exc}") from None
+
+
+def _http_url(target: str, https: bool | None) -> str:
+    parts = urlsplit(target if "://" in target else f"qdrant://{target}")
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return target.rstrip("/")
+    if scheme != "qdrant":
+        raise InvalidInput(f"expected qdrant://host:6333 or http(s)://host:6333, got {target!r}")
+    if not parts.hostname:
+        raise InvalidInput(f"no host in {target!r}; use qdrant://host:6333")
+    port = parts.port or 6333
+    return f"{'https' if https else 'http'}://{parts.hostname}:{port}"
+
+
+def _translate(exc: Exception, what: str, where: str) -> StoreError:
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else name
+    retryable = name in (
+        "ResponseHandlingException", "ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout",
+        "PoolTimeout", "RemoteProtocolError", "TimeoutException",
+    ) or "503" in text or "429" in text
+    hint = "check that the Qdrant server is up and reachable" if retryable else "see the Qdrant message above"
+    error = StoreError(f"{where}: {what} failed ({name}: {text}); {hint}")
+    error.retryable = retryable
+    return error
+
+
+def _check_spec(spec: CollectionSpec) -> None:
+    if not isinstance(spec.name, str) or not spec.name:
+        raise InvalidInput("a collection needs a non-empty name")
+    bad = sorted(set(spec.name) & _FORBIDDEN)
+    if bad or len(spec.name) > 255:
+        raise InvalidInput(
+            f"Qdrant cannot hold the collection name {spec.name!r} (at most 255 characters, none of "
+            f"{''.join(sorted(_FORBIDDEN - {chr(0)}))}); pick another name"
+        )
+    if not isinstance(spec.dimensions, int) or spec.dimensions < 1:
+        raise InvalidInput(f"dimensions must be a positive integer, got {spec.dimensions!r}")
+    if spec.metric not in METRICS:
+        raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
+
+
+def _check_lengths(ids: list[str], matrix: Matrix, texts: Any, metadata: Any) -> None:
+    if len(matrix) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(matrix)} vectors; pass one vector per id")
+    if texts is not None and len(texts) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
+    if metadata is not None and len(metadata) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
