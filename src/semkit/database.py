@@ -61,6 +61,18 @@ def _pgvector(target: str, **options: Any) -> VectorStore:
     return PgVectorStore(target, **options)
 
 
+def _qdrant(target: str, **options: Any) -> VectorStore:
+    from .store.qdrant import QdrantStore
+
+    return QdrantStore(target, **options)
+
+
+def _qdrant_local(target: str, **options: Any) -> VectorStore:
+    from .store.qdrant import QdrantStore
+
+    return QdrantStore(target, local=True, **options)
+
+
 def _memory(target: str, **options: Any) -> VectorStore:
     from .store.memory import MemoryStore
 
@@ -75,6 +87,8 @@ SCHEMES: dict[str, tuple[StoreFactory, bool]] = {
     "memory": (_memory, False),
     "postgresql": (_pgvector, True),
     "postgres": (_pgvector, True),
+    "qdrant": (_qdrant, True),
+    "qdrant+local": (_qdrant_local, False),
 }
 
 

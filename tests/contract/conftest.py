@@ -47,10 +47,17 @@ def _pgvector(request: pytest.FixtureRequest, path: Path) -> VectorStore:
     return module.PgVectorStore(dsn)
 
 
+def _qdrant(request: pytest.FixtureRequest, path: Path) -> VectorStore:
+    pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")
+    module = pytest.importorskip("semkit.store.qdrant", reason="semkit.store.qdrant is not importable yet")
+    return module.QdrantStore(str(path), local=True)
+
+
 BACKENDS: dict[str, Factory] = {
     "memory": _memory,
     "embedded": _embedded,
     "pgvector": _pgvector,
+    "qdrant": _qdrant,
 }
 MARKS: dict[str, list[pytest.MarkDecorator]] = {"pgvector": [pytest.mark.postgres]}
 
