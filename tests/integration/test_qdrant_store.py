@@ -1,0 +1,123 @@
+"""Qdrant store on qdrant-client's local mode: moving collections between the embedded store
+and Qdrant without re-embedding, the ``qdrant+local://`` scheme, and reopening from disk.
+
+The full ``VectorStore`` contract runs in ``tests/contract`` (``SEMKIT_CONTRACT_BACKENDS=qdrant``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semkit
+from semkit.embed.base import Embedder
+from semkit.errors import CollectionNotFound, InvalidInput, StoreError
+
+pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")
+
+from semkit.store.qdrant import QdrantStore, compile_filter
+
+BANKING = Path("/work/shared/data/banking77/test.csv")
+
+
+@pytest.fixture(scope="module")
+def local_model() -> Embedder:
+    return semkit.model("local")
+
+
+def _banking(n: int) -> tuple[list[str], list[str], list[dict[str, object]]]:
+    if not BANKING.exists():
+        pytest.skip(f"{BANKING} is not available")
+    with BANKING.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:n]
+    ids = [f"b{i:03d}" for i in range(len(rows))]
+    return ids, [r["text"] for r in rows], [{"category": r["category"], "n": i} for i, r in enumerate(rows)]
+
+
+def test_export_from_embedded_import_into_qdrant_gives_identical_results(
+        tmp_path: Path, local_model: Embedder) -> None:
+    ids, texts, metadata = _banking(120)
+    queries = local_model.embed(["where is my card", "exchange rate fee", "cash withdrawal"], "query")
+    where = {"n": {"$lt": 60}}
+    with semkit.connect(tmp_path / "kb") as db:
+        docs = db.collection("bank", model=local_model)
+        docs.upsert(ids=ids, texts=texts, metadata=metadata)
+        before = [[(h.id, h.score) for h in docs.search(q, k=10)] for q in queries]
+        before_filtered = [[h.id for h in docs.search(q, k=5, where=where)] for q in queries]
+        assert docs.export(tmp_path / "bank.parquet") == len(ids)
+    with semkit.connect(f"qdrant+local://{tmp_path / 'qdrant'}") as qdb:
+        assert qdb.import_collection("bank", tmp_path / "bank.parquet") == len(ids)
+        copy = qdb.collection("bank")
+        assert copy.spec.embedder == local_model.id and len(copy) == len(ids)
+        after = [[(h.id, h.score) for h in copy.search(q, k=10)] for q in queries]
+        after_filtered = [[h.id for h in copy.search(q, k=5, where=where)] for q in queries]
+        record = copy.get(["b007"])[0]
+        assert (record.text, record.metadata) == (texts[7], metadata[7])
+    for b, a in zip(before, after, strict=True):
+        assert [i for i, _ in a] == [i for i, _ in b]
+        assert np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
+    assert after_filtered == before_filtered
+
+
+def test_qdrant_collection_exports_back_to_embedded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    ids = [f"v{i}" for i in range(50)]
+    with semkit.connect(f"qdrant+local://{tmp_path / 'q'}") as qdb:
+        coll = qdb.collection("vecs", model=None, dimensions=8, metric="l2")
+        coll.upsert(ids=ids, vectors=vectors, metadata=[{"odd": i % 2 == 1} for i in range(50)])
+        want = [h.id for h in coll.search(vectors[0] + 0.01, k=5, where={"odd": False})]
+        assert coll.export(tmp_path / "vecs.jsonl") == 50
+    with semkit.connect(tmp_path / "kb") as db:
+        assert db.import_collection("vecs", tmp_path / "vecs.jsonl") == 50
+        back = db.collection("vecs")
+        assert back.metric == "l2"
+        assert [h.id for h in back.search(vectors[0] + 0.01, k=5, where={"odd": False}, exact=True)] == want
+    assert want[0] == "v0"
+
+
+def test_local_store_reopens_from_disk(tmp_path: Path) -> None:
+    path = tmp_path / "q"
+    store = QdrantStore(str(path), local=True)
+    with pytest.raises(StoreError, match="one client per folder"):
+        QdrantStore(str(path), local=True)  # local mode locks its folder
+    store.close()
+    with semkit.connect(f"qdrant+local://{path}") as db:
+        coll = db.collection("persist", model=None, dimensions=3)
+        coll.upsert(ids=["a", "b"], vectors=np.eye(3, dtype=np.float32)[:2], texts=["A", "B"])
+    with semkit.connect(f"qdrant+local://{path}") as db:
+        assert db.collections() == ["persist"]
+        coll = db.collection("persist")
+        assert coll.dimensions == 3 and len(coll) == 2
+        assert coll.search(np.array([0, 1, 0], np.float32), k=1)[0].text == "B"
+
+
+def test_options_and_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="quantization"):
+        QdrantStore(":memory:", local=True, quantization="pq")
+    store = QdrantStore(":memory:", local=True, on_disk=True, quantization="int8")
+    try:
+        from semkit.store.base import CollectionSpec
+
+        with pytest.raises(InvalidInput, match="cannot hold"):
+            store.create_collection(CollectionSpec(name="a/b", dimensions=2))
+        store.create_collection(CollectionSpec(name="ok", dimensions=2, options={"shard_number": 2}))
+        assert store.get_collection("ok") is not None
+        with pytest.raises(CollectionNotFound):
+            store.count("missing")
+    finally:
+        store.close()
+
+
+def test_filters_that_qdrant_cannot_express_exactly_are_not_pushed_down() -> None:
+    from semkit.store import filters
+
+    # $ne matches missing fields and $exists counts null as present: no safe Qdrant condition.
+    assert compile_filter(filters.parse({"a": {"$ne": 1}})) is None
+    assert compile_filter(filters.parse({"a": {"$exists": True}})) is None
+    assert compile_filter(filters.parse({"$or": [{"a": 1}, {"b": {"$nin": [1]}}]})) is None
+    assert compile_filter(filters.parse({"a": {"$gt": "m"}})) is None
+    assert compile_filter(filters.parse({"a": 1, "b": {"$ne": 2}})) is not None
