@@ -37,11 +37,18 @@ def _http(name: str, **options: Any) -> Embedder:
     return OpenAICompatibleEmbedder(name, **options)
 
 
+def _clip(name: str, **options: Any) -> Embedder:
+    from .clip import load_clip
+
+    return load_clip(name, **options)
+
+
 _FACTORIES: dict[str, Factory] = {
     "local": _local,
     "openai": _openai,
     "cohere": _cohere,
     "http": _http,
+    "clip": _clip,
 }
 
 
@@ -62,6 +69,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
         raise ModelNotAvailable("empty model spec; use e.g. 'local' or 'openai:text-embedding-3-small'")
     if spec == "local":
         return "local", catalog.DEFAULT_LOCAL
+    if spec in ("clip", "clip:"):  # the folder comes from SEMKIT_CLIP_MODEL
+        return "clip", ""
     scheme, sep, name = spec.partition(":")
     if sep and scheme in _FACTORIES:
         if not name:
