@@ -1,0 +1,281 @@
+"""The ``clip:`` provider on a real (tiny, randomly initialised) CLIP built in this session,
+real photos from scikit-image, and real stores. The real-model ranking check runs only when
+``SEMKIT_CLIP_MODEL`` points to a real CLIP folder (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("skimage")
+from PIL import Image
+
+import semkit
+from semkit.embed.clip import ClipEmbedder, UnreadableImage, image_metadata
+from semkit.errors import InvalidInput, ModelNotAvailable
+
+PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
+PROMPTS = {"chelsea": "a photo of a cat", "coffee": "a cup of coffee", "rocket": "a rocket",
+           "astronaut": "an astronaut"}
+
+
+def build_tiny_clip(folder: Path) -> Path:
+    """A 2-layer, hidden-32 CLIP with random weights and a character-level BPE vocabulary."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab: dict[str, int] = {}
+    for token in [*letters, *(c + "</w>" for c in letters), "<|startoftext|>", "<|endoftext|>"]:
+        vocab[token] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    torch.manual_seed(0)
+    end = vocab["<|endoftext|>"]
+    config = CLIPConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37,
+                     "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "max_position_embeddings": 16, "bos_token_id": vocab["<|startoftext|>"],
+                     "eos_token_id": end, "pad_token_id": end},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                       "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
+        projection_dim=24,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                           crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+    )
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def clip(tiny_clip_dir: Path) -> ClipEmbedder:
+    model = semkit.model(f"clip:{tiny_clip_dir}", cache=False)
+    assert isinstance(model, ClipEmbedder)
+    return model
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("photos")
+    out = {}
+    for name in PHOTOS:
+        path = folder / f"{name}.jpg"
+        Image.fromarray(getattr(skimage.data, name)()).save(path, quality=90)
+        out[name] = path
+    return out
+
+
+def generated_images() -> list[Image.Image]:
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1))
+    return [
+        Image.new("RGB", (20, 90), (200, 30, 30)),
+        Image.fromarray(ramp, mode="L"),
+        Image.new("RGBA", (64, 64), (0, 0, 255, 128)),
+        Image.fromarray(np.stack([ramp, ramp.T[:48, :48].repeat(2, 1)[:, :64], ramp], -1)),
+    ]
+
+
+def encoded(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_loads_from_a_folder_without_importing_torch_at_import_time(clip: ClipEmbedder,
+                                                                     tiny_clip_dir: Path) -> None:
+    assert clip.id == "clip:tiny-clip@24"
+    assert clip.dimensions == 24 and clip.max_tokens == 16
+    assert clip.modalities == frozenset({"text", "image"})
+    assert "|sha=" in clip.fingerprint
+    code = "import sys, semkit, semkit.embed.clip; print('torch' in sys.modules, 'PIL' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_texts_and_images_share_one_normalised_space(clip: ClipEmbedder, photos: dict[str, Path]) -> None:
+    images: list[Any] = [photos["chelsea"], *generated_images()]
+    vectors = clip.embed(["a photo of a cat", *images, "a rocket"])
+    assert vectors.shape == (len(images) + 2, 24) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Input order is kept: each row equals the item embedded on its own.
+    np.testing.assert_allclose(vectors[0], clip.embed(["a photo of a cat"])[0], atol=1e-5)
+    np.testing.assert_allclose(vectors[1], clip.embed_images([photos["chelsea"]]).vectors[0], atol=1e-5)
+    np.testing.assert_allclose(vectors[-1], clip.embed(["a rocket"])[0], atol=1e-5)
+    # Distinct inputs give distinct vectors (a broken pipeline tends to return one constant row).
+    assert len({tuple(np.round(v, 4)) for v in vectors}) == len(vectors)
+
+
+def test_path_bytes_and_pil_give_the_same_vector_and_it_is_deterministic(
+        clip: ClipEmbedder, photos: dict[str, Path]) -> None:
+    path = photos["coffee"]
+    as_pil = Image.open(path)
+    vectors = clip.embed([path, path.read_bytes(), as_pil])
+    np.testing.assert_allclose(vectors[1], vectors[0], atol=1e-6)
+    np.testing.assert_allclose(vectors[2], vectors[0], atol=1e-6)
+    np.testing.assert_allclose(clip.embed([path]), clip.embed([path]), atol=0)
+
+
+def test_batching_does_not_change_vectors(tiny_clip_dir: Path, clip: ClipEmbedder,
+                                          photos: dict[str, Path]) -> None:
+    small = semkit.model(f"clip:{tiny_clip_dir}", cache=False, batch_size=2)
+    items: list[Any] = [*photos.values(), *generated_images(), "a cup", "an astronaut in space",
+                        "coffee", "x"]
+    np.testing.assert_allclose(small.embed(items), clip.embed(items), atol=1e-5)
+
+
+def test_formats_png_webp_gif(clip: ClipEmbedder) -> None:
+    img = generated_images()[3]
+    vectors = clip.embed([encoded(img, "PNG"), encoded(img, "WEBP"), encoded(img, "GIF")])
+    assert vectors.shape == (3, 24)
+    np.testing.assert_allclose(vectors[0], clip.embed([img])[0], atol=1e-5)  # PNG is lossless
+
+
+def test_bad_files_are_reported_by_index_and_nothing_is_lost(clip: ClipEmbedder, tmp_path: Path,
+                                                             photos: dict[str, Path]) -> None:
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is text, not a JPEG")
+    png = encoded(generated_images()[0], "PNG")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(png[: len(png) // 2])
+    items: list[Any] = [photos["rocket"], fake, png, truncated, tmp_path / "missing.png"]
+
+    with pytest.raises(UnreadableImage) as err:
+        clip.embed(["a rocket", *items])
+    assert isinstance(err.value, InvalidInput)
+    # Indices are positions in the caller's batch (the text is item 0).
+    assert [f.index for f in err.value.failures] == [2, 4, 5]
+    assert "notes.jpg" in str(err.value) and "cut.png" in str(err.value) and "no such file" in str(err.value)
+
+    batch = clip.embed_images(items, errors="skip")
+    assert batch.indices == [0, 2]
+    assert [f.index for f in batch.failures] == [1, 3, 4]
+    np.testing.assert_allclose(batch.vectors, clip.embed([photos["rocket"], png]), atol=1e-5)
+
+
+def test_invalid_inputs(clip: ClipEmbedder) -> None:
+    with pytest.raises(InvalidInput, match="blank"):
+        clip.embed(["a cat", "  "])
+    with pytest.raises(InvalidInput, match="nothing to embed"):
+        clip.embed([])
+    batch = clip.embed_images(["cat.jpg"], errors="skip")
+    assert batch.indices == [] and batch.vectors.shape == (0, 24)
+    assert "pathlib.Path" in batch.failures[0].reason
+    with pytest.raises(InvalidInput, match="errors must be"):
+        clip.embed_images([Image.new("RGB", (4, 4))], errors="ignore")  # type: ignore[arg-type]
+
+
+def test_long_text_is_truncated_and_counted(clip: ClipEmbedder) -> None:
+    result = clip.embed_result(["a cat", "a very long caption " * 20])
+    assert result.truncated == 1 and result.vectors.shape == (2, 24)
+
+
+def test_missing_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SEMKIT_CLIP_MODEL", raising=False)
+    with pytest.raises(ModelNotAvailable, match="SEMKIT_CLIP_MODEL") as err:
+        semkit.model("clip", cache=False)
+    assert "huggingface-cli download openai/clip-vit-base-patch32" in str(err.value)
+    with pytest.raises(ModelNotAvailable, match="does not exist"):
+        semkit.model(f"clip:{tmp_path / 'nowhere'}", cache=False)
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ModelNotAvailable, match="holds no CLIP model"):
+        semkit.model(f"clip:{tmp_path / 'bert'}", cache=False)
+
+
+def test_env_var_and_sentence_transformers_layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  tiny_clip_dir: Path, clip: ClipEmbedder) -> None:
+    root = tmp_path / "clip-ViT-tiny"
+    shutil.copytree(tiny_clip_dir, root / "0_CLIPModel")
+    (root / "modules.json").write_text(json.dumps(
+        [{"idx": 0, "name": "0", "path": "0_CLIPModel", "type": "sentence_transformers.models.CLIPModel"}]))
+    monkeypatch.setenv("SEMKIT_CLIP_MODEL", str(root))
+    model = semkit.model("clip", cache=False)
+    assert model.id == "clip:clip-ViT-tiny@24"
+    img = generated_images()[0]
+    np.testing.assert_allclose(model.embed(["a cat", img]), clip.embed(["a cat", img]), atol=1e-6)
+
+
+def test_cached_model_passes_images_through(tiny_clip_dir: Path, photos: dict[str, Path]) -> None:
+    model = semkit.model(f"clip:{tiny_clip_dir}")  # wrapped in the embedding cache
+    first = model.embed_result(["a cat", "a dog"])
+    again = model.embed_result(["a cat", "a dog"])
+    assert (first.cached, again.cached) == (0, 2)
+    np.testing.assert_allclose(again.vectors, first.vectors, atol=1e-6)
+    mixed = model.embed(["a cat", photos["chelsea"]])
+    assert mixed.shape == (2, 24)
+    assert model.embed_images([photos["chelsea"]]).indices == [0]
+
+
+@pytest.mark.parametrize("backend", ["embedded", "memory"])
+def test_image_collection_searched_by_text_and_by_image(backend: str, tmp_path: Path,
+                                                        clip: ClipEmbedder, photos: dict[str, Path]) -> None:
+    extra = tmp_path / "generated"
+    extra.mkdir()
+    paths = list(photos.values())
+    for i, img in enumerate(generated_images()):
+        paths.append(extra / f"gen{i}.png")
+        img.save(paths[-1])
+    batch = clip.embed_images(paths)
+    uri = str(tmp_path / "kb") if backend == "embedded" else "memory://"
+    with semkit.connect(uri) as db:
+        col = db.collection("photos", model=None, dimensions=clip.dimensions)
+        col.upsert(ids=[p.stem for p in paths], vectors=batch.vectors,
+                   metadata=[image_metadata(p) for p in paths])
+        assert len(col) == len(paths)
+
+        text_vec = clip.embed(["a photo of a cat"], kind="query")[0]
+        hits = col.search(text_vec, k=len(paths))
+        expected = np.argsort(-(batch.vectors @ text_vec), kind="stable")
+        assert [h.id for h in hits] == [paths[i].stem for i in expected]
+        np.testing.assert_allclose([h.score for h in hits], (batch.vectors @ text_vec)[expected], atol=1e-4)
+
+        by_image = col.search(clip.embed([photos["rocket"].read_bytes()])[0], k=1)
+        assert by_image[0].id == "rocket" and by_image[0].score == pytest.approx(1.0, abs=1e-4)
+        meta = by_image[0].metadata
+        assert meta["path"] == str(photos["rocket"])
+        assert (meta["width"], meta["height"], meta["format"]) == (640, 427, "JPEG")
+
+
+def test_collection_with_the_clip_model_embeds_text_queries(tmp_path: Path, clip: ClipEmbedder,
+                                                            photos: dict[str, Path]) -> None:
+    paths = list(photos.values())
+    with semkit.connect(tmp_path / "kb") as db:
+        col = db.collection("photos", model=clip)
+        col.upsert(ids=[p.stem for p in paths], vectors=clip.embed_images(paths).vectors,
+                   metadata=[image_metadata(p) for p in paths])
+        hits = col.search("a cup of coffee", k=4)
+        direct = col.search(clip.embed(["a cup of coffee"])[0], k=4)
+        assert [h.id for h in hits] == [h.id for h in direct]
+
+
+@pytest.mark.skipif(not os.environ.get("SEMKIT_CLIP_MODEL"), reason="set SEMKIT_CLIP_MODEL to a real CLIP folder")
+def test_real_model_ranks_the_right_photo_first(photos: dict[str, Path]) -> None:
+    model = semkit.model("clip", cache=False)
+    names = list(photos)
+    images = model.embed_images([photos[n] for n in names]).vectors
+    prompts = model.embed([PROMPTS[n] for n in names])
+    best = (prompts @ images.T).argmax(axis=1)
+    assert [names[i] for i in best] == names
