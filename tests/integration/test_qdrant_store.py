@@ -18,7 +18,7 @@ from semkit.errors import CollectionNotFound, InvalidInput, StoreError
 
 pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")
 
-from semkit.store.qdrant import QdrantStore, compile_filter
+from semkit.store.qdrant import QdrantStore, _indexable, compile_filter
 
 BANKING = Path("/work/shared/data/banking77/test.csv")
 
@@ -121,3 +121,18 @@ def test_filters_that_qdrant_cannot_express_exactly_are_not_pushed_down() -> Non
     assert compile_filter(filters.parse({"$or": [{"a": 1}, {"b": {"$nin": [1]}}]})) is None
     assert compile_filter(filters.parse({"a": {"$gt": "m"}})) is None
     assert compile_filter(filters.parse({"a": 1, "b": {"$ne": 2}})) is not None
+
+
+def test_filtered_fields_get_payload_indexes_of_the_right_kind() -> None:
+    # Server-only behaviour (local mode has no payload indexes): check which indexes a filter asks for.
+    from qdrant_client import models
+
+    from semkit.store import filters
+
+    compiled = compile_filter(filters.parse(
+        {"tag": {"$in": ["a", "b"]}, "year": {"$gte": 2020}, "flag": True, "note": {"$ne": "x"}}))
+    assert sorted(set(_indexable(compiled))) == sorted({
+        ("meta.tag", models.PayloadSchemaType.KEYWORD),
+        ("meta.year", models.PayloadSchemaType.FLOAT),
+        ("meta.flag", models.PayloadSchemaType.BOOL),
+    })

@@ -18,9 +18,31 @@ ordering, null vs missing and arrays), and every answer is then post-filtered in
 ``filters.matches``, so results are exactly the reference's. Filtered queries over-fetch and
 widen until k post-filtered matches are found or the candidates run out.
 
+Payload indexes: on a server, the first filtered read on a field creates a payload index for
+it (keyword, bool or float, from the first condition seen; Qdrant keeps one index per field),
+so filters stay fast as collections grow. Local mode ignores payload indexes, so none are made.
+
+Keyword search is a plain Python BM25 over the stored texts (same scoring as ``MemoryStore``):
+correct but O(collection) per query; fine for small collections, slow for big ones.
+
 Not atomic on Qdrant (documented, not hidden): an upsert larger than ``batch_size`` lands batch
 by batch (every row is validated before the first batch is sent), and ``rename_collection``
 copies the points into the new name and then deletes the old one.
+
+Using a Qdrant cluster, step by step:
+
+1. ``pip install 'semkit[qdrant]'`` (qdrant-client).
+2. Start Qdrant (one node: ``docker run -p 6333:6333 qdrant/qdrant``; a cluster: every node
+   with ``QDRANT__CLUSTER__ENABLED=true``, the first with ``--uri http://node1:6335``, the others
+   with ``--bootstrap http://node1:6335``). Set ``QDRANT__SERVICE__API_KEY`` on the nodes.
+3. ``export QDRANT_API_KEY=...`` where semkit runs (the key is read from the environment, never
+   from the URI, and never logged).
+4. ``db = semkit.connect("qdrant://node1:6333", shard_number=6, replication_factor=2)`` (add
+   ``https=True`` behind TLS; ``on_disk=True`` keeps vectors on disk, ``quantization="int8"``
+   adds scalar quantisation). These are defaults for new collections; a collection's
+   ``CollectionSpec.options`` entries of the same names override them.
+5. Use it like any semkit database; move existing data with ``export`` and
+   ``import_collection`` (vectors are copied, nothing is re-embedded).
 """
 
 from __future__ import annotations
@@ -28,10 +50,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,6 +67,7 @@ from ..types import METRICS, Matrix
 from ..vectors import as_matrix, normalize
 from .base import CollectionSpec, Neighbors, Record
 from .filters import And, Exists, Node, Or, matches
+from .memory import BM25_B, BM25_K1, tokenize
 
 _NAMESPACE = uuid.UUID("6f1d8c53-4a57-5d1e-9a0b-5e6d6b697421")  # fixed: ids map the same forever
 _SPEC_KEY = "semkit_spec"
@@ -102,6 +127,7 @@ class QdrantStore:
         self._batch_size = batch_size
         self._retries = max(0, retries)
         self._local = local
+        self._indexed: set[tuple[str, str]] = set()
         # Local mode is not thread-safe; the server client is, but one lock keeps both simple.
         self._lock = threading.RLock()
         if local:
@@ -151,6 +177,7 @@ class QdrantStore:
         with self._lock:
             self._require(name)
             self._call("drop collection", self._client.delete_collection, name)
+            self._forget_indexes(name)
 
     def rename_collection(self, old: str, new: str) -> None:
         """Copy ``old``'s points into ``new`` (replacing it), then delete ``old``.
@@ -179,6 +206,8 @@ class QdrantStore:
                 if offset is None:
                     break
             self._call("drop collection", self._client.delete_collection, old)
+            self._forget_indexes(old)
+            self._forget_indexes(new)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -295,6 +324,8 @@ class QdrantStore:
         with self._lock:
             self._require(name)
         prefilter = compile_filter(where)
+        with self._lock:
+            self._index_fields(name, prefilter)
         offset = None
         while True:
             with self._lock:
@@ -319,6 +350,7 @@ class QdrantStore:
             spec = self._require(name)
             queries = as_matrix(vectors, spec.dimensions)
             prefilter = compile_filter(where)
+            self._index_fields(name, prefilter)
             # Local mode is always exact and warns about search params; the server honours them.
             params = None if self._local else models.SearchParams(exact=exact, hnsw_ef=ef)
             out = []
@@ -347,10 +379,31 @@ class QdrantStore:
         return Neighbors([(p.payload or {})["_id"] for p in hits], scores)
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
-        raise NotImplementedError(
-            "the Qdrant store has no keyword search yet; use vector search, or the embedded/pgvector "
-            "store for BM25"
-        )
+        """Okapi BM25 in Python over the stored texts (``MemoryStore``'s scoring): a full scan
+        per query, so meant for small collections."""
+        if k < 1:
+            raise InvalidInput(f"k must be at least 1, got {k}")
+        terms = set(tokenize(text))
+        docs = [
+            (r.id, Counter(tokenize(r.text)))
+            for batch in self.scan(name, batch_size=self._batch_size * 4, include_vectors=False, where=where)
+            for r in batch if r.text is not None
+        ]
+        if not docs or not terms:
+            return Neighbors([], np.zeros(0, dtype=np.float32))
+        n_docs = len(docs)
+        avg_len = sum(sum(c.values()) for _, c in docs) / n_docs or 1.0
+        df = {t: sum(1 for _, c in docs if t in c) for t in terms}
+        idf = {t: math.log(1 + (n_docs - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
+        ranked: list[tuple[float, int, str]] = []
+        for pos, (doc_id, counts) in enumerate(docs):
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * sum(counts.values()) / avg_len)
+            score = sum(idf[t] * counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t in terms if counts[t])
+            if score > 0:
+                ranked.append((-score, pos, doc_id))
+        ranked.sort()
+        top = ranked[:k]
+        return Neighbors([d for _, _, d in top], np.array([-s for s, _, _ in top], dtype=np.float32))
 
     def close(self) -> None:
         # Closing twice or a dead connection: nothing is left to release.
@@ -378,6 +431,19 @@ class QdrantStore:
             shard_number=opts["shard_number"], replication_factor=opts["replication_factor"],
             quantization_config=quantization, metadata={_SPEC_KEY: spec.to_json()},
         )
+
+    def _index_fields(self, name: str, prefilter: Any) -> None:
+        if self._local or prefilter is None:
+            return  # local mode has no payload indexes (it says so with a warning)
+        for key, schema in _indexable(prefilter):
+            if (name, key) in self._indexed:
+                continue
+            self._call("create payload index", self._client.create_payload_index, name, key,
+                       field_schema=schema, wait=True)
+            self._indexed.add((name, key))
+
+    def _forget_indexes(self, name: str) -> None:
+        self._indexed = {(n, key) for n, key in self._indexed if n != name}
 
     def _exists(self, name: str) -> bool:
         return bool(self._call("check collection", self._client.collection_exists, name))
@@ -458,6 +524,20 @@ def _superset(node: Node) -> Any:
             return None  # Qdrant has no string ordering
         return models.FieldCondition(key=key, range=models.Range(**{node.op[1:]: float(node.value)}))
     return None  # $ne / $nin match missing fields: no Qdrant condition is a safe superset
+
+
+def _indexable(node: Any) -> list[tuple[str, Any]]:
+    """(field key, payload schema) for every field condition in a compiled filter."""
+    models = _models()
+    if isinstance(node, models.Filter):
+        return [kv for part in (node.must or []) + (node.should or []) for kv in _indexable(part)]
+    if isinstance(node, models.FieldCondition):
+        if node.range is not None:
+            return [(node.key, models.PayloadSchemaType.FLOAT)]
+        value = getattr(node.match, "value", None)
+        kind = models.PayloadSchemaType.BOOL if isinstance(value, bool) else models.PayloadSchemaType.KEYWORD
+        return [(node.key, kind)]
+    return []
 
 
 def _equals(key: str, value: Any) -> Any:
