@@ -7,6 +7,7 @@ The full ``VectorStore`` contract runs in ``tests/contract`` (``SEMKIT_CONTRACT_
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,16 @@ def test_filtered_fields_get_payload_indexes_of_the_right_kind() -> None:
         ("meta.year", models.PayloadSchemaType.FLOAT),
         ("meta.flag", models.PayloadSchemaType.BOOL),
     })
+
+
+def test_unreachable_server_is_a_retryable_store_error_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server path through the same client calls: nothing listens on port 9 of 127.0.0.1.
+    secret = "sk-test-secret-qdrant-key"
+    monkeypatch.setenv("QDRANT_API_KEY", secret)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # qdrant-client warns about an api key over plain HTTP
+        db = semkit.connect("qdrant://127.0.0.1:9", retries=0)
+    with db, pytest.raises(StoreError) as info:
+        db.collections()
+    assert info.value.retryable
+    assert "127.0.0.1:9" in str(info.value) and secret not in str(info.value)
