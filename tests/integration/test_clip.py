@@ -23,44 +23,11 @@ from PIL import Image
 import semkit
 from semkit.embed.clip import ClipEmbedder, UnreadableImage, image_metadata
 from semkit.errors import InvalidInput, ModelNotAvailable
+from tests.support.tiny_clip import build_tiny_clip
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 PROMPTS = {"chelsea": "a photo of a cat", "coffee": "a cup of coffee", "rocket": "a rocket",
            "astronaut": "an astronaut"}
-
-
-def build_tiny_clip(folder: Path) -> Path:
-    """A 2-layer, hidden-32 CLIP with random weights and a character-level BPE vocabulary."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab: dict[str, int] = {}
-    for token in [*letters, *(c + "</w>" for c in letters), "<|startoftext|>", "<|endoftext|>"]:
-        vocab[token] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    torch.manual_seed(0)
-    end = vocab["<|endoftext|>"]
-    config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37,
-                     "num_hidden_layers": 2, "num_attention_heads": 4,
-                     "max_position_embeddings": 16, "bos_token_id": vocab["<|startoftext|>"],
-                     "eos_token_id": end, "pad_token_id": end},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-                       "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
-        projection_dim=24,
-    )
-    CLIPModel(config).save_pretrained(folder)
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                           crop_size={"height": 32, "width": 32}),
-        tokenizer=tokenizer,
-    )
-    processor.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
