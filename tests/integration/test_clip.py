@@ -246,3 +246,34 @@ def test_real_model_ranks_the_right_photo_first(photos: dict[str, Path]) -> None
     prompts = model.embed([PROMPTS[n] for n in names])
     best = (prompts @ images.T).argmax(axis=1)
     assert [names[i] for i in best] == names
+
+
+def test_cli_search_by_image_and_by_text_with_a_clip_model(tmp_path: Path, tiny_clip_dir: Path,
+                                                           clip: ClipEmbedder,
+                                                           photos: dict[str, Path]) -> None:
+    from tests.e2e.test_cli import run
+
+    paths = list(photos.values())
+    vectors = clip.embed_images(paths).vectors
+    db = str(tmp_path / "kb")
+    with semkit.connect(db) as conn:
+        conn.collection("photos", model=None, dimensions=clip.dimensions).upsert(
+            ids=[p.stem for p in paths], vectors=vectors, metadata=[image_metadata(p) for p in paths])
+    env = {"SEMKIT_CLIP_MODEL": str(tiny_clip_dir)}
+    common = ("--db", db, "--collection", "photos", "--json")
+
+    by_image = json.loads(run("search", "--image", str(photos["astronaut"]), *common, "-k", "2",
+                              env=env).stdout)
+    assert by_image[0]["id"] == "astronaut" and by_image[0]["mode"] == "vector"
+    assert by_image[0]["metadata"]["width"] == 512 and len(by_image) == 2
+
+    by_text = json.loads(run("search", "a photo of a cat", *common, "--model", "clip", env=env).stdout)
+    expected = np.argsort(-(vectors @ clip.embed(["a photo of a cat"])[0]), kind="stable")
+    assert [h["id"] for h in by_text] == [paths[i].stem for i in expected]
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    failed = run("search", "--image", str(bad), *common, env=env, check=False)
+    assert failed.returncode != 0 and "notes.jpg" in failed.stderr and "could not be read" in failed.stderr
+    neither = run("search", *common, env=env, check=False)
+    assert neither.returncode != 0 and "--image" in neither.stderr

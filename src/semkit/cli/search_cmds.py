@@ -19,11 +19,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def search(
-        query: Annotated[str, typer.Argument(help="What to look for")],
+        query: Annotated[str | None, typer.Argument(help="What to look for")] = None,
         db: DbOpt = DEFAULT_DB,
         collection: CollectionOpt = "docs",
         k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results")] = 10,
         mode: ModeOpt = "hybrid",
+        image: Annotated[str | None, typer.Option(
+            "--image", help="Search by this image (needs a CLIP model, see --model)")] = None,
+        model: Annotated[str | None, typer.Option(
+            "--model", help="Embed the query with this model instead of the collection's "
+            "(e.g. 'clip' = $SEMKIT_CLIP_MODEL, 'clip:/path'); --image defaults to 'clip'")] = None,
         mmr: Annotated[float | None, typer.Option(
             "--mmr", min=0.0, max=1.0, help="Diversity: MMR λ in [0, 1] (1 = relevance only)")] = None,
         where: WhereOpt = None,
@@ -35,17 +40,33 @@ def register(app: typer.Typer) -> None:
         """Search a collection by meaning, by keywords (BM25), or both (hybrid)."""
         from ..apps.search import search as run_search
 
+        if (query is None) == (image is None):
+            raise InvalidInput("give a query text or --image PATH (one of them)")
+        vector = None
+        if image is not None or model is not None:
+            from pathlib import Path
+
+            embedder = semkit.model(model or "clip")
+            if image is not None:
+                if "image" not in embedder.modalities:
+                    raise InvalidInput(f"--image needs a model that embeds images (clip:...), "
+                                       f"not {embedder.id}")
+                vector = embedder.embed_images([Path(image)]).vectors[0]  # type: ignore[attr-defined]
+                query, mode = vector, "vector"
+            else:
+                vector = embedder.embed([query], kind="query")[0]
         with semkit.connect(db) as database:
             col = database.collection(collection, create=False)
             hits = run_search(col, query, k=k, mode=_mode(mode), where=_where(where), mmr=mmr,
-                              candidates=candidates, exact=exact)
+                              candidates=candidates, exact=exact, vector=vector)
         if as_json:
             output.emit_json([h.as_dict() for h in hits])
             return
         if not hits:
             output.stdout.print("no results")
             return
-        _print_hits(f"{collection}: {query!r} ({hits[0].mode}{'' if mmr is None else f', mmr {mmr}'})", hits)
+        shown = f"image {image}" if image is not None else repr(query)
+        _print_hits(f"{collection}: {shown} ({hits[0].mode}{'' if mmr is None else f', mmr {mmr}'})", hits)
 
     @app.command()
     def context(
