@@ -277,3 +277,73 @@ def test_cli_search_by_image_and_by_text_with_a_clip_model(tmp_path: Path, tiny_
     assert failed.returncode != 0 and "notes.jpg" in failed.stderr and "could not be read" in failed.stderr
     neither = run("search", *common, env=env, check=False)
     assert neither.returncode != 0 and "--image" in neither.stderr
+
+
+def test_index_images_is_incremental_and_reports_bad_files(tmp_path: Path, clip: ClipEmbedder,
+                                                           photos: dict[str, Path]) -> None:
+    from semkit.ingest.images import index_images
+
+    folder = tmp_path / "pics"
+    (folder / "sub").mkdir(parents=True)
+    for name, path in photos.items():
+        shutil.copy(path, folder / f"{name}.jpg")
+    generated_images()[2].save(folder / "sub" / "blue.png")
+    generated_images()[0].save(folder / "sub" / "red.webp")
+    (folder / "fake.gif").write_text("GIF? no")
+    (folder / "readme.txt").write_text("not an image, not picked up")
+    with semkit.connect(tmp_path / "kb") as db:
+        col = db.collection("photos", model=clip)
+        first = index_images(col, folder)
+        assert first.seen == 7 and len(first.indexed) == 6 and first.unchanged == 0
+        assert [Path(s).name for s, _ in first.failed] == ["fake.gif"]
+        rec = col.get([str((folder / "rocket.jpg").resolve())], include_vectors=True)[0]
+        assert (rec.metadata["width"], rec.metadata["height"], rec.metadata["format"]) == (640, 427, "JPEG")
+        assert rec.metadata["thumbnail"].startswith("data:image/jpeg;base64,")
+        np.testing.assert_allclose(rec.vector, clip.embed([photos["rocket"]])[0], atol=1e-5)
+
+        generated_images()[1].save(folder / "sub" / "blue.png")  # changed content
+        again = index_images(col, folder, batch_size=2)
+        assert [Path(i).name for i in again.indexed] == ["blue.png"] and again.unchanged == 5
+        assert len(col) == 6
+        hits = col.search("a photo of a cat", k=6)  # the collection's CLIP embeds the text query
+        assert len(hits) == 6 and all(h.metadata["path"].startswith(str(folder.resolve())) for h in hits)
+
+
+def test_index_rejects_a_text_only_model(tmp_path: Path, photos: dict[str, Path]) -> None:
+    from semkit.ingest.images import index_images
+    from tests.support.hash_embedder import HashEmbedder
+
+    with semkit.connect("memory://") as db:
+        col = db.collection("docs", model=HashEmbedder())
+        with pytest.raises(InvalidInput, match="embeds images"):
+            index_images(col, list(photos.values()))
+
+
+def test_cli_index_with_clip_then_search_by_recorded_model(tmp_path: Path, tiny_clip_dir: Path,
+                                                          photos: dict[str, Path]) -> None:
+    from tests.e2e.test_cli import run
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name, path in photos.items():
+        shutil.copy(path, folder / f"{name}.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (folder / "note.md").write_text("# Cats\n\nA note about cats sleeping in the sun.\n")
+    db = str(tmp_path / "kb")
+    env = {"SEMKIT_CLIP_MODEL": str(tiny_clip_dir)}
+    report = json.loads(run("index", str(folder), "--db", db, "--clip", "clip",
+                            "--image-collection", "photos", "--json", env=env).stdout)
+    assert report["count"] == 1  # the markdown note, in the text collection
+    images = report["images"]
+    assert (len(images["indexed"]), images["count"]) == (4, 4)
+    assert [Path(f["source"]).name for f in images["failed"]] == ["broken.png"]
+    # The collection recorded clip:tiny-clip; SEMKIT_CLIP_MODEL finds that folder again.
+    hits = json.loads(run("search", "a photo of a cat", "--db", db, "--collection", "photos",
+                          "--mode", "vector", "--json", env=env).stdout)
+    assert len(hits) == 4
+    by_image = json.loads(run("search", "--image", str(photos["coffee"]), "--db", db,
+                              "--collection", "photos", "-k", "1", "--json", env=env).stdout)
+    assert Path(by_image[0]["id"]).name == "coffee.jpg"
+    strict = run("index", str(folder), "--db", db, "--clip", "clip", "--image-collection", "photos",
+                 "--strict", "--json", env=env, check=False)
+    assert strict.returncode == 1 and json.loads(strict.stdout)["images"]["unchanged"] == 4

@@ -63,6 +63,11 @@ def register(app: typer.Typer) -> None:
             help="Keep the chunks of files deleted from an indexed folder")] = False,
         strict: Annotated[bool, typer.Option(help="Exit with status 1 if any file failed")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON report")] = False,
+        clip: Annotated[str | None, typer.Option(
+            "--clip", help="Also index images (.jpg .png .webp .gif) with this CLIP model "
+            "('clip' = $SEMKIT_CLIP_MODEL, or 'clip:/path')")] = None,
+        image_collection: Annotated[str, typer.Option(
+            help="Collection for the images (with --clip)")] = "images",
     ) -> None:
         """Index documents (.txt .md .html .pdf .docx .csv .jsonl) for semantic search.
 
@@ -81,11 +86,27 @@ def register(app: typer.Typer) -> None:
                     progress=progress,
                 )
             total = len(col)
+            images = None
+            if clip is not None:
+                from ..ingest.images import index_images
+
+                clip_model = semkit.model(clip, cache=False)
+                image_col = database.collection(image_collection, model=clip_model)
+                images = index_images(image_col, [str(p) for p in paths], model=clip_model)
+                image_total = len(image_col)
         if as_json:
-            output.emit_json({**report.as_dict(), "count": total})
+            extra = {} if images is None else {"images": {**images.as_dict(), "count": image_total}}
+            output.emit_json({**report.as_dict(), "count": total, **extra})
         else:
             _print_report(report, total, db)
-        if strict and report.failed:
+            if images is not None:
+                output.table(f"semkit index --clip -> {image_collection}", ["", "count"], [
+                    ("images seen", images.seen), ("indexed (new or changed)", len(images.indexed)),
+                    ("unchanged (skipped)", images.unchanged), ("failed", len(images.failed)),
+                    (f"images in '{image_collection}'", f"{image_total:,}")], justify_right=("count",))
+                if images.failed:
+                    output.table("image problems", ["file", "reason"], images.failed)
+        if strict and (report.failed or (images is not None and images.failed)):
             raise typer.Exit(1)
 
 

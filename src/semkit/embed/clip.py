@@ -150,12 +150,19 @@ def resolve_folder(name: str) -> Path:
     if not raw:
         raise ModelNotAvailable(f"no CLIP model given and {ENV_VAR} is not set. {HOW_TO_GET}")
     path = Path(raw).expanduser()
+    env = os.environ.get(ENV_VAR, "").strip()
+    if not path.is_dir() and env and Path(env).expanduser().resolve().name == raw:
+        # A collection records 'clip:<folder name>'; reopening it finds the folder through the
+        # environment, wherever the model lives on this machine.
+        path = Path(env).expanduser()
     if not path.is_dir():
         from .local import find_in_hf_cache
 
         cached = find_in_hf_cache(raw) if "/" in raw and not path.is_absolute() else None
         if cached is None:
-            raise ModelNotAvailable(f"CLIP model folder {raw!r} does not exist. {HOW_TO_GET}")
+            raise ModelNotAvailable(
+                f"CLIP model folder {raw!r} does not exist (a collection's recorded 'clip:NAME' is "
+                f"found through {ENV_VAR} pointing to a folder called NAME). {HOW_TO_GET}")
         path = cached
     clip_dir = find_clip_dir(path)
     if clip_dir is None:
@@ -296,14 +303,21 @@ class ClipEmbedder(BaseEmbedder):
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32), tokens, truncated
 
 
-def load_clip(name: str = "", *, batch_size: int = 32) -> ClipEmbedder:
-    """``clip:/path`` (or ``clip`` with ``SEMKIT_CLIP_MODEL``) to a loaded ``ClipEmbedder``."""
+def load_clip(name: str = "", *, batch_size: int = 32, dimensions: int | None = None) -> ClipEmbedder:
+    """``clip:/path`` (or ``clip`` with ``SEMKIT_CLIP_MODEL``) to a loaded ``ClipEmbedder``.
+    ``dimensions`` (passed when a collection reopens its model) must match the model's."""
     clip_dir = resolve_folder(name)
     raw = name.strip() or os.environ.get(ENV_VAR, "").strip()
     root = Path(raw).expanduser()
+    if not root.is_dir() and "/" not in raw:
+        root = Path(os.environ.get(ENV_VAR, "")).expanduser()
     # The folder the user named (not 0_CLIPModel/ or an HF snapshot hash) names the space.
     label = root.resolve().name if root.is_dir() else raw.rstrip("/").rsplit("/", 1)[-1]
-    return ClipEmbedder(clip_dir, name=label, digest=_digest(clip_dir), batch_size=batch_size)
+    model = ClipEmbedder(clip_dir, name=label, digest=_digest(clip_dir), batch_size=batch_size)
+    if dimensions is not None and dimensions != model.dimensions:
+        raise InvalidInput(f"{model.id} makes {model.dimensions}-dimensional vectors; CLIP cannot "
+                           f"truncate them to {dimensions}")
+    return model
 
 
 def _digest(folder: Path) -> str | None:
