@@ -347,3 +347,29 @@ def test_cli_index_with_clip_then_search_by_recorded_model(tmp_path: Path, tiny_
     strict = run("index", str(folder), "--db", db, "--clip", "clip", "--image-collection", "photos",
                  "--strict", "--json", env=env, check=False)
     assert strict.returncode == 1 and json.loads(strict.stdout)["images"]["unchanged"] == 4
+
+
+def test_duplicates_clusters_outliers_on_an_image_collection(tmp_path: Path, clip: ClipEmbedder,
+                                                             photos: dict[str, Path]) -> None:
+    from semkit.apps.cluster import cluster
+    from semkit.apps.dedup import duplicates
+    from semkit.apps.outliers import outliers
+    from semkit.ingest.images import index_images
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name, path in photos.items():
+        shutil.copy(path, folder / f"{name}.jpg")
+    Image.open(photos["chelsea"]).resize((225, 150)).save(folder / "chelsea_small.png")
+    with semkit.connect("memory://") as db:
+        col = db.collection("photos", model=clip)
+        index_images(col, folder)
+        ids = {Path(i).name: i for i in (r.id for r in col.get([str(p.resolve()) for p in folder.iterdir()]))}
+        report = duplicates(col, threshold=0.99)
+        # Only the resized copy of the cat is a near-duplicate of anything at 0.99.
+        assert [{m.id for m in g.members} | {g.keeper} for g in report.groups] == [
+            {ids["chelsea.jpg"], ids["chelsea_small.png"]}]
+        clusters = cluster(col, k=2)
+        assert sorted(clusters.ids) == sorted(ids.values()) and len(set(clusters.labels.tolist())) == 2
+        odd = outliers(col, k=2, top=5)
+        assert {o.id for o in odd} == set(ids.values()) and odd[0].metadata["width"] > 0
