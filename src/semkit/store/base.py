@@ -131,3 +131,28 @@ class VectorStore(Protocol):
         """BM25-style full-text search with the backend's own engine."""
 
     def close(self) -> None: ...
+
+
+def check_spec(spec: CollectionSpec) -> None:
+    """What every backend requires of a new collection (backends add their own limits)."""
+    from ..errors import InvalidInput
+    from ..types import METRICS
+
+    if not isinstance(spec.name, str) or not spec.name:
+        raise InvalidInput("a collection needs a non-empty name")
+    if not isinstance(spec.dimensions, int) or spec.dimensions < 1:
+        raise InvalidInput(f"dimensions must be a positive integer, got {spec.dimensions!r}")
+    if spec.metric not in METRICS:
+        raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
+
+
+def check_row_counts(ids: Sequence[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
+    """One vector, and one text and metadata dict when given, per id."""
+    from ..errors import InvalidInput
+
+    if len(matrix) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(matrix)} vectors; pass one vector per id")
+    if texts is not None and len(texts) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
+    if metadata is not None and len(metadata) != len(ids):
+        raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")

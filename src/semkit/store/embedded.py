@@ -59,10 +59,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import CollectionNotFound, DimensionMismatch, InvalidInput, StoreError, StoreLocked
-from ..types import METRICS, Matrix
+from ..types import Matrix
 from ..vectors import as_matrix, normalize
 from .ann_index import AnnIndex, AnnParams, IndexFileError
-from .base import CollectionSpec, Neighbors, Record
+from .base import CollectionSpec, Neighbors, Record, check_row_counts, check_spec
 from .filters import Node
 from .sqlite_sql import compile_filter
 
@@ -1069,23 +1069,13 @@ def _dump_metadata(meta: Mapping[str, Any], record_id: str) -> str:
 
 
 def _check_spec(spec: CollectionSpec) -> None:
-    if not isinstance(spec.name, str) or not spec.name:
-        raise InvalidInput("a collection needs a non-empty name")
-    if not isinstance(spec.dimensions, int) or spec.dimensions < 1:
-        raise InvalidInput(f"dimensions must be a positive integer, got {spec.dimensions!r}")
-    if spec.metric not in METRICS:
-        raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
+    check_spec(spec)
     if spec.dtype not in _DTYPES:
         raise InvalidInput(f"unknown dtype {spec.dtype!r}; use one of {', '.join(_DTYPES)}")
 
 
 def _check_rows(ids: list[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
-    if len(matrix) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(matrix)} vectors; pass one vector per id")
-    if texts is not None and len(texts) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
-    if metadata is not None and len(metadata) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+    check_row_counts(ids, matrix, texts, metadata)
     for i in ids:
         if not isinstance(i, str) or not i:
             raise InvalidInput(f"ids must be non-empty strings, got {i!r}")

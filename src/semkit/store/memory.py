@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CollectionNotFound, InvalidInput, StoreError
-from ..types import METRICS, Matrix
+from ..types import Matrix
 from ..vectors import as_matrix, normalize, scores
-from .base import CollectionSpec, Neighbors, Record
+from .base import CollectionSpec, Neighbors, Record, check_row_counts, check_spec
 from .filters import Node, matches
 
 BM25_K1 = 1.2
@@ -67,7 +67,7 @@ class MemoryStore:
     # --- collections --------------------------------------------------------------------
 
     def create_collection(self, spec: CollectionSpec) -> None:
-        _check_spec(spec)
+        check_spec(spec)
         with self._lock:
             if spec.name in self._tables:
                 raise StoreError(
@@ -113,7 +113,7 @@ class MemoryStore:
             matrix = as_matrix(vectors, spec.dimensions) if len(ids) or np.size(vectors) else (
                 np.zeros((0, spec.dimensions), dtype=np.float32)
             )
-            _check_lengths(ids, matrix, texts, metadata)
+            check_row_counts(ids, matrix, texts, metadata)
             if len(set(ids)) != len(ids):
                 dup = next(i for i in ids if ids.count(i) > 1)
                 raise InvalidInput(f"id {dup!r} appears more than once in one upsert; keep one row per id")
@@ -283,24 +283,6 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"<MemoryStore {len(self._tables)} collections>"
-
-
-def _check_spec(spec: CollectionSpec) -> None:
-    if not isinstance(spec.name, str) or not spec.name:
-        raise InvalidInput("a collection needs a non-empty name")
-    if not isinstance(spec.dimensions, int) or spec.dimensions < 1:
-        raise InvalidInput(f"dimensions must be a positive integer, got {spec.dimensions!r}")
-    if spec.metric not in METRICS:
-        raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
-
-
-def _check_lengths(ids: list[str], matrix: Matrix, texts: Any, metadata: Any) -> None:
-    if len(matrix) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(matrix)} vectors; pass one vector per id")
-    if texts is not None and len(texts) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
-    if metadata is not None and len(metadata) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
 
 
 def _copy(row: Record, include_vector: bool) -> Record:

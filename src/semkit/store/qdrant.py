@@ -63,9 +63,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import CollectionNotFound, InvalidInput, MissingDependency, StoreError
-from ..types import METRICS, Matrix
+from ..types import Matrix
 from ..vectors import as_matrix, normalize
-from .base import CollectionSpec, Neighbors, Record
+from .base import CollectionSpec, Neighbors, Record, check_row_counts, check_spec
 from .filters import And, Exists, Node, Or, matches
 from .memory import BM25_B, BM25_K1, tokenize
 
@@ -226,7 +226,7 @@ class QdrantStore:
             matrix = as_matrix(vectors, spec.dimensions) if len(ids) or np.size(vectors) else (
                 np.zeros((0, spec.dimensions), dtype=np.float32)
             )
-            _check_lengths(ids, matrix, texts, metadata)
+            check_row_counts(ids, matrix, texts, metadata)
             for i in ids:
                 if not isinstance(i, str) or not i:
                     raise InvalidInput(f"ids must be non-empty strings, got {i!r}")
@@ -595,24 +595,12 @@ def _translate(exc: Exception, what: str, where: str) -> StoreError:
 
 
 def _check_spec(spec: CollectionSpec) -> None:
-    if not isinstance(spec.name, str) or not spec.name:
-        raise InvalidInput("a collection needs a non-empty name")
+    check_spec(spec)
     bad = sorted(set(spec.name) & _FORBIDDEN)
     if bad or len(spec.name) > 255:
         raise InvalidInput(
             f"Qdrant cannot hold the collection name {spec.name!r} (at most 255 characters, none of "
             f"{''.join(sorted(_FORBIDDEN - {chr(0)}))}); pick another name"
         )
-    if not isinstance(spec.dimensions, int) or spec.dimensions < 1:
-        raise InvalidInput(f"dimensions must be a positive integer, got {spec.dimensions!r}")
-    if spec.metric not in METRICS:
-        raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
 
 
-def _check_lengths(ids: list[str], matrix: Matrix, texts: Any, metadata: Any) -> None:
-    if len(matrix) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(matrix)} vectors; pass one vector per id")
-    if texts is not None and len(texts) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
-    if metadata is not None and len(metadata) != len(ids):
-        raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
