@@ -146,8 +146,8 @@ def check_spec(spec: CollectionSpec) -> None:
         raise InvalidInput(f"unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}")
 
 
-def check_row_counts(ids: Sequence[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
-    """One vector, and one text and metadata dict when given, per id."""
+def check_rows(ids: Sequence[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
+    """One vector, and one text and metadata dict when given, per id; ids non-empty and unique."""
     from ..errors import InvalidInput
 
     if len(matrix) != len(ids):
@@ -156,3 +156,10 @@ def check_row_counts(ids: Sequence[Any], matrix: np.ndarray, texts: Any, metadat
         raise InvalidInput(f"{len(ids)} ids but {len(texts)} texts; pass one text (or None) per id")
     if metadata is not None and len(metadata) != len(ids):
         raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+    seen: set[str] = set()
+    for i in ids:
+        if not isinstance(i, str) or not i:
+            raise InvalidInput(f"ids must be non-empty strings, got {i!r}")
+        if i in seen:
+            raise InvalidInput(f"id {i!r} appears more than once in one upsert; keep one row per id")
+        seen.add(i)

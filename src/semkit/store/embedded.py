@@ -62,7 +62,7 @@ from ..errors import CollectionNotFound, DimensionMismatch, InvalidInput, StoreE
 from ..types import Matrix
 from ..vectors import as_matrix, normalize
 from .ann_index import AnnIndex, AnnParams, IndexFileError
-from .base import CollectionSpec, Neighbors, Record, check_row_counts, check_spec
+from .base import CollectionSpec, Neighbors, Record, check_rows, check_spec
 from .filters import Node
 from .sqlite_sql import compile_filter
 
@@ -1075,14 +1075,7 @@ def _check_spec(spec: CollectionSpec) -> None:
 
 
 def _check_rows(ids: list[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
-    check_row_counts(ids, matrix, texts, metadata)
-    for i in ids:
-        if not isinstance(i, str) or not i:
-            raise InvalidInput(f"ids must be non-empty strings, got {i!r}")
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(i for i in ids if i in seen or seen.add(i))
-        raise InvalidInput(f"id {dup!r} appears more than once in one upsert; keep one row per id")
+    check_rows(ids, matrix, texts, metadata)
     if texts is not None:
         for n, t in enumerate(texts):
             if t is not None and not isinstance(t, str):

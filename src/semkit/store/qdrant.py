@@ -65,7 +65,7 @@ import numpy as np
 from ..errors import CollectionNotFound, InvalidInput, MissingDependency, StoreError
 from ..types import Matrix
 from ..vectors import as_matrix, normalize
-from .base import CollectionSpec, Neighbors, Record, check_row_counts, check_spec
+from .base import CollectionSpec, Neighbors, Record, check_rows, check_spec
 from .filters import And, Exists, Node, Or, matches
 from .memory import BM25_B, BM25_K1, tokenize
 
@@ -226,13 +226,7 @@ class QdrantStore:
             matrix = as_matrix(vectors, spec.dimensions) if len(ids) or np.size(vectors) else (
                 np.zeros((0, spec.dimensions), dtype=np.float32)
             )
-            check_row_counts(ids, matrix, texts, metadata)
-            for i in ids:
-                if not isinstance(i, str) or not i:
-                    raise InvalidInput(f"ids must be non-empty strings, got {i!r}")
-            if len(set(ids)) != len(ids):
-                dup = next(i for i in ids if ids.count(i) > 1)
-                raise InvalidInput(f"id {dup!r} appears more than once in one upsert; keep one row per id")
+            check_rows(ids, matrix, texts, metadata)
             if spec.metric == "cosine":
                 matrix = normalize(matrix)
             points = [
