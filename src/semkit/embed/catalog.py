@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..errors import InvalidInput
+
 Provider = Literal["local", "openai", "cohere", "http", "clip"]
 
 MTEB_SOURCE = "MTEB results repo embeddings-benchmark/results@f4cc6c8b, results/{folder}/{task}.json"
@@ -63,6 +65,19 @@ class ModelInfo:
         if self.any_dimensions:
             return 1 <= dimensions <= self.dimensions
         return dimensions in self.allowed_dimensions()
+
+    def check_dimensions(self, dimensions: object) -> int:
+        """``dimensions`` if this model can produce vectors of that size, else ``InvalidInput``."""
+        if isinstance(dimensions, int) and not isinstance(dimensions, bool) \
+                and self.accepts_dimensions(dimensions):
+            return dimensions
+        if self.any_dimensions:
+            allowed = (f"any integer from 1 to {self.dimensions} (trained sizes: "
+                       f"{', '.join(map(str, self.allowed_dimensions()))})")
+        else:
+            allowed = ", ".join(map(str, self.allowed_dimensions()))
+        raise InvalidInput(f"{self.spec} cannot produce {dimensions!r}-dimensional vectors; allowed: {allowed}. "
+                           "Omit dimensions= for the native size")
 
     def score(self, task: str) -> float | None:
         for s in self.quality:

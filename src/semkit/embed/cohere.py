@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import InvalidInput, ModelNotAvailable
+from ..errors import ModelNotAvailable
 from ..types import Kind, Matrix
 from . import catalog
 from .remote import MalformedReply, Progress, RemoteEmbedder, decode_embedding, stack
@@ -66,14 +66,7 @@ class CohereEmbedder(RemoteEmbedder):
         if dimensions is None:
             self.dimensions = info.dimensions
         else:
-            if not isinstance(dimensions, int) or isinstance(dimensions, bool) \
-                    or not info.accepts_dimensions(dimensions):
-                allowed = ", ".join(map(str, info.allowed_dimensions()))
-                raise InvalidInput(
-                    f"{info.spec} cannot produce {dimensions!r}-dimensional vectors; allowed: "
-                    f"{allowed}. Omit dimensions= for the native size"
-                )
-            self.dimensions = dimensions
+            self.dimensions = info.check_dimensions(dimensions)
             # Only models with a choice accept the field; v3 models reject it.
             if info.matryoshka_dimensions:
                 self._output_dimension = dimensions

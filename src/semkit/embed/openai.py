@@ -112,10 +112,7 @@ class OpenAIEmbedder(_OpenAIWire):
             self.dimensions = info.dimensions
             self._send_dimensions = None
         else:
-            if not isinstance(dimensions, int) or isinstance(dimensions, bool) \
-                    or not info.accepts_dimensions(dimensions):
-                raise InvalidInput(_dimensions_help(info, dimensions))
-            self.dimensions = dimensions
+            self.dimensions = info.check_dimensions(dimensions)
             # ada-002 rejects the parameter even at its native size.
             self._send_dimensions = dimensions if info.any_dimensions else None
         if encoding_format not in ("float", "base64"):
@@ -281,13 +278,3 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
     def __repr__(self) -> str:
         dims = self._dimensions if self._dimensions is not None else "?"
         return f"<OpenAICompatibleEmbedder http:{self.model}@{dims} base_url={self.base_url}>"
-
-
-def _dimensions_help(info: catalog.ModelInfo, dimensions: Any) -> str:
-    if info.any_dimensions:
-        allowed = (f"any integer from 1 to {info.dimensions} (trained sizes: "
-                   f"{', '.join(map(str, info.allowed_dimensions()))})")
-    else:
-        allowed = ", ".join(map(str, info.allowed_dimensions()))
-    return (f"{info.spec} cannot produce {dimensions!r}-dimensional vectors; allowed: {allowed}. "
-            "Omit dimensions= for the native size")
