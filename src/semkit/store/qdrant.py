@@ -148,7 +148,10 @@ class QdrantStore:
             url = _http_url(url_or_path, https)
             self._where = f"qdrant {url}"
             api_key = os.environ.get(api_key_env) or None
-            self._client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+            # The client's version probe is a blocking request at construction that only warns when
+            # the server is down; the first real call reports an unreachable server as StoreError.
+            self._client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout),
+                                        check_compatibility=False)
 
     # --- collections --------------------------------------------------------------------
 
