@@ -12,8 +12,8 @@ Two backends compute the same vectors:
 ``backend="auto"`` (the default) runs ONNX fp32 whenever onnxruntime is installed and the model
 exports; otherwise sentence-transformers, with a log line saying why (onnxruntime missing, a
 module ONNX does not implement such as Dense, or a failed export). ``precision="int8"`` is the
-faster opt-in. ``SEMKIT_LOCAL_BACKEND`` / ``SEMKIT_LOCAL_PRECISION`` change the default without
-code.
+faster opt-in. ``SEMKIT_LOCAL_BACKEND`` / ``SEMKIT_LOCAL_PRECISION`` / ``SEMKIT_LOCAL_THREADS``
+change the default without code (worker processes sharing a machine set the threads each may use).
 
 Why fp32 by default (``benchmarks/embed_throughput.py --rounds 3 --thread-sweep`` in one quiet
 run, and ``benchmarks/quality_sts.py``; 2 vCPU AMD EPYC with AVX-512/VNNI):
@@ -525,6 +525,11 @@ def load_local(
         raise ConfigError("precision='int8' needs backend='onnx'; the torch backend runs fp32")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+    env_threads = os.environ.get("SEMKIT_LOCAL_THREADS") or None
+    if threads is None and env_threads is not None:
+        if not env_threads.isdigit():
+            raise ConfigError(f"SEMKIT_LOCAL_THREADS must be a positive integer, got {env_threads!r}")
+        threads = int(env_threads)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidInput(f"threads must be a positive integer, got {threads!r}")
 

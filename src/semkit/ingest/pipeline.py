@@ -37,6 +37,7 @@ re-run resumes where it stopped.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import time
@@ -105,6 +106,8 @@ class IndexReport:
     chunks_deleted: int = 0
     embedded: int = 0
     """Chunk texts sent to the model (its cache may still have answered some)."""
+    cached: int = 0
+    """Of those, answered by the embedding cache (a re-run after a crash pays only the rest)."""
     reused: int = 0
     """Chunks of changed files whose vector was kept because their text did not change."""
     seconds: float = 0.0
@@ -287,50 +290,51 @@ class _Row:
     metadata: dict[str, Any]
     vector: np.ndarray | None = None
 
-
-@dataclass
-class _FileRows:
-    source: str
-    rows: list[_Row]
-    previous: _Indexed | None
+    @property
+    def embedded_text(self) -> str:
+        """What the model sees: the title/section header, then the chunk."""
+        return f"{self.header}\n\n{self.text}" if self.header else self.text
 
 
-class _Writer:
-    """Chunks files and writes them in batches across files (embedding one small file at a
-    time would pay the model's per-call overhead for every file)."""
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a read document becomes records: chunk size and overlap in the model's tokens and
+    the header that goes in front of each chunk. Small and picklable, so worker processes
+    (the Ray engine) chunk exactly as a single-process run does; the tokenizer is loaded once
+    per process on first use."""
 
-    def __init__(self, collection: Collection, report: IndexReport, chunk_tokens: int | None,
-                 overlap: int | None, batch_size: int) -> None:
-        self.collection = collection
-        self.report = report
-        self._chunk_tokens = chunk_tokens
-        self._overlap = overlap
-        self._batch_size = batch_size
-        self._chunker: Chunker | None = None
-        self._max_tokens = 0
-        self._headers: dict[tuple[str, int], str] = {}
-        self._pending: list[_FileRows] = []
-        self._pending_rows = 0
+    embedder: str
+    """The collection's embedder id (its tokenizer counts the tokens)."""
+    max_tokens: int
+    chunk_tokens: int
+    overlap: int
+
+    @classmethod
+    def for_collection(cls, collection: Collection, chunk_tokens: int | None, overlap: int | None) -> ChunkPlan:
+        """Loads the collection's model (for its context size)."""
+        model = collection.model
+        assert model is not None  # index_paths rejects collections without a model
+        max_tokens = int(model.max_tokens)
+        size = chunk_tokens or default_chunk_tokens(max_tokens)
+        if size > max_tokens:
+            raise InvalidInput(f"chunk_tokens={size} exceeds the {max_tokens}-token context of "
+                               f"{model.id}: the model would cut every chunk; use at most {max_tokens}")
+        plan = cls(collection.spec.embedder or model.id, max_tokens, size,
+                   default_overlap(size) if overlap is None else overlap)
+        plan.chunker  # noqa: B018 - bad sizes fail here, before any file is read
+        return plan
 
     @property
     def chunker(self) -> Chunker:
-        """Built on first need: it loads the model (for its context size and tokenizer)."""
-        if self._chunker is None:
-            model = self.collection.model
-            assert model is not None  # index_paths rejects collections without a model
-            self._max_tokens = int(model.max_tokens)
-            counter: TokenCounter = counter_for_model(self.collection.spec.embedder or model.id)
-            size = self._chunk_tokens or default_chunk_tokens(self._max_tokens)
-            if size > self._max_tokens:
-                raise InvalidInput(f"chunk_tokens={size} exceeds the {self._max_tokens}-token context of "
-                                   f"{model.id}: the model would cut every chunk; use at most {self._max_tokens}")
-            overlap = default_overlap(size) if self._overlap is None else self._overlap
-            self._chunker = Chunker(counter, size, overlap)
-        return self._chunker
+        chunker = _CHUNKERS.get(self)
+        if chunker is None:
+            counter: TokenCounter = counter_for_model(self.embedder)
+            chunker = _CHUNKERS[self] = Chunker(counter, self.chunk_tokens, self.overlap)
+        return chunker
 
-    def add(self, f: SourceFile, doc: Document, file_hash: str, stat: os.stat_result, settings: str,
-            previous: _Indexed | None) -> int:
-        """Queue the file's chunks; returns how many."""
+    def rows(self, f: SourceFile, doc: Document, file_hash: str, mtime: float, size: int,
+             settings: str) -> list[_Row]:
+        """The file's records, ids ``<source>#<n>``, in order."""
         chunker = self.chunker
         rows: list[_Row] = []
         for section in doc.sections:
@@ -343,7 +347,7 @@ class _Writer:
                     "source": f.source, "path": str(f.path), "root": str(f.root), "title": doc.title,
                     "section": section_name, "start": section.offset + chunk.start,
                     "end": section.offset + chunk.end, "tokens": chunk.tokens, "file_hash": file_hash,
-                    "mtime": round(stat.st_mtime, 3), "size": stat.st_size, "format": doc.format,
+                    "mtime": round(mtime, 3), "size": size, "format": doc.format,
                     "settings": settings,
                 }
                 if section.page is not None:
@@ -354,6 +358,55 @@ class _Writer:
             row.id = f"{f.source}#{n}"
             row.metadata["chunk"] = n
             row.metadata["chunks"] = len(rows)
+        return rows
+
+    def _header(self, title: str, section: str, chunk_tokens: int) -> str:
+        header = " > ".join(p for p in (title, section) if p)
+        if not header:
+            return ""
+        room = self.max_tokens - chunk_tokens - 2  # "\n\n" and slack for non-additive counts
+        return _truncated_header(self, header, room)
+
+
+_CHUNKERS: dict[ChunkPlan, Chunker] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _truncated_header(plan: ChunkPlan, header: str, room: int) -> str:
+    return truncate_to_tokens(plan.chunker.counter, header, room)
+
+
+@dataclass
+class _FileRows:
+    source: str
+    rows: list[_Row]
+    previous: _Indexed | None
+
+
+class _Writer:
+    """Writes chunked files in batches across files (embedding one small file at a time
+    would pay the model's per-call overhead for every file)."""
+
+    def __init__(self, collection: Collection, report: IndexReport, chunk_tokens: int | None,
+                 overlap: int | None, batch_size: int) -> None:
+        self.collection = collection
+        self.report = report
+        self._chunk_tokens = chunk_tokens
+        self._overlap = overlap
+        self._batch_size = batch_size
+        self._plan: ChunkPlan | None = None
+        self._pending: list[_FileRows] = []
+        self._pending_rows = 0
+
+    @property
+    def plan(self) -> ChunkPlan:
+        """Built on first need: it loads the model (for its context size and tokenizer)."""
+        if self._plan is None:
+            self._plan = ChunkPlan.for_collection(self.collection, self._chunk_tokens, self._overlap)
+        return self._plan
+
+    def add(self, f: SourceFile, rows: list[_Row], previous: _Indexed | None) -> int:
+        """Queue the file's chunks; returns how many."""
         if previous is not None and rows:
             self._reuse_vectors(previous.ids(f.source), rows)
         self._pending.append(_FileRows(f.source, rows, previous))
@@ -361,16 +414,6 @@ class _Writer:
         if self._pending_rows >= self._batch_size:
             self.flush()
         return len(rows)
-
-    def _header(self, title: str, section: str, chunk_tokens: int) -> str:
-        header = " > ".join(p for p in (title, section) if p)
-        if not header:
-            return ""
-        room = self._max_tokens - chunk_tokens - 2  # "\n\n" and slack for non-additive counts
-        key = (header, room)
-        if key not in self._headers:
-            self._headers[key] = truncate_to_tokens(self.chunker.counter, header, room)
-        return self._headers[key]
 
     def _reuse_vectors(self, old_ids: list[str], rows: list[_Row]) -> None:
         """Keep the vectors of chunks whose embedded text is unchanged (an edit near the end of
@@ -414,11 +457,11 @@ class _Writer:
         if todo:
             model = self.collection.model
             assert model is not None
-            texts = [f"{r.header}\n\n{r.text}" if r.header else r.text for r in todo]
-            vectors = model.embed(texts, "document")
-            for row, vector in zip(todo, vectors, strict=True):
+            result = model.embed_result([r.embedded_text for r in todo], "document")
+            for row, vector in zip(todo, result.vectors, strict=True):
                 row.vector = vector
             self.report.embedded += len(todo)
+            self.report.cached += result.cached
         self.collection.upsert(
             [r.id for r in rows], texts=[r.text for r in rows],
             vectors=np.stack([r.vector for r in rows]),  # type: ignore[misc]
@@ -428,6 +471,24 @@ class _Writer:
 
 
 # --- the run -----------------------------------------------------------------------------------------
+
+
+def check_index_options(collection: Collection, chunk_tokens: int | None, overlap: int | None,
+                        max_file_bytes: int, batch_size: int) -> None:
+    if collection.spec.embedder is None:
+        raise InvalidInput(f"collection {collection.name!r} stores your own vectors and has no model to embed "
+                           "documents; index into a collection created with a model (e.g. model='local')")
+    if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int) or max_file_bytes < 1:
+        raise InvalidInput(f"max_file_bytes must be a positive integer, got {max_file_bytes!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+    if chunk_tokens is not None and (isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int)
+                                     or chunk_tokens < 1):
+        raise InvalidInput(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}")
+    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
+        raise InvalidInput(f"overlap must be a non-negative integer, got {overlap!r}")
+    if chunk_tokens is not None and overlap is not None and overlap > chunk_tokens // 2:
+        raise InvalidInput(f"overlap={overlap} is more than half of chunk_tokens={chunk_tokens}; use a smaller overlap")
 
 
 def index_paths(
@@ -453,20 +514,7 @@ def index_paths(
     ``remove_missing``: delete the records of files gone from an indexed folder.
     """
     started = time.perf_counter()
-    if collection.spec.embedder is None:
-        raise InvalidInput(f"collection {collection.name!r} stores your own vectors and has no model to embed "
-                           "documents; index into a collection created with a model (e.g. model='local')")
-    if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int) or max_file_bytes < 1:
-        raise InvalidInput(f"max_file_bytes must be a positive integer, got {max_file_bytes!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
-    if chunk_tokens is not None and (isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int)
-                                     or chunk_tokens < 1):
-        raise InvalidInput(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}")
-    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
-        raise InvalidInput(f"overlap must be a non-negative integer, got {overlap!r}")
-    if chunk_tokens is not None and overlap is not None and overlap > chunk_tokens // 2:
-        raise InvalidInput(f"overlap={overlap} is more than half of chunk_tokens={chunk_tokens}; use a smaller overlap")
+    check_index_options(collection, chunk_tokens, overlap, max_file_bytes, batch_size)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found = discover(paths, include=include, exclude=exclude)
@@ -493,54 +541,112 @@ def _fail(report: IndexReport, f: SourceFile, reason: str) -> None:
     report.failed.append(FileProblem(f.source, str(f.path), reason))
 
 
-def _index_file(f: SourceFile, writer: _Writer, entry: _Indexed | None, settings: str,
-                text_field: str | None, max_file_bytes: int, report: IndexReport) -> None:
+@dataclass
+class FileRead:
+    """One file read and parsed, or why not: the part of indexing a file that needs neither
+    the model nor the store, so it can run in another process."""
+
+    file: SourceFile
+    problem: str | None = None
+    """Could not be read (reported; the file keeps whatever it had indexed before)."""
+    file_hash: str = ""
+    mtime: float = 0.0
+    size: int = 0
+    unchanged: bool = False
+    """Same bytes and settings as what is indexed: nothing to do."""
+    empty: str | None = None
+    """Read, but holds no text (``"empty file"`` / ``"no text found in it"``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Read, with a caveat (replacement decoding, skipped rows or pages)."""
+    doc: Document | None = None
+
+
+def read_source(f: SourceFile, indexed_hash: str | None, text_field: str | None,
+                max_file_bytes: int) -> FileRead:
+    """Read, hash and parse ``f``; ``indexed_hash``: the hash under which it is fully
+    indexed with the current settings (then it is not parsed at all)."""
     try:
         stat = f.path.stat()
         if not S_ISREG(stat.st_mode):
             # A FIFO or device would block or never end on read.
-            _fail(report, f, "not a regular file (a pipe, socket or device); skipped")
-            return
+            return FileRead(f, problem="not a regular file (a pipe, socket or device); skipped")
         if stat.st_size > max_file_bytes:
-            _fail(report, f, f"{stat.st_size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:.1f} MB limit; "
-                             "raise the limit (--max-file-mb) to index it")
-            return
+            return FileRead(f, problem=f"{stat.st_size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:.1f} MB "
+                                       "limit; raise the limit (--max-file-mb) to index it")
         data = _read_limited(f.path, max_file_bytes)
     except OSError as exc:
-        _fail(report, f, f"cannot read: {exc.strerror or exc}")
-        return
+        return FileRead(f, problem=f"cannot read: {exc.strerror or exc}")
     if data is None:
-        _fail(report, f, f"grew past the {max_file_bytes / 1e6:.1f} MB limit while being read; "
-                         "raise the limit (--max-file-mb) to index it")
-        return
-    file_hash = hashlib.sha256(data).hexdigest()
+        return FileRead(f, problem=f"grew past the {max_file_bytes / 1e6:.1f} MB limit while being read; "
+                                   "raise the limit (--max-file-mb) to index it")
+    read = FileRead(f, file_hash=hashlib.sha256(data).hexdigest(), mtime=stat.st_mtime, size=stat.st_size)
+    if read.file_hash == indexed_hash:
+        read.unchanged = True
+        return read
+    try:
+        read.doc = read_bytes(data, f.path, text_field=text_field)
+    except UnreadableFile as exc:
+        read.problem = str(exc)
+    except Exception as exc:  # a parser bug on one odd file must not stop the run
+        read.problem = f"unexpected {type(exc).__name__} while reading: {exc}"
+    else:
+        read.warnings = list(read.doc.warnings)
+        if not read.doc.sections:
+            read.empty = "empty file" if not data.strip() else "no text found in it"
+    return read
+
+
+def indexed_hash(entry: _Indexed | None, settings: str) -> str | None:
+    """The file hash under which ``entry`` is complete and current, if it is."""
+    if entry is None or len(entry.hashes) != 1:
+        return None
+    file_hash = next(iter(entry.hashes))
+    return file_hash if entry.current(file_hash, settings) else None
+
+
+def path_conflict(f: SourceFile, entry: _Indexed | None) -> str | None:
+    """Another live file, under another root, is indexed under the same relative path."""
     if entry is not None and entry.root != str(f.root) and os.path.exists(entry.path) \
             and not _same_file(entry.path, f.path):
-        _fail(report, f, f"another file with the same relative path is already indexed ({entry.path}); "
-                         "index their common parent folder, or use another --collection")
-        return
-    if entry is not None and entry.current(file_hash, settings):
+        return (f"another file with the same relative path is already indexed ({entry.path}); "
+                "index their common parent folder, or use another --collection")
+    return None
+
+
+def settle_read(read: FileRead, writer: _Writer, entry: _Indexed | None, report: IndexReport) -> bool:
+    """Report a file that yields no new chunks (failed, unchanged, empty); ``True`` when it
+    does have chunks to write."""
+    f = read.file
+    if read.problem is not None:
+        _fail(report, f, read.problem)
+        return False
+    if read.unchanged:
         report.unchanged += 1
-        if entry.path != str(f.path) or entry.root != str(f.root):
+        if entry is not None and (entry.path != str(f.path) or entry.root != str(f.root)):
             _relocate(writer.collection, f, entry)  # the folder moved: same content, new place
-        return
-    try:
-        doc = read_bytes(data, f.path, text_field=text_field)
-    except UnreadableFile as exc:
-        _fail(report, f, str(exc))
-        return
-    except Exception as exc:  # a parser bug on one odd file must not stop the run
-        _fail(report, f, f"unexpected {type(exc).__name__} while reading: {exc}")
-        return
-    for warning in doc.warnings:
+        return False
+    for warning in read.warnings:
         report.warnings.append(FileProblem(f.source, str(f.path), warning))
-    if not doc.sections:
+    if read.empty is not None:
         removed = writer.remove(f.source, entry) if entry is not None else 0
-        what = "empty file" if not data.strip() else "no text found in it"
         note = f"; removed its {removed} earlier chunk(s)" if removed else ""
-        _fail(report, f, f"nothing to index: {what}{note}")
+        _fail(report, f, f"nothing to index: {read.empty}{note}")
+        return False
+    return True
+
+
+def _index_file(f: SourceFile, writer: _Writer, entry: _Indexed | None, settings: str,
+                text_field: str | None, max_file_bytes: int, report: IndexReport) -> None:
+    conflict = path_conflict(f, entry)
+    if conflict is not None:
+        _fail(report, f, conflict)
         return
-    if writer.add(f, doc, file_hash, stat, settings, previous=entry):
+    read = read_source(f, indexed_hash(entry, settings), text_field, max_file_bytes)
+    if not settle_read(read, writer, entry, report):
+        return
+    assert read.doc is not None
+    rows = writer.plan.rows(f, read.doc, read.file_hash, read.mtime, read.size, settings)
+    if writer.add(f, rows, previous=entry):
         report.indexed.append(f.source)
 
 
