@@ -15,9 +15,9 @@ def test_public_names_are_pinned() -> None:
 
 def test_importing_semkit_loads_no_heavy_dependency() -> None:
     code = (
-        "import sys, semkit, semkit.cli, semkit.embed.registry, semkit.store.filters;"
+        "import sys, semkit, semkit.cli, semkit.embed.registry, semkit.store.filters, semkit.ingest.distributed;"
         "heavy = [m for m in ('torch', 'onnxruntime', 'psycopg', 'faiss', 'sentence_transformers',"
-        " 'transformers', 'hnswlib', 'pyarrow') if m in sys.modules];"
+        " 'transformers', 'hnswlib', 'pyarrow', 'ray', 'qdrant_client') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

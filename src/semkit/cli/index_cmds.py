@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -68,23 +68,42 @@ def register(app: typer.Typer) -> None:
             "('clip' = $SEMKIT_CLIP_MODEL, or 'clip:/path')")] = None,
         image_collection: Annotated[str, typer.Option(
             help="Collection for the images (with --clip)")] = "images",
+        engine: Annotated[str, typer.Option(
+            help="'local' (this process) or 'ray' (read, chunk and embed on Ray Data; pip install 'semkit[ray]')",
+        )] = "local",
+        address: Annotated[str | None, typer.Option(
+            help="With --engine ray: the cluster (ray://HEAD:10001, 'auto'); default: start a local Ray")] = None,
+        workers: Annotated[int | None, typer.Option(
+            help="With --engine ray: embedding actors, each loading the model once", min=1)] = None,
     ) -> None:
         """Index documents (.txt .md .html .pdf .docx .csv .jsonl) for semantic search.
 
         Re-running is incremental: unchanged files are skipped without embedding, changed files
         replace their chunks, deleted files lose theirs. Unreadable files are reported, not fatal.
         """
+        from ..errors import InvalidInput
         from ..ingest import index_paths
 
+        if engine not in ("local", "ray"):
+            raise InvalidInput(f"--engine must be 'local' or 'ray', got {engine!r}")
+        if engine == "local" and (address is not None or workers is not None):
+            raise InvalidInput("--address and --workers apply to --engine ray; add --engine ray")
         with semkit.connect(db) as database:
             col = database.collection(collection, model=model) if model else database.collection(collection)
             with _file_progress(not as_json) as progress:
-                report = index_paths(
-                    col, [str(p) for p in paths], chunk_tokens=chunk_tokens, overlap=overlap,
-                    text_field=text_field, include=include or (), exclude=exclude or (),
-                    max_file_bytes=int(max_file_mb * 1024 * 1024), remove_missing=not keep_missing,
-                    progress=progress,
-                )
+                options: dict[str, Any] = {
+                    "chunk_tokens": chunk_tokens, "overlap": overlap, "text_field": text_field,
+                    "include": include or (), "exclude": exclude or (),
+                    "max_file_bytes": int(max_file_mb * 1024 * 1024), "remove_missing": not keep_missing,
+                    "progress": progress,
+                }
+                if engine == "ray":
+                    from ..ingest.distributed import index_paths_ray
+
+                    report = index_paths_ray(col, [str(p) for p in paths], address=address, workers=workers,
+                                             **options)
+                else:
+                    report = index_paths(col, [str(p) for p in paths], **options)
             total = len(col)
             images = None
             if clip is not None:
@@ -119,6 +138,7 @@ def _print_report(report: IndexReport, total: int, db: str) -> None:
         ("failed", len(report.failed)),
         ("chunks written", report.chunks_written),
         ("chunks embedded", report.embedded),
+        ("  of which from the embedding cache", report.cached),
         ("chunks deleted", report.chunks_deleted),
     ]
     if report.reused:

@@ -1,0 +1,223 @@
+"""``index_paths_ray`` / ``semkit index --engine ray`` on a local Ray instance (2 CPUs here),
+with the real bundled model: it writes what the single-process engine writes, re-runs embed only
+what is new, and a run killed half-way finishes on the next run without re-embedding the part
+that was done.
+
+Each test gets its own embedding cache, so "the model embedded N chunks" is a measured count
+(``embedded - cached``), never satisfied by an earlier test's cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semkit
+from semkit.errors import ConfigError, InvalidInput
+from semkit.ingest import index_paths
+from semkit.ingest.distributed import _RayRun, index_paths_ray
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local Ray instance for the module (starting one takes seconds). Its workers read the
+    embedding cache from ``SEMKIT_CACHE_DIR`` as it is when Ray starts: a folder per module,
+    under which each test picks its own cache (see ``fresh_cache``)."""
+    cache_root = tmp_path_factory.mktemp("ray-cache")
+    old = os.environ.get("SEMKIT_CACHE_DIR")
+    os.environ["SEMKIT_CACHE_DIR"] = str(cache_root)
+    run = _RayRun.connect(None, workers=1)
+    try:
+        yield cache_root
+    finally:
+        run.close()
+        if old is None:
+            os.environ.pop("SEMKIT_CACHE_DIR", None)
+        else:
+            os.environ["SEMKIT_CACHE_DIR"] = old
+
+
+def _clear_cache(cache_root: Path) -> None:
+    for path in cache_root.glob("embeddings.sqlite3*"):
+        path.unlink()
+
+
+def _records(collection: semkit.collection.Collection) -> dict[str, tuple[str | None, dict, np.ndarray]]:
+    ids = [r.id for batch in collection.scan(1_000) for r in batch]
+    out = {}
+    for start in range(0, len(ids), 500):
+        for r in collection.get(ids[start:start + 500], include_vectors=True):
+            out[r.id] = (r.text, r.metadata, r.vector)
+    return out
+
+
+def _assert_same(left: semkit.collection.Collection, right: semkit.collection.Collection) -> None:
+    a, b = _records(left), _records(right)
+    assert a.keys() == b.keys()
+    assert len(a) > 0
+    for key in a:
+        assert a[key][0] == b[key][0], key
+        assert a[key][1] == b[key][1], key
+        np.testing.assert_allclose(a[key][2], b[key][2], atol=1e-5)
+
+
+def _corpus(root: Path) -> Path:
+    """The repository's example documents (md, txt, html, pdf, docx, csv, jsonl) plus a long
+    Markdown file and a few problem files."""
+    import shutil
+
+    shutil.copytree(EXAMPLES, root)
+    (root / "notes").mkdir()
+    (root / "notes" / "long.md").write_text("# Cache notes\n\n" + "\n\n".join(
+        f"## Part {n}\n\nParagraph {n} explains cache entry number {n}: keys, expiry times, invalidation "
+        "rules, and how stale values are refreshed in the background without blocking readers." for n in range(30)
+    ), encoding="utf-8")
+    (root / "notes" / "empty.txt").write_text("", encoding="utf-8")
+    (root / "notes" / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    return root
+
+
+def test_ray_engine_writes_what_the_single_process_engine_writes(ray_instance: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = _corpus(tmp_path / "docs")
+    db = semkit.connect(tmp_path / "kb")
+    _clear_cache(ray_instance)
+    distributed = index_paths_ray(db.collection("ray", model="local"), [corpus], batch_size=16)
+    # The driver embeds with its own, empty, cache, so both engines really run the model.
+    monkeypatch.setenv("SEMKIT_CACHE_DIR", str(tmp_path / "single-cache"))
+    single = index_paths(db.collection("single", model="local"), [corpus], batch_size=16)
+
+    _assert_same(db.collection("single"), db.collection("ray"))
+    assert distributed.chunks_written == single.chunks_written == len(db.collection("ray"))
+    assert distributed.embedded == distributed.chunks_written and distributed.cached == 0
+    assert sorted(distributed.indexed) == sorted(single.indexed)
+    problems = sorted((p.source, p.reason) for p in distributed.failed)
+    assert problems == sorted((p.source, p.reason) for p in single.failed)
+    assert {p.source for p in distributed.failed} == {"notes/empty.txt", "notes/broken.pdf"}
+
+    again = index_paths_ray(db.collection("ray"), [corpus])
+    assert again.unchanged == single.seen - 2 and again.embedded == 0 and again.indexed == []
+
+
+def test_ray_engine_updates_like_the_single_process_engine(ray_instance: Path, tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "docs")
+    db = semkit.connect(tmp_path / "kb")
+    _clear_cache(ray_instance)
+    index_paths_ray(db.collection("ray", model="local"), [corpus])
+    index_paths(db.collection("single", model="local"), [corpus])
+
+    long_md = corpus / "notes" / "long.md"
+    long_md.write_text(long_md.read_text(encoding="utf-8")[:600] + "\n\nA new closing line.\n", encoding="utf-8")
+    (corpus / "notes" / "extra.md").write_text("# Extra\n\nA file added later about sourdough bread.\n",
+                                                encoding="utf-8")
+    (corpus / "indoor-plants.md").unlink()
+    update = index_paths_ray(db.collection("ray"), [corpus])
+    index_paths(db.collection("single"), [corpus])
+
+    assert sorted(update.indexed) == ["notes/extra.md", "notes/long.md"]
+    assert update.removed == ["indoor-plants.md"]
+    assert update.chunks_deleted > 0  # long.md shrank: its tail chunks are gone
+    # Only the changed chunks cost model time: the unchanged head of long.md came from the cache.
+    assert update.cached >= 1 and update.embedded - update.cached < update.chunks_written
+    _assert_same(db.collection("single"), db.collection("ray"))
+
+
+def test_bad_ray_options_are_clear_errors(ray_instance: Path, tmp_path: Path) -> None:
+    db = semkit.connect(tmp_path / "kb")
+    col = db.collection("docs", model="local")
+    with pytest.raises(InvalidInput, match="workers"):
+        index_paths_ray(col, [EXAMPLES], workers=0)
+    with pytest.raises(InvalidInput, match="own vectors"):
+        index_paths_ray(db.collection("vectors", model=None, dimensions=4), [EXAMPLES])
+    assert len(col) == 0
+
+
+def test_unreachable_cluster_is_a_config_error(tmp_path: Path) -> None:
+    code = (
+        "import semkit, sys\n"
+        "from semkit.ingest.distributed import index_paths_ray\n"
+        "from semkit.errors import ConfigError\n"
+        f"col = semkit.connect({str(tmp_path / 'kb')!r}).collection('docs', model='local')\n"
+        "try:\n"
+        f"    index_paths_ray(col, [{str(EXAMPLES)!r}], address='ray://127.0.0.1:9')\n"
+        "except ConfigError as exc:\n"
+        "    print('ConfigError:', exc); sys.exit(3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "SEMKIT_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "cannot start or reach Ray at ray://127.0.0.1:9" in out.stdout
+    assert ConfigError.__name__ in out.stdout
+
+
+def _scifact_files(root: Path, count: int) -> Path:
+    root.mkdir()
+    with gzip.open(SCIFACT, "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            if n == count:
+                break
+            doc = json.loads(line)
+            (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
+    return root
+
+
+def _count(db_path: Path) -> int:
+    """Rows of the store's first collection (table ``c1``), read without the store's lock."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db_path / 'store.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("select count(*) from c1").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
+def test_killed_run_resumes_without_re_embedding_the_finished_part(tmp_path: Path) -> None:
+    corpus = _scifact_files(tmp_path / "scifact", 200)
+    kb = tmp_path / "kb"
+    env = {**os.environ, "SEMKIT_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "semkit", "index", str(corpus), "--db", str(kb), "--engine", "ray",
+               "--json"]
+    # A session of its own, so the kill takes the run's whole local Ray instance down with it,
+    # as a crash of the machine or the job would.
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    deadline = time.monotonic() + 240
+    written = 0
+    while time.monotonic() < deadline and first.poll() is None:
+        written = _count(kb)
+        if written >= 64:  # the first batch of chunks is in, most are not
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, f"finished before it could be killed ({written} rows): {first.stderr.read()!r}"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=60)
+    written_before = _count(kb)
+    assert written_before > 0
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    report = json.loads(second.stdout)
+    total = report["count"]
+    assert written_before < total
+    assert report["unchanged"] > 0  # files completed before the kill are skipped outright
+    model_work = report["embedded"] - report["cached"]
+    assert model_work <= total - written_before  # what was written before the kill is not embedded again
+
+    # And the result is what one clean single-process run writes.
+    reference = semkit.connect(tmp_path / "reference").collection("docs", model="local")
+    index_paths(reference, [corpus])
+    _assert_same(reference, semkit.connect(kb).collection("docs"))
