@@ -131,6 +131,13 @@ class _RayRun:
             ) from None
         return cls(ray, address is None, float(ray.cluster_resources().get("CPU", 1)))
 
+    def threads_per_actor(self, actors: int) -> int:
+        """Each actor's share of a node's cores, actors spread evenly over the nodes."""
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        cpus = min((int(n.get("Resources", {}).get("CPU", 1)) for n in nodes), default=1)
+        per_node = -(-actors // max(1, len(nodes)))
+        return max(1, cpus // per_node)
+
     def close(self) -> None:
         if self.started_here:
             self.ray.shutdown()
@@ -332,7 +339,7 @@ def index_paths_ray(
             total = len(todo)
             if progress is not None:
                 progress(0, total, "")
-            threads = max(1, (os.cpu_count() or 1) // actors) if run.started_here else 1
+            threads = run.threads_per_actor(actors)
             for batch in _stream(run.ray, todo, plan, settings, text_field, max_file_bytes, actors, threads,
                                  batch_size, collection.spec.embedder or ""):
                 sink.take(batch, dims)
