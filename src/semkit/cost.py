@@ -15,8 +15,8 @@ Token counts use each model's own tokenizer where one is available offline:
   (``embed/tokens.py``) uses a deliberately high estimate instead, to stay under request limits.
 
 Storage is raw vector bytes (``vectors.bytes_per_vector``) at float32, float16, int8 and binary:
-no ids, texts, metadata or index structures (an HNSW graph with M=16 adds roughly 130 bytes
-per vector).
+no ids, texts, metadata or index structures. The measured size on disk per backend, with all of
+those, is ``semkit.capacity.estimate`` (``semkit cost`` prints both).
 """
 
 from __future__ import annotations

@@ -173,18 +173,52 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def cost(
-        paths: Annotated[list[str], typer.Argument(help="Files or folders ('-' = stdin)")],
+        paths: Annotated[list[str] | None, typer.Argument(help="Files or folders ('-' = stdin)")] = None,
         model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model spec; repeat to compare")] = None,
-        dimensions: Annotated[int | None, typer.Option(help="Store vectors at these dimensions")] = None,
+        dimensions: Annotated[
+            int | None, typer.Option("--dimensions", "--dims", help="Store vectors at these dimensions")
+        ] = None,
+        vectors: Annotated[
+            str | None, typer.Option(help="Plan for this many vectors instead of reading files (10M, 250k, 1e6)")
+        ] = None,
+        backend: Annotated[
+            list[str] | None, typer.Option(help="Only this backend: embedded, pgvector, qdrant-local; repeatable")
+        ] = None,
+        dtype: Annotated[
+            list[str] | None, typer.Option(help="Only this dtype: float32, float16, int8, binary; repeatable")
+        ] = None,
+        text_bytes: Annotated[
+            float | None, typer.Option(help="Mean bytes of text per record (default: the corpus's, else ~110)")
+        ] = None,
         price_per_gb_month: Annotated[float | None, typer.Option(help="Storage $ per GB-month")] = None,
         chunk_tokens: Annotated[
             int | None, typer.Option(help="Estimate one vector per chunk of this many tokens")
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Tokens, embedding $ and storage per model, before spending anything."""
+        """Tokens, embedding $ and storage per model, before spending anything; with --vectors,
+        disk, RAM and $/month per backend and dtype for a planned collection size."""
+        from .. import capacity
         from .. import cost as cost_mod
 
+        if vectors is not None:
+            if paths:
+                raise InvalidInput("pass either files/folders to read, or --vectors N to plan a size, not both")
+            if chunk_tokens is not None:
+                raise InvalidInput("--chunk-tokens needs files to read; with --vectors the count is given")
+            count = parse_count(vectors)
+            dims = dimensions or _catalog_dims(model)
+            rows = capacity.estimate_all(count, dims, backends=backend, dtypes=dtype, text_bytes=text_bytes,
+                                         price_per_gb_month=price_per_gb_month)
+            if as_json:
+                output.emit_json({"vectors": count, "dimensions": dims, "capacity": [r.as_dict() for r in rows],
+                                  "measurements": capacity.provenance()})
+                return
+            _capacity_table(f"{count:,} vectors x {dims} dims", rows, with_model=False)
+            return
+        if not paths:
+            raise InvalidInput("nothing to estimate: pass files or folders ('-' for stdin), or --vectors N "
+                               "--dims D to plan a collection size")
         specs = model or [
             "local", "openai:text-embedding-3-small", "openai:text-embedding-3-large", "cohere:embed-v4.0"
         ]
@@ -194,10 +228,19 @@ def register(app: typer.Typer) -> None:
         if dimensions is not None:
             kwargs["dimensions"] = {s: dimensions for s in specs}
         report = cost_mod.estimate(paths, specs, **kwargs)
+        # The records' mean text size prices the full-text indexes; with chunking, texts are split.
+        per_record = (text_bytes if text_bytes is not None
+                      else report.text_bytes / report.texts if report.texts and not chunk_tokens else None)
+        plans = [(r, capacity.estimate_all(r.vectors, r.dimensions, backends=backend, dtypes=dtype or ["float32"],
+                                           text_bytes=per_record, price_per_gb_month=report.price_per_gb_month))
+                 for r in report.models]
         for warning in report.warnings:
             output.stderr.print(f"[yellow]warning:[/] {warning}")
         if as_json:
-            output.emit_json(report.as_dict())
+            out = report.as_dict()
+            out["capacity"] = [{"model": r.model, **e.as_dict()} for r, rows in plans for e in rows]
+            out["measurements"] = capacity.provenance()
+            output.emit_json(out)
             return
         output.table(
             f"cost of embedding {report.files} file(s), {report.text_bytes:,} bytes of text",
@@ -212,6 +255,9 @@ def register(app: typer.Typer) -> None:
         )
         if any(r.estimated for r in report.models):
             output.stderr.print("~ = estimated token count (no tokenizer for that model is available offline)")
+        output.stdout.print("The columns above are raw vector bytes; measured on-disk size per backend "
+                            "(ids, texts, metadata, indexes included):")
+        _capacity_table(None, [(r.model, e) for r, rows in plans for e in rows], with_model=True)
 
     @cache_app.command("stats")
     def cache_stats(as_json: JsonOpt = False) -> None:
@@ -240,6 +286,62 @@ def register(app: typer.Typer) -> None:
             output.emit_json({"removed": removed})
         else:
             output.stdout.print(f"removed {removed:,} cached vector(s)")
+
+
+def parse_count(text: str) -> int:
+    """``10M``, ``2.5k``, ``1B``, ``1e6``, ``10_000`` or ``10,000`` as an integer."""
+    raw = text.strip().replace("_", "").replace(",", "")
+    scale = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}.get(raw[-1:].lower(), 1)
+    number = raw[:-1] if scale != 1 else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise InvalidInput(f"cannot read {text!r} as a vector count; write e.g. 10M, 250k, 1e6 or 10000") from None
+    if not value >= 0 or value * scale > 10**15:
+        raise InvalidInput(f"the vector count must be between 0 and 10^15, got {text!r}")
+    return round(value * scale)
+
+
+def _catalog_dims(models: list[str] | None) -> int:
+    """The native dimensions of the one model given, for ``--vectors`` without ``--dims``."""
+    from ..embed import catalog
+    from ..embed.registry import parse_spec
+
+    if not models or len(models) != 1:
+        raise InvalidInput("with --vectors, pass --dims D (or one --model whose dimensions are known)")
+    info = catalog.find(*parse_spec(models[0]))
+    if info is None or not info.dimensions:
+        raise InvalidInput(f"the dimensions of {models[0]!r} are unknown; pass --dims D")
+    return info.dimensions
+
+
+def _capacity_table(title: str | None, rows: list[Any], with_model: bool) -> None:
+    from .. import capacity
+
+    pairs = rows if with_model else [(None, e) for e in rows]
+    columns = (["model"] if with_model else []) + ["backend", "dtype", "disk", "bytes/vector", "x raw",
+                                                   "RAM", "$/month", "stored as"]
+    body = [((model,) if with_model else ()) + (
+        e.backend, e.dtype, _bytes(e.disk_bytes), f"{e.bytes_per_vector:,.0f}", f"{e.overhead_factor:.2f}",
+        "-" if e.ram_bytes is None else _bytes(e.ram_bytes) + ("*" if e.ram_basis.startswith("derived") else ""),
+        f"{e.dollars_per_month:,.2f}", e.stored_as) for model, e in pairs]
+    output.table(title, columns, body, justify_right=("disk", "bytes/vector", "x raw", "RAM", "$/month"))
+    if not pairs:
+        return
+    price = pairs[0][1].price_per_gb_month
+    prov = capacity.provenance()
+    derived = any(e.ram_basis.startswith("derived") for _, e in pairs)
+    output.stdout.print(
+        f"$/month at ${price:g} per GB-month (--price-per-gb-month). Measured {prov['date']} by "
+        f"`{prov['command']}`. RAM: resident memory measured with the store open"
+        + ("; * = derived: the HNSW index, to keep cached." if derived else ".")
+    )
+    seen: set[str] = set()
+    for _, e in pairs:
+        for note in e.notes:
+            if note not in seen:
+                seen.add(note)
+                output.stdout.print(f"note: {e.backend}: {note}")
 
 
 def _dims(row: dict[str, Any]) -> str:
