@@ -228,12 +228,11 @@ def register(app: typer.Typer) -> None:
         if dimensions is not None:
             kwargs["dimensions"] = {s: dimensions for s in specs}
         report = cost_mod.estimate(paths, specs, **kwargs)
-        # The records' mean text size prices the full-text indexes; with chunking, texts are split.
-        per_record = (text_bytes if text_bytes is not None
-                      else report.text_bytes / report.texts if report.texts and not chunk_tokens else None)
-        plans = [(r, capacity.estimate_all(r.vectors, r.dimensions, backends=backend, dtypes=dtype or ["float32"],
-                                           text_bytes=per_record, price_per_gb_month=report.price_per_gb_month))
-                 for r in report.models]
+        # Each vector stores its text (or chunk): the corpus's bytes per vector price the full-text indexes.
+        plans = [(r, capacity.estimate_all(
+            r.vectors, r.dimensions, backends=backend, dtypes=dtype or ["float32"],
+            text_bytes=text_bytes if text_bytes is not None else report.text_bytes / r.vectors if r.vectors else None,
+            price_per_gb_month=report.price_per_gb_month)) for r in report.models]
         for warning in report.warnings:
             output.stderr.print(f"[yellow]warning:[/] {warning}")
         if as_json:
@@ -324,7 +323,8 @@ def _capacity_table(title: str | None, rows: list[Any], with_model: bool) -> Non
     body = [((model,) if with_model else ()) + (
         e.backend, e.dtype, _bytes(e.disk_bytes), f"{e.bytes_per_vector:,.0f}", f"{e.overhead_factor:.2f}",
         "-" if e.ram_bytes is None else _bytes(e.ram_bytes) + ("*" if e.ram_basis.startswith("derived") else ""),
-        f"{e.dollars_per_month:,.2f}", e.stored_as) for model, e in pairs]
+        f"{e.dollars_per_month:,.2f}" if e.dollars_per_month >= 0.01 or not e.dollars_per_month
+        else f"{e.dollars_per_month:.2g}", e.stored_as) for model, e in pairs]
     output.table(title, columns, body, justify_right=("disk", "bytes/vector", "x raw", "RAM", "$/month"))
     if not pairs:
         return
