@@ -23,9 +23,8 @@ from PIL import Image
 import semkit
 from semkit.embed.clip import ClipEmbedder, UnreadableImage, image_metadata
 from semkit.errors import InvalidInput, ModelNotAvailable
-from tests.support.tiny_clip import build_tiny_clip
+from tests.support.tiny_clip import build_tiny_clip, save_photos
 
-PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 PROMPTS = {"chelsea": "a photo of a cat", "coffee": "a cup of coffee", "rocket": "a rocket",
            "astronaut": "an astronaut"}
 
@@ -44,15 +43,7 @@ def clip(tiny_clip_dir: Path) -> ClipEmbedder:
 
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import skimage.data
-
-    folder = tmp_path_factory.mktemp("photos")
-    out = {}
-    for name in PHOTOS:
-        path = folder / f"{name}.jpg"
-        Image.fromarray(getattr(skimage.data, name)()).save(path, quality=90)
-        out[name] = path
-    return out
+    return save_photos(tmp_path_factory.mktemp("photos"))
 
 
 def generated_images() -> list[Image.Image]:

@@ -42,3 +42,21 @@ def build_tiny_clip(folder: Path) -> Path:
     )
     processor.save_pretrained(folder)
     return folder
+
+
+PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
+"""Real photos that ship with scikit-image: a cat, a cup of coffee, a rocket, an astronaut."""
+
+
+def save_photos(folder: Path) -> dict[str, Path]:
+    """The scikit-image photos as JPEG files in ``folder``, by name."""
+    import skimage.data
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name in PHOTOS:
+        path = folder / f"{name}.jpg"
+        Image.fromarray(getattr(skimage.data, name)()).save(path, quality=90)
+        out[name] = path
+    return out

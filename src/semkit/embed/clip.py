@@ -303,6 +303,17 @@ class ClipEmbedder(BaseEmbedder):
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32), tokens, truncated
 
 
+def image_embedder(embedder: Any) -> ClipEmbedder | None:
+    """The CLIP model under ``embedder``'s wrappers (cache, server batcher), or ``None`` when
+    the model embeds text only. Images skip the wrappers: they are neither cached nor merged."""
+    seen = 0
+    while embedder is not None and seen < 16:
+        if isinstance(embedder, ClipEmbedder):
+            return embedder
+        embedder, seen = getattr(embedder, "inner", None), seen + 1
+    return None
+
+
 def load_clip(name: str = "", *, batch_size: int = 32, dimensions: int | None = None) -> ClipEmbedder:
     """``clip:/path`` (or ``clip`` with ``SEMKIT_CLIP_MODEL``) to a loaded ``ClipEmbedder``.
     ``dimensions`` (passed when a collection reopens its model) must match the model's."""

@@ -6,6 +6,8 @@ Each route checks the caller's key, then calls the library (``Database`` / ``Col
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib
 import pathlib
 from typing import Annotated, Any
@@ -215,12 +217,21 @@ async def search(name: NamePath, body: SearchRequest, request: Request, principa
     authorize(principal, name, write=False)
     if body.k > state.limits.max_k:
         raise errors.InvalidInput(f"k={body.k} is above the server's limit of {state.limits.max_k}")
-    if body.query is None and body.vector is None:
-        raise errors.InvalidInput("give query (text) or vector")
+    if body.query is None and body.vector is None and body.image is None:
+        raise errors.InvalidInput("give query (text), vector or image")
+    if body.image is not None and (body.query is not None or body.vector is not None):
+        raise errors.InvalidInput("give either an image or a query/vector, not both")
+    if body.image is not None and body.mode != "vector":
+        raise errors.InvalidInput(f"an image is searched by vector: use mode 'vector' ({body.mode!r} needs "
+                                  "query text)")
+    image = _decode_image(body.image) if body.image is not None else None
     apps_search = optional_app("search")
 
     def work() -> dict[str, Any]:
+        nonlocal body
         col = state.collection(name)
+        if image is not None:
+            body = body.model_copy(update={"vector": _image_vector(col, image).tolist(), "image": None})
         if apps_search is None:
             return _plain_search(col, body)
         query: Any = body.query if body.query is not None else body.vector
@@ -258,6 +269,27 @@ def _plain_search(col: Any, body: SearchRequest) -> dict[str, Any]:
          "vector": h.vector.tolist() if getattr(h, "vector", None) is not None else None}
         for h in hits
     ]}
+
+
+def _decode_image(data: str) -> bytes:
+    if data.startswith("data:"):
+        data = data.partition(",")[2]  # a data: URI as a browser's FileReader makes it
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.InvalidInput("image is not valid base64; send the file's bytes base64-encoded") from None
+
+
+def _image_vector(col: Any, image: bytes) -> Any:
+    from ..embed.clip import image_embedder
+
+    model = col.model
+    clip = image_embedder(model) if model is not None else None
+    if clip is None:
+        what = f"model {model.id}" if model is not None else "no model (it stores your own vectors)"
+        raise errors.InvalidInput(f"collection {col.name!r} has {what}, which cannot embed images; "
+                                  "search by image needs a collection made with a CLIP model (clip:...)")
+    return clip.embed_images([image]).vectors[0]
 
 
 def optional_app(name: str) -> Any:

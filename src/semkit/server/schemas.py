@@ -133,8 +133,11 @@ class CountRequest(Strict):
 
 
 class SearchRequest(Strict):
-    query: Text | None = Field(None, description="Text to search for (or give vector)")
+    query: Text | None = Field(None, description="Text to search for (or give vector or image)")
     vector: Vector | None = None
+    image: str | None = Field(None, min_length=1, description=(
+        "An image to search by, base64-encoded (JPEG, PNG, WebP, GIF); the collection's model must "
+        "embed images (clip:...). Image search is vector search"))
     mode: Literal["vector", "keyword", "hybrid"] = "vector"
     k: Annotated[int, Field(ge=1)] = 10
     where: Where = None

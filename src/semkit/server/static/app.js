@@ -89,7 +89,13 @@ async function openRecord(id) {
     const r = await api("GET", colPath("/records/" + encodeURIComponent(id)));
     $("#detail-id").textContent = r.id;
     $("#detail-text").textContent = r.text || "(no text)";
-    $("#detail-meta").textContent = JSON.stringify(r.metadata, null, 2);
+    const meta = Object.assign({}, r.metadata || {});
+    const thumb = thumbnailOf(r);
+    delete meta.thumbnail;
+    $("#detail-meta").textContent = JSON.stringify(meta, null, 2);
+    const img = $("#detail-image");
+    img.hidden = !thumb;
+    if (thumb) img.src = thumb;
     $("#detail").hidden = false;
   });
 }
@@ -106,23 +112,65 @@ async function runSearch(ev) {
     if (where) {
       try { body.where = JSON.parse(where); } catch (e) { throw new Error("the filter is not valid JSON: " + e.message); }
     }
-    status("searching…");
-    const t0 = performance.now();
-    const res = await api("POST", colPath("/search"), body);
-    const list = $("#results");
-    list.replaceChildren();
-    for (const h of res.hits) {
-      const text = h.snippet || h.text || "";
-      const spans = h.highlights && h.highlights.length ? h.highlights : termSpans(text, query);
-      const title = (h.metadata && (h.metadata.title || h.metadata.name)) || h.id;
-      list.append(el("li", { "data-id": h.id, onclick: () => openRecord(h.id) },
-        el("div", { class: "hit-head" }, el("span", { class: "hit-id" }, title),
-           el("span", { class: "score" }, h.score.toFixed(4))),
-        el("p", { class: "snippet" }, marked(text, spans)),
-        el("div", { class: "meta" }, h.id + (Object.keys(h.metadata || {}).length ? "  " + JSON.stringify(h.metadata) : ""))));
-    }
-    status(res.hits.length + " result(s), " + res.mode + ", " + Math.round(performance.now() - t0) + " ms");
+    $("#image-preview").hidden = true;
+    await searchAndShow(body, query);
   });
+}
+
+// Search by an image file: sent base64-encoded; an image is always searched by vector.
+async function runImageSearch(ev) {
+  const file = ev.target.files && ev.target.files[0];
+  if (!file) return;
+  await guarded(async () => {
+    const dataUrl = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(new Error("cannot read " + file.name));
+      reader.readAsDataURL(file);
+    });
+    const preview = $("#image-preview");
+    preview.src = dataUrl;
+    preview.hidden = false;
+    const body = { image: dataUrl, mode: "vector", k: parseInt($("#k").value, 10) || 10 };
+    const where = $("#where").value.trim();
+    if (where) {
+      try { body.where = JSON.parse(where); } catch (e) { throw new Error("the filter is not valid JSON: " + e.message); }
+    }
+    await searchAndShow(body, "");
+  });
+  ev.target.value = "";  // choosing the same file again searches again
+}
+
+// A thumbnail stored by `semkit index --clip` (a data: URI), never a remote URL.
+const thumbnailOf = (h) => {
+  const t = h.metadata && h.metadata.thumbnail;
+  return typeof t === "string" && /^data:image\/(jpeg|png|webp|gif);base64,/.test(t) ? t : null;
+};
+
+async function searchAndShow(body, query) {
+  status("searching…");
+  const t0 = performance.now();
+  const res = await api("POST", colPath("/search"), body);
+  const list = $("#results");
+  list.replaceChildren();
+  for (const h of res.hits) {
+    const text = h.snippet || h.text || "";
+    const spans = h.highlights && h.highlights.length ? h.highlights : termSpans(text, query);
+    const meta = Object.assign({}, h.metadata || {});
+    delete meta.thumbnail;
+    const title = meta.title || meta.name || h.id;
+    const thumb = thumbnailOf(h);
+    const item = el("li", { "data-id": h.id, class: thumb ? "with-thumb" : "", onclick: () => openRecord(h.id) });
+    if (thumb) item.append(el("img", { class: "thumb", src: thumb, alt: title }));
+    item.append(el("div", { class: "hit-body" },
+      el("div", { class: "hit-head" }, el("span", { class: "hit-id" }, title),
+         el("span", { class: "score" }, h.score.toFixed(4))),
+      el("p", { class: "snippet" }, marked(text, spans)),
+      el("div", { class: "meta" }, h.id + (Object.keys(meta).length ? "  " + JSON.stringify(meta) : ""))));
+    list.append(item);
+  }
+  status(res.hits.length + " result(s), " + res.mode + (body.image ? " (by image)" : "") + ", " +
+         Math.round(performance.now() - t0) + " ms");
 }
 
 // --- duplicates -----------------------------------------------------------------------------
@@ -343,6 +391,7 @@ async function init() {
     showPage();
   });
   $("#search-form").addEventListener("submit", runSearch);
+  $("#image-query").addEventListener("change", runImageSearch);
   $("#dedup-form").addEventListener("submit", runDedup);
   $("#map-form").addEventListener("submit", runCluster);
   $("#close-detail").addEventListener("click", () => { $("#detail").hidden = true; });
