@@ -1,4 +1,5 @@
-"""Token counting: exact cl100k offline, a cautious estimate otherwise, and truncation."""
+"""Token counting: exact cl100k and tokenizer.json offline, an estimate with an explicit bias
+otherwise, and truncation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from semkit.embed.tokens import EstimateCounter, TiktokenCounter, counter_for, estimate_tokens
+from semkit.embed.tokens import (
+    CharsEstimate,
+    EstimateCounter,
+    HFTokenizerCounter,
+    TiktokenCounter,
+    counter_for,
+    counter_for_model,
+    estimate_tokens,
+    model_tokens,
+)
 
 DATA = Path("/work/shared/data")
 
@@ -89,3 +99,44 @@ def test_estimate_truncate_finds_the_longest_fitting_prefix() -> None:
         assert estimate_tokens(cut) <= limit
         assert estimate_tokens(text[: len(cut) + 1]) > limit
     assert counter.truncate("tiny", 100) == "tiny"
+
+
+def test_one_counter_per_model_exact_where_a_tokenizer_is_offline() -> None:
+    for spec in ("local", "local:all-MiniLM-L6-v2@384"):
+        local = counter_for_model(spec, bias="central")
+        assert isinstance(local, HFTokenizerCounter) and local.exact and local.special_tokens == 2
+        assert local is counter_for_model(spec, bias="high")  # exact counts have no bias
+        assert local.count(["hello world"]) == [2]
+    for spec in ("openai:text-embedding-3-small", "openai:text-embedding-3-large@256", "openai:not-in-catalogue"):
+        counter = counter_for_model(spec)
+        assert isinstance(counter, TiktokenCounter) and counter.special_tokens == 0
+
+
+def test_estimates_lean_the_way_the_caller_says(cl100k: TiktokenCounter) -> None:
+    for spec in ("cohere:embed-v4.0", "http:any-model", "nosuch:thing", "local:/no/such/folder"):
+        assert isinstance(counter_for_model(spec, bias="high"), EstimateCounter), spec
+        assert isinstance(counter_for_model(spec, bias="central"), CharsEstimate), spec
+    with open(DATA / "banking77" / "train.csv", newline="") as f:
+        texts = [row[0] for row in csv.reader(f)][:2000]
+    true = sum(cl100k.count(texts))
+    high = sum(EstimateCounter().count(texts))
+    central = sum(CharsEstimate().count(texts))
+    assert high > 1.2 * true  # limits hold
+    assert abs(central - true) < 0.25 * true  # a budget, not a bound
+    with pytest.raises(ValueError, match="bias"):
+        counter_for_model("cohere:embed-v4.0", bias="low")  # type: ignore[arg-type]
+
+
+def test_model_tokens_add_special_tokens_and_cap_at_the_context() -> None:
+    local = counter_for_model("local")
+    counts = local.count(["hello world", "word " * 600])
+    assert model_tokens(counts, local, 256) == [4, 256]
+
+
+def test_hf_truncate_keeps_the_longest_fitting_prefix() -> None:
+    local = counter_for_model("local")
+    text = "Tokenizers split unbelievably long words into pieces. " * 20
+    for limit in (0, 1, 7, 50):
+        cut = local.truncate(text, limit)
+        assert text.startswith(cut) and local.count([cut])[0] <= limit
+    assert local.truncate("short", 10) == "short"

@@ -1,9 +1,10 @@
 """Token-aware chunking: section text → pieces that fit the embedding model, with overlap.
 
-Sizes are counted with the model's own tokenizer (``counter_for_model``): a local model's
-Hugging Face ``tokenizer.json`` with no padding or truncation, plus the special tokens the
-model adds (``[CLS]``/``[SEP]``); OpenAI's ``cl100k_base`` for OpenAI models; a cautious
-estimate (it errs high) for others. ``chunk_tokens`` includes the special tokens, so a chunk
+Sizes are counted with the model's own tokenizer (``counter_for_model``, which is
+``embed.tokens.counter_for_model(..., bias="high")``): a local model's Hugging Face
+``tokenizer.json`` with no padding or truncation, plus the special tokens the model adds
+(``[CLS]``/``[SEP]``); OpenAI's ``cl100k_base`` for OpenAI models; a cautious estimate (it errs
+high) for others. ``chunk_tokens`` includes the special tokens, so a chunk
 of ``chunk_tokens`` is exactly what the model sees.
 
 How a text is cut: the text is split at blank lines (paragraphs); a paragraph over the limit
@@ -20,13 +21,13 @@ additive), so the limit holds exactly.
 from __future__ import annotations
 
 import bisect
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from ..errors import InvalidInput, SemkitError
+from ..embed import tokens
+from ..embed.tokens import TokenCounter
+from ..errors import InvalidInput
 
 MAX_DEFAULT_CHUNK = 512
 """Large-context models (8k tokens) still get chunks of at most this many tokens by default:
@@ -35,80 +36,11 @@ retrieval precision drops when one vector stands for pages of text."""
 DEFAULT_OVERLAP_FRACTION = 0.15
 
 
-class TokenCounter(Protocol):
-    """Counts a text's own tokens; the model adds ``special_tokens`` once per input."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def special_tokens(self) -> int: ...
-
-    def count(self, texts: Sequence[str]) -> list[int]: ...
-
-
-@dataclass(frozen=True)
-class _FunctionCounter:
-    name: str
-    special_tokens: int
-    _count: object
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        return list(self._count(list(texts)))  # type: ignore[operator]
-
-
-class _HFCounter:
-    """A Hugging Face ``tokenizer.json`` without padding or truncation; also gives token start
-    offsets, so one tokenisation of a section answers the count of any span of it."""
-
-    def __init__(self, path: str) -> None:
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(path)
-        self._tok.no_padding()
-        self._tok.no_truncation()
-        self.name = f"hf:{path}"
-        self.special_tokens = self._tok.num_special_tokens_to_add(False)
-        # BERT-style pre-tokenizers split at every whitespace and the normalizers act per
-        # character, so the tokens of a span cut at whitespace are exactly the tokens the whole
-        # text has inside it: counts by offsets need no second tokenisation.
-        pre = type(self._tok.pre_tokenizer).__name__ if self._tok.pre_tokenizer is not None else ""
-        self.additive = pre in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def token_starts(self, text: str) -> list[int]:
-        return [start for start, _ in self._tok.encode(text, add_special_tokens=False).offsets]
-
-
 def counter_for_model(embedder_id: str) -> TokenCounter:
-    """The token counter for a collection's embedder id (``local:all-MiniLM-L6-v2@384``)."""
-    from ..collection import split_embedder_id
-    from ..embed import catalog
-    from ..embed.registry import parse_spec
-    from ..embed.tokens import EstimateCounter, counter_for
-
-    spec, _ = split_embedder_id(embedder_id)
-    try:
-        provider, name = parse_spec(spec)
-    except SemkitError:
-        provider, name = "", spec  # a provider registered in-process only (tests, plugins)
-    if provider == "local":
-        from .. import cost
-
-        tokenizer = cost.tokenizer_for(spec)
-        if not tokenizer.estimated:
-            path = tokenizer.name.removeprefix("hf:")
-            if tokenizer.name.startswith("hf:") and os.path.isfile(path):
-                return _HFCounter(path)
-            return _FunctionCounter(tokenizer.name, tokenizer.special_tokens, tokenizer.count_content)
-    info = catalog.find(provider, name) if provider else None
-    encoding = info.tokenizer if info is not None else ("cl100k_base" if provider == "openai" else "estimate")
-    remote = counter_for(encoding)
-    if not remote.exact:
-        remote = EstimateCounter()
-    return _FunctionCounter(remote.name, 0, remote.count)
+    """The token counter for a collection's embedder id (``local:all-MiniLM-L6-v2@384``):
+    exact with the model's own tokenizer when it is available offline, else the high-side
+    estimate (``bias="high"``), because a chunk must never exceed the model's context."""
+    return tokens.counter_for_model(embedder_id, bias="high")
 
 
 def default_chunk_tokens(max_tokens: int) -> int:
