@@ -1,5 +1,6 @@
 """The cost and storage estimator: token counts against the real tokenizers, storage math
-checked by hand, and messy folders (non-UTF-8, binary, unsupported files)."""
+checked by hand, and messy folders read the way ``semkit index`` reads them (non-UTF-8,
+binary, unsupported files); tests/integration/test_cost_matches_index.py checks the two agree."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from semkit import cost
 from semkit.embed import catalog
+from semkit.embed.tokens import EstimateCounter
 from semkit.errors import InvalidInput
 
 OPENAI_SMALL = "openai:text-embedding-3-small"
@@ -48,7 +50,7 @@ def minilm_reference():
 def test_openai_hello_world_is_two_tokens() -> None:
     assert cost.count_tokens(["hello world"], OPENAI_SMALL) == 2
     assert cost.count_tokens("hello world", catalog.find("openai", "text-embedding-3-large")) == 2
-    assert cost.tokenizer_for(OPENAI_SMALL).estimated is False
+    assert cost.tokenizer_for(OPENAI_SMALL).exact is True
 
 
 def test_openai_counts_match_tiktoken_exactly(cl100k) -> None:
@@ -72,7 +74,10 @@ def test_minilm_counts_what_the_model_processes(minilm_reference) -> None:
 
 def test_cohere_is_a_flagged_chars_over_4_estimate() -> None:
     tok = cost.tokenizer_for("cohere:embed-v4.0")
-    assert tok.estimated is True
+    assert tok.exact is False and tok.name == "estimate: chars/4"
+    # central for budgeting, unlike the high-side estimate the remote batching layer uses
+    sentence = ["How do neural networks learn? By small steps, over many examples."]
+    assert tok.count(sentence) < EstimateCounter().count(sentence)
     assert cost.count_tokens(["abcdefghi"], "cohere:embed-v4.0") == 3  # ceil(9 / 4)
     assert cost.count_tokens(["ab"], "cohere:embed-v4.0") == 1
 
@@ -149,8 +154,6 @@ def test_bad_arguments_are_clear_errors() -> None:
         cost.estimate(None, [], texts=["a"])
     with pytest.raises(InvalidInput, match="dimensions of"):
         cost.estimate(None, ["http:my-model"], texts=["a"])
-    with pytest.raises(InvalidInput, match="no such file"):
-        list(cost.iter_texts(["/nonexistent/semkit-folder"]))
 
 
 def test_unknown_remote_model_gets_a_note_and_its_dimensions() -> None:
@@ -161,7 +164,7 @@ def test_unknown_remote_model_gets_a_note_and_its_dimensions() -> None:
     assert any("price is unknown" in w for w in report.warnings)
 
 
-# --- reading files ----------------------------------------------------------------------------
+# --- reading files ---------------------------------------------------------------------------
 
 
 def make_messy_folder(root: Path) -> None:
@@ -172,14 +175,15 @@ def make_messy_folder(root: Path) -> None:
     (root / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
     (root / "empty.md").write_text("   \n", encoding="utf-8")
     (root / ".hidden.txt").write_text("never read", encoding="utf-8")
+    (root / "guide.md").write_text("# Guide\n\nIntro.\n\n## Setup\n\nInstall it.\n", encoding="utf-8")
     (root / "sub" / "page.html").write_text(
         "<html><head><style>p {color: red}</style><script>var x = 1;</script></head>"
-        "<body><h1>Title</h1><p>Some &amp; text</p></body></html>", encoding="utf-8")
+        "<body><nav>Home | About</nav><h1>Title</h1><p>Some &amp; text</p></body></html>", encoding="utf-8")
     (root / "sub" / "docs.jsonl").write_text(
         json.dumps({"_id": "1", "title": "T", "text": "body one"}) + "\n\n"
-        + json.dumps({"content": "body two"}) + "\n"
+        + json.dumps({"text": "body two"}) + "\n"
         + "{not json}\n"
-        + json.dumps({"n": 3}) + "\n", encoding="utf-8")
+        + json.dumps({"text": ""}) + "\n", encoding="utf-8")
     (root / "sub" / "rows.csv").write_text('id,text,score\n1,"first, row",0.5\n2,second row,1\n',
                                            encoding="utf-8")
     (root / "sub" / "list.json").write_text(json.dumps(["one", {"text": "two"}]), encoding="utf-8")
@@ -187,40 +191,47 @@ def make_messy_folder(root: Path) -> None:
         fh.write(json.dumps({"text": "zipped"}) + "\n")
 
 
-def test_folder_with_non_utf8_and_binary_files(tmp_path: Path) -> None:
+def test_folder_is_read_the_way_index_reads_it(tmp_path: Path) -> None:
     make_messy_folder(tmp_path)
     problems: list[cost.FileProblem] = []
-    items = list(cost.iter_texts([tmp_path], problems))
+    caveats: list[cost.FileProblem] = []
+    items = list(cost.iter_texts([tmp_path], problems, caveats=caveats))
     texts = dict(items)
+    assert len(texts) == len(items), "labels are unique"
     assert texts[str(tmp_path / "a.txt")] == "hello world"
-    latin = texts[str(tmp_path / "latin1.txt")]
-    assert latin.startswith("caf\ufffd")  # decoded with replacement characters, not dropped
-    assert texts[str(tmp_path / "sub" / "page.html")] == "Title Some & text"
+    # not UTF-8: decoded with the guessed code page, as index does, and counted with a caveat
+    assert texts[str(tmp_path / "latin1.txt")] == "café crème brûlée"
+    # one text per section; scripts and styles dropped from HTML
+    guide = tmp_path / "guide.md"
+    assert (texts[f"{guide}#1"], texts[f"{guide}#2"]) == ("Intro.", "Install it.")
+    page = texts[str(tmp_path / "sub" / "page.html")]
+    assert "Some & text" in page and "var x" not in page and "color" not in page
+    # records: the text field alone (a title becomes the section's heading, as in index)
     docs = tmp_path / "sub" / "docs.jsonl"
-    assert texts[f"{docs}:1"] == "T body one"
-    assert texts[f"{docs}:3"] == "body two"
+    assert (texts[f"{docs}:1"], texts[f"{docs}:3"]) == ("body one", "body two")
     rows = tmp_path / "sub" / "rows.csv"
-    assert (texts[f"{rows}:2"], texts[f"{rows}:3"]) == ("first, row", "second row")
+    assert (texts[f"{rows}:1"], texts[f"{rows}:2"]) == ("first, row", "second row")
     lst = tmp_path / "sub" / "list.json"
-    assert (texts[f"{lst}[0]"], texts[f"{lst}[1]"]) == ("one", "two")
-    assert texts[f"{tmp_path / 'sub' / 'more.jsonl.gz'}:1"] == "zipped"
-    assert not any("never read" in t for t in texts.values())
-    assert len(items) == 10
+    assert (texts[f"{lst}:1"], texts[f"{lst}:2"]) == ("one", "two")
+    # compressed files are not discovered inside folders (index does not list them either)
+    assert not any("more.jsonl.gz" in label or "never read" in t for label, t in items)
+    assert len(items) == 11
 
-    by_file = {Path(p.path).name: p for p in problems}
-    assert "not valid UTF-8" in by_file["latin1.txt"].reason and not by_file["latin1.txt"].skipped
-    assert "binary" in by_file["image.md"].reason and by_file["image.md"].skipped
-    assert "unsupported file type '.jpg'" in by_file["photo.jpg"].reason
-    assert "no text" in by_file["empty.md"].reason
-    docs_problems = [p.reason for p in problems if p.path == str(docs)]
-    assert any("1 line(s) are not valid JSON (first: line 4)" in r for r in docs_problems)
-    assert any("1 record(s) have no text (first: line 5)" in r for r in docs_problems)
+    skipped = {Path(p.path).name: p.reason for p in problems}
+    assert set(skipped) == {"image.md", "empty.md"}  # photo.jpg is not a supported type: ignored
+    assert "binary" in skipped["image.md"] and "nothing to index" in skipped["empty.md"]
+    caveat: dict[str, str] = {}
+    for p in caveats:
+        caveat[Path(p.path).name] = caveat.get(Path(p.path).name, "") + p.reason
+    assert "not valid UTF-8" in caveat["latin1.txt"]
+    assert "not JSON objects" in caveat["docs.jsonl"] and "empty 'text'" in caveat["docs.jsonl"]
 
     report = cost.estimate([str(tmp_path)], ["local", OPENAI_SMALL])
-    assert report.texts == 10
+    assert report.texts == 11
     assert report.files == 7
     assert report.text_bytes == sum(len(t.encode("utf-8")) for _, t in items)
     assert [str(p) for p in report.problems] == [str(p) for p in problems]
+    assert [str(p) for p in report.caveats] == [str(p) for p in caveats]
     assert any("latin1.txt" in w and "UTF-8" in w for w in report.warnings)
     assert any("image.md" in w and "binary" in w for w in report.warnings)
     assert report.models[1].tokens == cost.count_tokens([t for _, t in items], OPENAI_SMALL)
@@ -228,30 +239,61 @@ def test_folder_with_non_utf8_and_binary_files(tmp_path: Path) -> None:
     json.dumps(report.as_dict())  # the CLI's --json output must serialise
 
 
-def test_explicit_file_of_unknown_type_is_read_as_text(tmp_path: Path) -> None:
-    path = tmp_path / "notes.log"
-    path.write_text("a log line\nanother", encoding="utf-8")
-    assert list(cost.iter_texts([path])) == [(str(path), "a log line\nanother")]
+def test_files_named_directly_pdf_and_gzip(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for text in ("First page text.", "Second page text."):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, text)
+    pdf.output(str(tmp_path / "book.pdf"))
+    gz = tmp_path / "corpus.jsonl.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps({"text": "zipped one"}) + "\n" + json.dumps({"text": "zipped two"}) + "\n")
+    log = tmp_path / "notes.log"
+    log.write_text("a log line", encoding="utf-8")
+    problems: list[cost.FileProblem] = []
+    items = list(cost.iter_texts([tmp_path / "book.pdf", gz, log], problems))
+    book = tmp_path / "book.pdf"
+    assert items == [(f"{book}#page=1", "First page text."), (f"{book}#page=2", "Second page text."),
+                     (f"{gz}:1", "zipped one"), (f"{gz}:2", "zipped two")]
+    # a file of a type index cannot read is skipped with index's reason, not guessed at
+    assert len(problems) == 1 and "unsupported file type '.log'" in problems[0].reason
 
 
-def test_tsv_without_header_joins_cells_and_keeps_bare_quotes(tmp_path: Path) -> None:
-    path = tmp_path / "pairs.csv"  # STS Benchmark style: tab-separated, no header, bare quotes
+def test_records_without_a_text_field_are_skipped_like_index_does(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"  # STS Benchmark style: no header row with a text column
     path.write_text('g\tf\t2012\t1\t2.5\tA "quoted" girl.\tA girl.\n', encoding="utf-8")
-    assert list(cost.iter_texts([path])) == [(f"{path}:1", 'g f 2012 1 2.5 A "quoted" girl. A girl.')]
-    assert list(cost.iter_texts([path], text_field="text")) == []
+    problems: list[cost.FileProblem] = []
+    assert list(cost.iter_texts([path], problems)) == []
+    assert "--text-field" in problems[0].reason
 
 
 def test_text_field_picks_the_column(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("title,summary\nA,the summary\n", encoding="utf-8")
-    assert list(cost.iter_texts([path], text_field="summary")) == [(f"{path}:2", "the summary")]
+    assert list(cost.iter_texts([path], text_field="summary")) == [(f"{path}:1", "the summary")]
+    report = cost.estimate([path], ["local"], text_field="summary")
+    assert (report.texts, report.problems) == (1, [])
+
+
+def test_files_over_the_size_limit_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "big.txt").write_text("word " * 1000, encoding="utf-8")
+    report = cost.estimate([tmp_path], ["local"], max_file_bytes=1000)
+    assert report.texts == 0 and "limit" in report.problems[0].reason
 
 
 def test_stdin_is_one_text_per_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = "first line\n\nsecond \xe9 line\n".encode() + b"bad \xff byte\n"
+    raw = "first line\n\nsecond \xe9 line\n".encode() + b"bad \xe9 byte\n"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
-    problems: list[cost.FileProblem] = []
-    items = list(cost.iter_texts(["-"], problems))
-    assert [t for _, t in items] == ["first line", "second é line", "bad \ufffd byte"]
+    caveats: list[cost.FileProblem] = []
+    items = list(cost.iter_texts(["-"], caveats=caveats))
+    assert [t for _, t in items] == ["first line", "second é line", "bad é byte"]
     assert items[0][0] == "<stdin>:1"
-    assert len(problems) == 1 and "line 4" in problems[0].reason
+    assert len(caveats) == 1 and "line 4" in caveats[0].reason
+
+
+def test_missing_paths_are_an_error_before_reading() -> None:
+    with pytest.raises(InvalidInput, match="no such file"):
+        list(cost.iter_texts(["-", "/nonexistent/semkit-folder"]))

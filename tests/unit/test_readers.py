@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from pathlib import Path
 
@@ -11,10 +13,12 @@ from semkit.ingest.readers import (
     SUPPORTED_SUFFIXES,
     UnreadableFile,
     html_to_markdown_fallback,
+    is_supported,
     looks_binary,
     markdown_sections,
     read_bytes,
     read_file,
+    read_lines,
     title_from_filename,
 )
 
@@ -292,3 +296,38 @@ def test_jsonl_skips_bad_lines_with_a_warning(tmp_path: Path) -> None:
     assert "2 line(s)" in doc.warnings[0]
     with pytest.raises(UnreadableFile, match="JSON"):
         read_bytes(b"not json\nnor this\n", tmp_path / "bad.jsonl")
+
+
+def test_json_array_of_records_and_strings(tmp_path: Path) -> None:
+    data = json.dumps([{"title": "Chain", "body": "Oil the chain."}, "Check the pressure.", 3]).encode()
+    doc = read_bytes(data, tmp_path / "faq.json")
+    assert doc.format == "json"
+    assert [(s.headings, s.text, s.extra["row"]) for s in doc.sections] == [
+        (("Chain",), "Oil the chain.", 1), ((), "Check the pressure.", 2)]
+    assert "element 3" in doc.warnings[0]
+    one = read_bytes(json.dumps({"text": "Just one."}).encode(), tmp_path / "one.json")
+    assert [s.text for s in one.sections] == ["Just one."]
+    with pytest.raises(UnreadableFile, match="not valid JSON"):
+        read_bytes(b"{broken", tmp_path / "bad.json")
+    with pytest.raises(UnreadableFile, match="--text-field"):
+        read_bytes(json.dumps([{"n": 1}]).encode(), tmp_path / "nofield.json")
+
+
+def test_gzip_files_are_read_as_the_file_inside(tmp_path: Path) -> None:
+    inner = b"# Title\n\nSome text.\n"
+    doc = read_bytes(gzip.compress(inner), tmp_path / "notes.md.gz")
+    assert (doc.format, doc.title, [s.text for s in doc.sections]) == ("markdown", "Title", ["Some text."])
+    assert is_supported(Path("corpus.jsonl.gz")) and is_supported(Path("a.MD"))
+    assert not is_supported(Path("backup.tar.gz")) and not is_supported(Path("x.gz"))
+    with pytest.raises(UnreadableFile, match=r"'\.tar\.gz'"):
+        read_bytes(gzip.compress(b"data"), tmp_path / "backup.tar.gz")
+    with pytest.raises(UnreadableFile, match="copied completely"):
+        read_bytes(gzip.compress(inner)[:10], tmp_path / "cut.md.gz")
+
+
+def test_read_lines_decodes_each_line_and_warns_once(tmp_path: Path) -> None:
+    raw = "\ufefffirst\n\n  \nsecond é\r\n".encode() + b"caf\xe9\n" + b"cr\xe8me"
+    warnings: list[str] = []
+    lines = list(read_lines(io.BytesIO(raw), warnings))
+    assert lines == [(1, "first"), (4, "second é"), (5, "café"), (6, "crème")]
+    assert len(warnings) == 1 and "line 5" in warnings[0] and "cp1252" in warnings[0]

@@ -6,6 +6,10 @@ headings, pages and records stay the strongest boundaries. ``Section.offset`` is
 section's text starts in ``Document.text`` (for .txt and .md, the file's own decoded text;
 for other formats, the text extracted from the file).
 
+A gzip-compressed file (``corpus.jsonl.gz``) is read as the file inside it (``read_bytes``
+decompresses; ``is_supported`` accepts ``NAME.EXT.gz`` for every supported ``EXT``). Text that
+arrives one item per line (standard input) is decoded line by line with ``read_lines``.
+
 Readers of formats that need an optional package (pypdf, python-docx, trafilatura) import it
 lazily. HTML without trafilatura falls back to a standard-library extractor that drops
 navigation, header, footer, aside, script and style elements. PDF and DOCX without their
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import json
 import logging
 import re
 import warnings as warnings_module
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -38,6 +44,10 @@ TITLE_FIELDS = ("title", "name", "subject", "heading", "question")
 """Column / field names taken as a record's own title (shown as its section)."""
 
 _SNIFF_BYTES = 8192
+
+MAX_GUNZIPPED_BYTES = 1 << 30
+"""A ``.gz`` file that inflates past this is refused (a compression bomb, or a corpus too big
+to read as one file: split it)."""
 
 
 class UnreadableFile(InvalidInput):
@@ -138,6 +148,40 @@ def _text_of(data: bytes, warnings: list[str]) -> str:
         raise UnreadableFile("binary data (NUL or control bytes), not text; remove it or rename it "
                              "to its real extension")
     return decode_text(data, warnings)
+
+
+def read_lines(lines: Iterable[bytes], warnings: list[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line of a byte stream (standard input), one
+    line at a time, so a stream of any size is read in bounded memory. UTF-8 (a leading BOM
+    dropped); lines that are not are decoded with the encoding guessed from the first such line,
+    with one warning naming it."""
+    fallback: str | None = None
+    for number, raw in enumerate(lines, 1):
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if fallback is None:
+                fallback = _guess_line_encoding(raw)
+                warnings.append(f"line {number} is not valid UTF-8 (byte {exc.start}); decoded such lines as "
+                                f"{fallback}, so some characters may be wrong: convert the input to UTF-8 "
+                                "to be sure (e.g. iconv -f latin1 -t utf-8)")
+            line = raw.decode(fallback, errors="replace")
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield number, line
+
+
+def _guess_line_encoding(line: bytes) -> str:
+    """One line is too little for a detector ("café" reads as Arabic): accents in mostly-ASCII
+    text are a Western code page; otherwise ask the file-level guess."""
+    high = sum(b >= 0x80 for b in line)
+    try:
+        line.decode("cp1252")
+    except UnicodeDecodeError:
+        return _guess_encoding(line)
+    return "cp1252" if high * 2 < len(line) else _guess_encoding(line)
 
 
 # --- titles -------------------------------------------------------------------------------------
@@ -581,6 +625,38 @@ def read_jsonl(data: bytes, path: Path, text_field: str | None = None) -> Docume
     return _records_document(path, "jsonl", rows, text_field, warnings)
 
 
+def read_json(data: bytes, path: Path, text_field: str | None = None) -> Document:
+    """A JSON array of records (one section per element; field choice as for CSV; ``row``
+    counts elements from 1; an element that is a string is a record with just that text), or
+    a single JSON object (one record)."""
+    warnings: list[str] = []
+    text = _text_of(data, warnings)
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise UnreadableFile(f"not valid JSON ({exc}); fix it, or use JSON Lines (.jsonl) for one "
+                             "record per line") from None
+    items = doc if isinstance(doc, list) else [doc]
+    # A bare string is a record holding just the text, under the column the objects use.
+    columns = list(dict.fromkeys(k for item in items if isinstance(item, dict) for k in item))
+    column = _pick(columns, text_field, TEXT_FIELDS) or text_field or TEXT_FIELDS[0]
+    rows: list[tuple[int, Mapping[str, Any]]] = []
+    bad: list[int] = []
+    for number, item in enumerate(items, 1):
+        if isinstance(item, str):
+            item = {column: item}
+        if isinstance(item, dict):
+            rows.append((number, item))
+        else:
+            bad.append(number)
+    if not rows:
+        raise UnreadableFile("no records: expected a JSON object or an array of objects or strings")
+    if bad:
+        warnings.append(f"{len(bad)} element(s) are neither objects nor strings (first: element {bad[0]}); "
+                        "skipped them")
+    return _records_document(path, "json", rows, text_field, warnings)
+
+
 READERS: dict[str, Reader] = {
     ".txt": read_text, ".text": read_text, ".rst": read_text,
     ".md": read_markdown, ".markdown": read_markdown,
@@ -589,6 +665,7 @@ READERS: dict[str, Reader] = {
     ".docx": read_docx,
     ".csv": read_csv, ".tsv": read_csv,
     ".jsonl": read_jsonl, ".ndjson": read_jsonl,
+    ".json": read_json,
 }
 """Reader per lower-case file suffix."""
 
@@ -596,15 +673,42 @@ SUPPORTED_SUFFIXES = tuple(READERS)
 
 
 def reader_for(path: Path) -> Reader | None:
-    return READERS.get(path.suffix.lower())
+    return READERS.get(_inner(path).suffix.lower())
+
+
+def is_supported(path: Path) -> bool:
+    """A file ``read_bytes`` can read: a supported suffix, or ``NAME.EXT.gz`` of one."""
+    return reader_for(path) is not None
+
+
+def _inner(path: Path) -> Path:
+    """``corpus.jsonl.gz`` → ``corpus.jsonl``: the file a ``.gz`` holds."""
+    return path.with_suffix("") if path.suffix.lower() == ".gz" else path
+
+
+def gunzip(data: bytes, limit: int = MAX_GUNZIPPED_BYTES) -> bytes:
+    """The content of gzip ``data``, at most ``limit`` bytes (``UnreadableFile`` beyond, or
+    when the data is truncated or not gzip)."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            out = fh.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableFile(f"not a readable .gz file ({exc}); check that it was copied completely") from None
+    if len(out) > limit:
+        raise UnreadableFile(f"inflates to over {limit / 1e9:.1f} GB; split it into smaller files")
+    return out
 
 
 def read_bytes(data: bytes, path: Path, *, text_field: str | None = None) -> Document:
-    """Read ``data`` (the content of ``path``) with the reader for its suffix."""
+    """Read ``data`` (the content of ``path``) with the reader for its suffix; a ``.gz``
+    file is decompressed and read as the file inside it."""
     reader = reader_for(path)
     if reader is None:
-        raise UnreadableFile(f"unsupported file type {path.suffix or '(none)'!r}; supported: "
-                             f"{' '.join(SUPPORTED_SUFFIXES)}")
+        suffix = "".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix
+        raise UnreadableFile(f"unsupported file type {suffix or '(none)'!r}; supported: "
+                             f"{' '.join(SUPPORTED_SUFFIXES)} (also gzip-compressed, e.g. .jsonl.gz)")
+    if path.suffix.lower() == ".gz":
+        data, path = gunzip(data), _inner(path)
     if not data.strip():
         return Document(title_from_filename(path), path.suffix.lower().lstrip("."), "", [])
     return reader(data, path, text_field)
@@ -627,10 +731,13 @@ __all__ = [
     "Section",
     "UnreadableFile",
     "decode_text",
+    "gunzip",
     "html_to_markdown_fallback",
+    "is_supported",
     "looks_binary",
     "markdown_sections",
     "read_bytes",
     "read_file",
+    "read_lines",
     "title_from_filename",
 ]
