@@ -331,3 +331,8 @@ def test_read_lines_decodes_each_line_and_warns_once(tmp_path: Path) -> None:
     lines = list(read_lines(io.BytesIO(raw), warnings))
     assert lines == [(1, "first"), (4, "second é"), (5, "café"), (6, "crème")]
     assert len(warnings) == 1 and "line 5" in warnings[0] and "cp1252" in warnings[0]
+
+
+def test_read_lines_strict_refuses_non_utf8() -> None:
+    with pytest.raises(UnreadableFile, match="line 2 is not UTF-8"):
+        list(read_lines(io.BytesIO(b"fine\ncaf\xe9\n"), [], strict=True))

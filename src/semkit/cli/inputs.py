@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from typing import IO, Any
 
 from ..errors import InvalidInput
+from ..ingest.readers import UnreadableFile
+from ..ingest.readers import read_lines as read_text_lines
 
 
 def read_lines(path: str) -> list[str]:
-    """Non-blank lines of a UTF-8 file ('-' = stdin). Non-UTF-8 input is an error, not mojibake."""
+    """Non-blank lines of a UTF-8 file ('-' = stdin), split as ``semkit cost -`` splits them
+    (``ingest.readers.read_lines``). Non-UTF-8 input is an error, not mojibake: these texts
+    are embedded and stored as they are."""
+    opened: Any  # a file we open and close, or stdin, which stays open
     if path == "-":
-        data = sys.stdin.buffer.read()
-        where = "standard input"
+        opened, where = nullcontext(sys.stdin.buffer), "standard input"
     else:
         p = Path(path)
         if not p.is_file():
             raise InvalidInput(f"no such file: {path}")
-        data = p.read_bytes()
-        where = path
+        opened, where = p.open("rb"), path
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"{where} is not UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); convert it, "
-            f"e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`"
-        ) from None
-    return [line for line in text.splitlines() if line.strip()]
+        with opened as stream:
+            lines: IO[bytes] = stream
+            return [line for _, line in read_text_lines(lines, [], strict=True)]
+    except UnreadableFile as exc:
+        raise InvalidInput(f"{where}: {exc}; convert it, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`") from None
 
 
 def gather_texts(args: list[str] | None, file: str | None) -> list[str]:

@@ -150,11 +150,12 @@ def _text_of(data: bytes, warnings: list[str]) -> str:
     return decode_text(data, warnings)
 
 
-def read_lines(lines: Iterable[bytes], warnings: list[str]) -> Iterator[tuple[int, str]]:
+def read_lines(lines: Iterable[bytes], warnings: list[str], *, strict: bool = False) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of each non-blank line of a byte stream (standard input), one
     line at a time, so a stream of any size is read in bounded memory. UTF-8 (a leading BOM
     dropped); lines that are not are decoded with the encoding guessed from the first such line,
-    with one warning naming it."""
+    with one warning naming it, or with ``strict`` raise ``UnreadableFile`` (for texts that are
+    embedded as they are, where wrong characters would be stored for good)."""
     fallback: str | None = None
     for number, raw in enumerate(lines, 1):
         if number == 1:
@@ -162,6 +163,9 @@ def read_lines(lines: Iterable[bytes], warnings: list[str]) -> Iterator[tuple[in
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            if strict:
+                raise UnreadableFile(f"line {number} is not UTF-8 (byte {exc.start + 1}: "
+                                     f"{raw[exc.start:exc.start + 1]!r})") from None
             if fallback is None:
                 fallback = _guess_line_encoding(raw)
                 warnings.append(f"line {number} is not valid UTF-8 (byte {exc.start}); decoded such lines as "
