@@ -100,3 +100,13 @@ def test_image_search_on_a_text_model_collection_says_a_clip_model_is_needed(
     r = client.post("/v1/collections/notes/search", json={"image": b64(photos["chelsea"])})
     assert r.status_code == 422, r.text
     assert "CLIP model" in r.text and "local:all-MiniLM-L6-v2" in r.text
+
+
+def test_a_record_whose_id_is_a_path_can_be_fetched(client: httpx.Client, photos: dict[str, Path]) -> None:
+    from urllib.parse import quote
+
+    record_id = str(photos["coffee"])  # an absolute path: slashes in the id
+    r = client.get(f"/v1/collections/photos/records/{quote(record_id, safe='')}")
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == record_id
+    assert client.get("/v1/collections/photos/records/no%2Fsuch%2Fid").status_code == 404

@@ -175,7 +175,8 @@ async def get_records(name: NamePath, body: GetRequest, request: Request, princi
     return await state.run(work)
 
 
-@router.get("/{name}/records/{record_id}", response_model=RecordOut, summary="One record")
+# ``:path``: ids often hold slashes (``semkit index`` writes ``sub/file.md#0``, images their path).
+@router.get("/{name}/records/{record_id:path}", response_model=RecordOut, summary="One record")
 async def get_record(name: NamePath, record_id: Annotated[str, Path(min_length=1, max_length=1024)],
                      request: Request, principal: Caller) -> Any:
     state = state_of(request)

@@ -158,8 +158,8 @@ async function searchAndShow(body, query) {
     const spans = h.highlights && h.highlights.length ? h.highlights : termSpans(text, query);
     const meta = Object.assign({}, h.metadata || {});
     delete meta.thumbnail;
-    const title = meta.title || meta.name || h.id;
     const thumb = thumbnailOf(h);
+    const title = meta.title || meta.name || (thumb ? h.id.split("/").pop() : h.id);
     const item = el("li", { "data-id": h.id, class: thumb ? "with-thumb" : "", onclick: () => openRecord(h.id) });
     if (thumb) item.append(el("img", { class: "thumb", src: thumb, alt: title }));
     item.append(el("div", { class: "hit-body" },

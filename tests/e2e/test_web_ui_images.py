@@ -1,0 +1,100 @@
+"""The web UI on an image collection, in real Chromium: text → image search shows thumbnails,
+and choosing an image file searches by it (image → image). Real photos from scikit-image,
+indexed with a tiny randomly initialised CLIP built in this session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("skimage")
+
+import semkit
+from semkit.ingest.images import index_images
+from tests.e2e.test_web_ui import _shot, browser  # noqa: F401 - the browser fixture, shared
+from tests.support.server import RunningServer, serve
+from tests.support.tiny_clip import build_tiny_clip, save_photos
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return save_photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Iterator[RunningServer]:
+    clip_dir = build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+    db_path = tmp_path_factory.mktemp("ui-images") / "kb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SEMKIT_CLIP_MODEL", str(clip_dir))
+        with semkit.connect(db_path) as db:
+            clip = semkit.model(f"clip:{clip_dir}", cache=False)
+            index_images(db.collection("photos", model=clip), list(photos.values()), model=clip)
+        with serve(str(db_path), auth=False) as running:
+            yield running
+
+
+@pytest.fixture
+def page(browser: Any, server: RunningServer) -> Iterator[Any]:  # noqa: F811 - pytest injects the fixture
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+    context.route("**/*", lambda route: (route.continue_() if route.request.url.startswith(server.url)
+                                         or route.request.url.startswith("data:")
+                                         else (outside.append(route.request.url), route.abort())))
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(f"{server.url}/ui/")
+    pg.wait_for_function("document.querySelector('#collection').options.length > 0")
+    pg.select_option("#collection", "photos")
+    yield pg
+    context.close()
+    assert not outside, f"the UI tried to reach other hosts: {outside}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _thumbnails_loaded(page: Any) -> list[int]:
+    """Natural widths of the result thumbnails (0 = the image did not decode)."""
+    page.wait_for_function("[...document.querySelectorAll('#results img.thumb')].every(i => i.complete)")
+    return page.eval_on_selector_all("#results img.thumb", "imgs => imgs.map(i => i.naturalWidth)")
+
+
+def test_text_search_on_photos_shows_thumbnails(page: Any, tmp_path: Path) -> None:
+    page.fill("#query", "a photo of a cat")
+    page.select_option("#mode", "vector")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li img.thumb")
+    widths = _thumbnails_loaded(page)
+    assert len(widths) == 4 and all(w > 0 for w in widths)
+    meta = page.locator("#results li .meta").first.inner_text()
+    assert "thumbnail" not in meta and "base64" not in meta  # the blob is shown as a picture, not text
+    _shot(page, tmp_path, "images-text-search")
+
+
+def test_choosing_an_image_file_searches_by_it(page: Any, photos: dict[str, Path], tmp_path: Path) -> None:
+    page.set_input_files("#image-query", str(photos["rocket"]))
+    page.wait_for_selector("#results li img.thumb")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('by image')")
+    first = page.locator("#results li").first
+    assert Path(first.get_attribute("data-id")).name == "rocket.jpg"
+    assert page.locator("#image-preview").is_visible()
+    assert all(w > 0 for w in _thumbnails_loaded(page))
+    _shot(page, tmp_path, "images-by-image")
+    first.click()
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.eval_on_selector("#detail-image", "i => i.naturalWidth") > 0
+    assert "base64" not in page.inner_text("#detail-meta")
+
+
+def test_an_unreadable_file_is_reported_in_the_page(page: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    page.set_input_files("#image-query", str(bad))
+    page.wait_for_selector("#status.error")
+    assert "422" in page.inner_text("#status") and "image" in page.inner_text("#status")
