@@ -364,3 +364,48 @@ def test_duplicates_clusters_outliers_on_an_image_collection(tmp_path: Path, cli
         assert sorted(clusters.ids) == sorted(ids.values()) and len(set(clusters.labels.tolist())) == 2
         odd = outliers(col, k=2, top=5)
         assert {o.id for o in odd} == set(ids.values()) and odd[0].metadata["width"] > 0
+
+
+def test_cli_index_mixed_text_and_images_in_one_collection(tmp_path: Path, tiny_clip_dir: Path,
+                                                           photos: dict[str, Path]) -> None:
+    from tests.e2e.test_cli import run
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(photos["chelsea"], folder / "chelsea.jpg")
+    shutil.copy(photos["coffee"], folder / "coffee.jpg")
+    (folder / "note.md").write_text("# Cats\n\nA note about cats sleeping in the sun.\n")
+    db = str(tmp_path / "kb")
+    env = {"SEMKIT_CLIP_MODEL": str(tiny_clip_dir)}
+    report = json.loads(run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "docs",
+                            "--image-collection", "docs", "--json", env=env).stdout)
+    assert report["indexed"] == ["note.md"]
+    assert report["images"]["count"] == 3  # one collection: the note's chunk and two photos
+    hits = json.loads(run("search", "cats", "--db", db, "--collection", "docs", "--mode", "vector",
+                          "--json", env=env).stdout)
+    kinds = {"image" if "thumbnail" in h["metadata"] else "text" for h in hits}
+    assert kinds == {"image", "text"}
+    again = json.loads(run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "docs",
+                           "--image-collection", "docs", "--json", env=env).stdout)
+    assert again["unchanged"] == 1 and again["images"]["unchanged"] == 2 and again["count"] == 3
+    # A collection made with a text model cannot take CLIP vectors.
+    run("index", str(folder), "--db", db, "--collection", "texts", env=env)
+    clash = run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "texts",
+                "--image-collection", "texts", env=env, check=False)
+    assert clash.returncode != 0 and "texts" in clash.stderr
+
+
+def test_cli_index_clip_on_images_only_makes_no_text_collection(tmp_path: Path, tiny_clip_dir: Path,
+                                                                photos: dict[str, Path]) -> None:
+    from tests.e2e.test_cli import run
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    shutil.copy(photos["rocket"], folder / "rocket.jpg")
+    db = str(tmp_path / "kb")
+    env = {"SEMKIT_CLIP_MODEL": str(tiny_clip_dir)}
+    report = json.loads(run("index", str(folder), "--db", db, "--clip", "clip", "--image-collection", "photos",
+                            "--json", env=env).stdout)
+    assert report["images"]["count"] == 1 and report["count"] == 0
+    assert json.loads(run("collections", "--db", db, "--json").stdout)[0]["name"] == "photos"
+    assert len(json.loads(run("collections", "--db", db, "--json").stdout)) == 1

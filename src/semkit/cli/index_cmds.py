@@ -88,28 +88,42 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput(f"--engine must be 'local' or 'ray', got {engine!r}")
         if engine == "local" and (address is not None or workers is not None):
             raise InvalidInput("--address and --workers apply to --engine ray; add --engine ray")
+        from ..ingest import IndexReport, discover
+
+        mixed = clip is not None and image_collection == collection
+        if mixed and model is not None:
+            raise InvalidInput("with --image-collection equal to --collection, texts and images share the "
+                               "--clip model; leave --model out")
         with semkit.connect(db) as database:
-            col = database.collection(collection, model=model) if model else database.collection(collection)
-            with _file_progress(not as_json) as progress:
+            clip_model = semkit.model(clip) if clip is not None else None  # texts cached, images pass through
+            if mixed:
+                col = database.collection(collection, model=clip_model)
+            elif clip is not None and collection not in database.collections() and not discover(
+                    [str(p) for p in paths], include=include or (), exclude=exclude or ()).files:
+                col = None  # only images here: no empty text collection
+            else:
+                col = database.collection(collection, model=model) if model else database.collection(collection)
+            with _file_progress(not as_json and col is not None) as progress:
                 options: dict[str, Any] = {
                     "chunk_tokens": chunk_tokens, "overlap": overlap, "text_field": text_field,
                     "include": include or (), "exclude": exclude or (),
                     "max_file_bytes": int(max_file_mb * 1024 * 1024), "remove_missing": not keep_missing,
                     "progress": progress,
                 }
-                if engine == "ray":
+                if col is None:
+                    report = IndexReport(collection)
+                elif engine == "ray":
                     from ..ingest.distributed import index_paths_ray
 
                     report = index_paths_ray(col, [str(p) for p in paths], address=address, workers=workers,
                                              **options)
                 else:
                     report = index_paths(col, [str(p) for p in paths], **options)
-            total = len(col)
+            total = len(col) if col is not None else 0
             images = None
-            if clip is not None:
+            if clip_model is not None:
                 from ..ingest.images import index_images
 
-                clip_model = semkit.model(clip, cache=False)
                 image_col = database.collection(image_collection, model=clip_model)
                 images = index_images(image_col, [str(p) for p in paths], model=clip_model)
                 image_total = len(image_col)
@@ -117,7 +131,8 @@ def register(app: typer.Typer) -> None:
             extra = {} if images is None else {"images": {**images.as_dict(), "count": image_total}}
             output.emit_json({**report.as_dict(), "count": total, **extra})
         else:
-            _print_report(report, total, db)
+            if col is not None:
+                _print_report(report, total, db)
             if images is not None:
                 output.table(f"semkit index --clip -> {image_collection}", ["", "count"], [
                     ("images seen", images.seen), ("indexed (new or changed)", len(images.indexed)),
