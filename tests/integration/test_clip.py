@@ -392,7 +392,7 @@ def test_cli_index_mixed_text_and_images_in_one_collection(tmp_path: Path, tiny_
     run("index", str(folder), "--db", db, "--collection", "texts", env=env)
     clash = run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "texts",
                 "--image-collection", "texts", env=env, check=False)
-    assert clash.returncode != 0 and "texts" in clash.stderr
+    assert clash.returncode != 0 and "ModelMismatch" in clash.stderr and "texts" in clash.stderr
 
 
 def test_cli_index_clip_on_images_only_makes_no_text_collection(tmp_path: Path, tiny_clip_dir: Path,
