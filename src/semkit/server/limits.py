@@ -25,6 +25,9 @@ class Limits:
     max_ids: int = 10_000
     """Ids in one get / delete / recommend request."""
     max_k: int = 1_000
+    max_image_pixels: int = 8192 * 8192
+    """Pixels of one image searched by (width x height, read from its header before decoding):
+    a small compressed file can decode to gigabytes; 8192 x 8192 passes any camera photo."""
     rate_limit: float = 0.0
     """Requests per second per key; 0 = unlimited (a key may carry its own)."""
     burst: int = 0

@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import importlib
+import json
 import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from .. import errors
@@ -232,7 +233,8 @@ async def search(name: NamePath, body: SearchRequest, request: Request, principa
         nonlocal body
         col = state.collection(name)
         if image is not None:
-            body = body.model_copy(update={"vector": _image_vector(col, image).tolist(), "image": None})
+            vector = _image_vector(col, image, state.limits.max_image_pixels)
+            body = body.model_copy(update={"vector": vector.tolist(), "image": None})
         if apps_search is None:
             return _plain_search(col, body)
         query: Any = body.query if body.query is not None else body.vector
@@ -250,6 +252,33 @@ async def search(name: NamePath, body: SearchRequest, request: Request, principa
         return {"mode": hits[0].mode if hits else body.mode, "hits": out}
 
     return await state.run(work)
+
+
+@router.post("/{name}/search/image", response_model=SearchResponse,
+             summary="Search by an image sent as the raw request body (curl --data-binary @cat.jpg)",
+             openapi_extra={"requestBody": {"required": True, "description": "The image file's bytes "
+                            "(JPEG, PNG, WebP, GIF)", "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}}})
+async def search_by_image_file(
+        name: NamePath, request: Request, principal: Caller,
+        k: Annotated[int, Query(ge=1, description="How many results")] = 10,
+        where: Annotated[str | None, Query(description='Metadata filter as JSON, e.g. {"format": "PNG"}')] = None,
+        exact: bool = False) -> Any:
+    """The same search as ``POST /{name}/search`` with ``{"image": ...}``, without base64: the
+    body is the file itself, whatever its Content-Type."""
+    data = await request.body()
+    if not data:
+        raise errors.InvalidInput("the request body is empty; send the image file's bytes "
+                                  "(curl --data-binary @cat.jpg)")
+    try:
+        parsed = json.loads(where) if where is not None else None
+    except ValueError as exc:
+        raise errors.InvalidFilter(f"where is not valid JSON: {exc}") from None
+    if parsed is not None and not isinstance(parsed, dict):
+        raise errors.InvalidFilter('where must be a JSON object, e.g. {"format": "PNG"}')
+    body = SearchRequest(query=None, image=base64.b64encode(data).decode("ascii"), mode="vector", k=k, where=parsed,
+                         exact=exact)
+    return await search(name, body, request, principal)
 
 
 def _plain_search(col: Any, body: SearchRequest) -> dict[str, Any]:
@@ -281,8 +310,8 @@ def _decode_image(data: str) -> bytes:
         raise errors.InvalidInput("image is not valid base64; send the file's bytes base64-encoded") from None
 
 
-def _image_vector(col: Any, image: bytes) -> Any:
-    from ..embed.clip import image_embedder
+def _image_vector(col: Any, image: bytes, max_pixels: int) -> Any:
+    from ..embed.clip import UnreadableImage, image_embedder
 
     model = col.model
     clip = image_embedder(model) if model is not None else None
@@ -290,7 +319,38 @@ def _image_vector(col: Any, image: bytes) -> Any:
         what = f"model {model.id}" if model is not None else "no model (it stores your own vectors)"
         raise errors.InvalidInput(f"collection {col.name!r} has {what}, which cannot embed images; "
                                   "search by image needs a collection made with a CLIP model (clip:...)")
-    return clip.embed_images([image]).vectors[0]
+    _check_pixels(image, max_pixels)
+    try:
+        return clip.embed_images([image]).vectors[0]
+    except UnreadableImage as exc:
+        reason = exc.failures[0].reason if exc.failures else "unreadable"
+        raise errors.InvalidInput(f"the image could not be read: {reason}; send the bytes of a JPEG, PNG, "
+                                  "WebP or GIF file") from None
+
+
+def _check_pixels(image: bytes, max_pixels: int) -> None:
+    """413 before decoding when the header promises more pixels than the server allows (a few
+    kilobytes of PNG can decode to gigabytes). Unreadable headers are left to the decoder's 422."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:  # over PIL's own hard limit, so over ours too
+        size = "more pixels than PIL will decode"
+    except (OSError, ValueError, SyntaxError):
+        return
+    else:
+        if width * height <= max_pixels:
+            return
+        size = f"{width} x {height} pixels"
+    raise ApiError(413, f"the image has {size}; this server searches images of at most {max_pixels:,} "
+                        "pixels: send a smaller copy", "image_too_large")
 
 
 def optional_app(name: str) -> Any:
