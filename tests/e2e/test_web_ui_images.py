@@ -13,11 +13,9 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("skimage")
 
-import semkit
-from semkit.ingest.images import index_images
 from tests.e2e.test_web_ui import _shot, browser  # noqa: F401 - the browser fixture, shared
 from tests.support.server import RunningServer, serve
-from tests.support.tiny_clip import build_tiny_clip, save_photos
+from tests.support.tiny_clip import photo_collection, save_photos
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +27,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Iterator[RunningServer]:
-    clip_dir = build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
-    db_path = tmp_path_factory.mktemp("ui-images") / "kb"
+    db_path, clip_dir = photo_collection(tmp_path_factory.mktemp("ui-images"), photos)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SEMKIT_CLIP_MODEL", str(clip_dir))
-        with semkit.connect(db_path) as db:
-            clip = semkit.model(f"clip:{clip_dir}", cache=False)
-            index_images(db.collection("photos", model=clip), list(photos.values()), model=clip)
         with serve(str(db_path), auth=False) as running:
             yield running
 

@@ -16,9 +16,8 @@ pytest.importorskip("skimage")
 from PIL import Image
 
 import semkit
-from semkit.ingest.images import index_images
 from tests.support.server import RunningServer, serve
-from tests.support.tiny_clip import build_tiny_clip, save_photos
+from tests.support.tiny_clip import photo_collection, save_photos
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +27,11 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Iterator[RunningServer]:
-    clip_dir = build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
-    db_path = tmp_path_factory.mktemp("images-db") / "kb"
+    db_path, clip_dir = photo_collection(tmp_path_factory.mktemp("images"), photos)
     with pytest.MonkeyPatch.context() as env:
         # The collection records clip:tiny-clip; the server finds the folder again through this.
         env.setenv("SEMKIT_CLIP_MODEL", str(clip_dir))
         with semkit.connect(db_path) as db:
-            clip = semkit.model(f"clip:{clip_dir}", cache=False)
-            report = index_images(db.collection("photos", model=clip), list(photos.values()), model=clip)
-            assert len(report.indexed) == 4
             db.collection("notes", model="local").upsert(["n1"], texts=["A note about cats."])
         with serve(str(db_path), keys_path=str(db_path.parent / "keys.json")) as running:
             yield running

@@ -60,3 +60,19 @@ def save_photos(folder: Path) -> dict[str, Path]:
         Image.fromarray(getattr(skimage.data, name)()).save(path, quality=90)
         out[name] = path
     return out
+
+
+def photo_collection(root: Path, photos: dict[str, Path], name: str = "photos") -> tuple[Path, Path]:
+    """A tiny CLIP in ``root/tiny-clip`` and an embedded store ``root/kb`` whose collection
+    ``name`` holds ``photos`` (indexed with thumbnails); returns ``(store path, CLIP folder)``.
+    The collection records ``clip:tiny-clip``: set ``SEMKIT_CLIP_MODEL`` to the folder to reopen it."""
+    import semkit
+    from semkit.ingest.images import index_images
+
+    clip_dir = build_tiny_clip(root / "tiny-clip")
+    db_path = root / "kb"
+    with semkit.connect(db_path) as db:
+        clip = semkit.model(f"clip:{clip_dir}", cache=False)
+        report = index_images(db.collection(name, model=clip), list(photos.values()), model=clip)
+        assert len(report.indexed) == len(photos), report.failed
+    return db_path, clip_dir

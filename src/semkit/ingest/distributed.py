@@ -40,6 +40,7 @@ address, a local Ray instance is started with this machine's CPUs and shut down 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -60,15 +61,12 @@ from .pipeline import (
     SourceFile,
     _fail,
     _Indexed,
-    _manifest,
     _remove_missing,
     _Writer,
-    check_index_options,
-    discover,
+    begin_run,
     indexed_hash,
     path_conflict,
     read_source,
-    settings_key,
     settle_read,
 )
 
@@ -97,6 +95,23 @@ def _import_ray() -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def _quiet_auth_notice(local: bool) -> Iterator[None]:
+    """Ray turns token authentication on for each new local instance and says so on every
+    run; that is the safe default for an instance this run owns, so the notice is noise. The
+    logger is only quietened while starting a local instance."""
+    import logging
+
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = logger.level
+    if local:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 @dataclass
 class _RayRun:
     """A Ray connection for one indexing run: started here (and shut down after) or joined."""
@@ -121,7 +136,8 @@ class _RayRun:
         else:
             options["address"] = address
         try:
-            ray.init(**options)
+            with _quiet_auth_notice(address is None):
+                ray.init(**options)
         except Exception as exc:  # ConnectionError, RuntimeError, ValueError: all mean "no cluster there"
             where = address or "a local Ray instance"
             raise ConfigError(
@@ -305,17 +321,12 @@ def index_paths_ray(
     CPUs of the cluster, at least one). ``batch_size`` is the number of chunks per embedding
     call and per store write."""
     started = time.perf_counter()
-    check_index_options(collection, chunk_tokens, overlap, max_file_bytes, batch_size)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InvalidInput(f"workers must be a positive integer, got {workers!r}")
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    found = discover(paths, include=include, exclude=exclude)
-    report = IndexReport(collection.name, roots=[str(p) for p in found.folders], seen=len(found.files),
-                         failed=list(found.problems), ignored=found.ignored)
-    settings = settings_key(chunk_tokens, overlap, text_field)
-    manifest = _manifest(collection)
-    writer = _Writer(collection, report, chunk_tokens, overlap, batch_size)
+    run_state = begin_run(collection, paths, chunk_tokens=chunk_tokens, overlap=overlap, text_field=text_field,
+                          include=include, exclude=exclude, max_file_bytes=max_file_bytes, batch_size=batch_size)
+    found, report, settings = run_state.found, run_state.report, run_state.settings
+    manifest, writer = run_state.manifest, run_state.writer
 
     todo: list[dict[str, str]] = []
     pending: dict[str, _Pending] = {}
@@ -358,11 +369,23 @@ def index_paths_ray(
     return report
 
 
+def _quiet_console_logs() -> None:
+    """Ray Data narrates every run on stderr (plan, start, finish, "progress bars disabled");
+    a CLI run prints its own report instead. The session's log files keep everything, and
+    failures still arrive as exceptions."""
+    import logging
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ != "SessionFileHandler":
+            handler.setLevel(logging.ERROR)
+
+
 def _stream(ray: Any, todo: list[dict[str, str]], plan: ChunkPlan, settings: str, text_field: str | None,
             max_file_bytes: int, actors: int, threads: int, batch_size: int,
             embedder_id: str) -> Iterator[dict[str, np.ndarray]]:
     from ray.data import ActorPoolStrategy, DataContext
 
+    _quiet_console_logs()
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = False  # files finish in any order; the sink tracks them

@@ -491,6 +491,31 @@ def check_index_options(collection: Collection, chunk_tokens: int | None, overla
         raise InvalidInput(f"overlap={overlap} is more than half of chunk_tokens={chunk_tokens}; use a smaller overlap")
 
 
+@dataclass
+class IndexRun:
+    """What every indexing engine starts from: the files found, the report, the settings key,
+    the manifest (what the collection already holds) and the writer."""
+
+    found: Discovery
+    report: IndexReport
+    settings: str
+    manifest: dict[str, _Indexed]
+    writer: _Writer
+
+
+def begin_run(collection: Collection, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *,
+              chunk_tokens: int | None, overlap: int | None, text_field: str | None, include: Sequence[str],
+              exclude: Sequence[str], max_file_bytes: int, batch_size: int) -> IndexRun:
+    check_index_options(collection, chunk_tokens, overlap, max_file_bytes, batch_size)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found = discover(paths, include=include, exclude=exclude)
+    report = IndexReport(collection.name, roots=[str(p) for p in found.folders], seen=len(found.files),
+                         failed=list(found.problems), ignored=found.ignored)
+    return IndexRun(found, report, settings_key(chunk_tokens, overlap, text_field), _manifest(collection),
+                    _Writer(collection, report, chunk_tokens, overlap, batch_size))
+
+
 def index_paths(
     collection: Collection,
     paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
@@ -514,15 +539,9 @@ def index_paths(
     ``remove_missing``: delete the records of files gone from an indexed folder.
     """
     started = time.perf_counter()
-    check_index_options(collection, chunk_tokens, overlap, max_file_bytes, batch_size)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    found = discover(paths, include=include, exclude=exclude)
-    report = IndexReport(collection.name, roots=[str(p) for p in found.folders], seen=len(found.files),
-                         failed=list(found.problems), ignored=found.ignored)
-    settings = settings_key(chunk_tokens, overlap, text_field)
-    manifest = _manifest(collection)
-    writer = _Writer(collection, report, chunk_tokens, overlap, batch_size)
+    run = begin_run(collection, paths, chunk_tokens=chunk_tokens, overlap=overlap, text_field=text_field,
+                    include=include, exclude=exclude, max_file_bytes=max_file_bytes, batch_size=batch_size)
+    found, report, settings, manifest, writer = run.found, run.report, run.settings, run.manifest, run.writer
     total = len(found.files)
     if progress is not None:
         progress(0, total, "")
