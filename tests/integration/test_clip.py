@@ -380,19 +380,46 @@ def test_cli_index_mixed_text_and_images_in_one_collection(tmp_path: Path, tiny_
     report = json.loads(run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "docs",
                             "--image-collection", "docs", "--json", env=env).stdout)
     assert report["indexed"] == ["note.md"]
-    assert report["images"]["count"] == 3  # one collection: the note's chunk and two photos
+    chunks = report["chunks_written"]  # the tiny CLIP's 16-token context cuts the note in a few
+    assert chunks >= 1 and report["images"]["count"] == chunks + 2  # one collection: chunks and photos
     hits = json.loads(run("search", "cats", "--db", db, "--collection", "docs", "--mode", "vector",
                           "--json", env=env).stdout)
     kinds = {"image" if "thumbnail" in h["metadata"] else "text" for h in hits}
     assert kinds == {"image", "text"}
     again = json.loads(run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "docs",
                            "--image-collection", "docs", "--json", env=env).stdout)
-    assert again["unchanged"] == 1 and again["images"]["unchanged"] == 2 and again["count"] == 3
+    assert again["unchanged"] == 1 and again["images"]["unchanged"] == 2 and again["count"] == chunks + 2
     # A collection made with a text model cannot take CLIP vectors.
     run("index", str(folder), "--db", db, "--collection", "texts", env=env)
     clash = run("index", str(folder), "--db", db, "--clip", "clip", "--collection", "texts",
                 "--image-collection", "texts", env=env, check=False)
     assert clash.returncode != 0 and "ModelMismatch" in clash.stderr and "texts" in clash.stderr
+    assert "local:all-MiniLM-L6-v2" in clash.stderr and "--image-collection images" in clash.stderr
+
+
+def test_mixed_collection_chunks_fit_clip_context(tmp_path: Path, tiny_clip_dir: Path, clip: ClipEmbedder,
+                                                  photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text chunks for CLIP are cut by its own tokenizer to its context (77 tokens for real
+    CLIPs, 16 for the tiny one), not by a character estimate that a BPE can exceed."""
+    from semkit.embed.tokens import HFTokenizerCounter, counter_for_model
+    from semkit.ingest import index_paths
+    from semkit.ingest.images import index_images
+
+    monkeypatch.setenv("SEMKIT_CLIP_MODEL", str(tiny_clip_dir))
+    assert isinstance(counter_for_model(clip.id), HFTokenizerCounter)  # the folder's tokenizer.json
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "cats.md").write_text("# Cats\n\n" + " ".join(
+        f"Cat number {i} sleeps in the sun and purrs." for i in range(30)) + "\n")
+    shutil.copy(photos["chelsea"], folder / "chelsea.jpg")
+    with semkit.connect(tmp_path / "kb") as db:
+        col = db.collection("docs", model=clip)
+        report = index_paths(col, [folder])
+        index_images(col, [folder], model=clip)
+        texts = [r.text for r in col.get([f"cats.md#{i}" for i in range(report.chunks_written)])]
+        assert report.chunks_written > 5 and len(texts) == report.chunks_written and len(col) == len(texts) + 1
+        sizes = [len(clip.processor.tokenizer(t)["input_ids"]) for t in texts]
+        assert max(sizes) <= clip.max_tokens, sizes
 
 
 def test_cli_index_clip_on_images_only_makes_no_text_collection(tmp_path: Path, tiny_clip_dir: Path,

@@ -18,6 +18,21 @@ if TYPE_CHECKING:
 DEFAULT_DB = os.environ.get("SEMKIT_DB", "./kb")
 
 
+def _mixed_collection(database: Any, name: str, clip_model: Any) -> Any:
+    """The collection that holds texts and images together: both need the CLIP model."""
+    from ..errors import ModelMismatch
+
+    try:
+        return database.collection(name, model=clip_model)
+    except ModelMismatch:
+        recorded = database.store.get_collection(name).embedder
+        raise ModelMismatch(
+            f"collection {name!r} holds texts embedded with {recorded}; texts and images share one "
+            f"collection only when both are embedded with the CLIP model ({clip_model.id}). Keep the "
+            "images apart (--image-collection images), or index into a new collection "
+            f"(--collection {name}-clip --image-collection {name}-clip)") from None
+
+
 @contextmanager
 def _file_progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
     """A progress bar of files on stderr, drawn only on a terminal; its total is known only
@@ -97,7 +112,7 @@ def register(app: typer.Typer) -> None:
         with semkit.connect(db) as database:
             clip_model = semkit.model(clip) if clip is not None else None  # texts cached, images pass through
             if mixed:
-                col = database.collection(collection, model=clip_model)
+                col = _mixed_collection(database, collection, clip_model)
             elif clip is not None and collection not in database.collections() and not discover(
                     [str(p) for p in paths], include=include or (), exclude=exclude or ()).files:
                 col = None  # only images here: no empty text collection

@@ -314,6 +314,16 @@ def _model_info(spec: str) -> tuple[ModelInfo | None, Path | None]:
     if provider == "local":
         folder = Path(name).expanduser()
         return ModelInfo(name=name, provider="local", dimensions=0, max_tokens=0, local=True), folder
+    if provider == "clip":
+        # A CLIP folder carries its tokenizer.json: exact counts keep chunks within its 77
+        # tokens (the character estimate can be far off for BPE on odd text).
+        from .clip import resolve_folder
+
+        try:
+            clip_folder: Path | None = resolve_folder(name)
+        except SemkitError:
+            clip_folder = None
+        return ModelInfo(name=name, provider="clip", dimensions=0, max_tokens=0, local=True), clip_folder
     # http: servers can run any model, so only openai: gets OpenAI's tokenizer.
     tokenizer = "cl100k_base" if provider == "openai" else "estimate"
     return ModelInfo(name=name, provider=provider, dimensions=0, max_tokens=0,  # type: ignore[arg-type]
