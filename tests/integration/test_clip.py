@@ -436,3 +436,25 @@ def test_cli_index_clip_on_images_only_makes_no_text_collection(tmp_path: Path, 
     assert report["images"]["count"] == 1 and report["count"] == 0
     assert json.loads(run("collections", "--db", db, "--json").stdout)[0]["name"] == "photos"
     assert len(json.loads(run("collections", "--db", db, "--json").stdout)) == 1
+
+
+def test_cli_dedup_finds_a_resized_copy_in_an_image_collection(tmp_path: Path, tiny_clip_dir: Path,
+                                                               photos: dict[str, Path]) -> None:
+    from tests.e2e.test_cli import run
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for path in photos.values():
+        shutil.copy(path, folder / path.name)
+    Image.open(photos["chelsea"]).resize((226, 150)).save(folder / "chelsea-small.png")  # other bytes, format
+    db = str(tmp_path / "kb")
+    env = {"SEMKIT_CLIP_MODEL": str(tiny_clip_dir)}
+    run("index", str(folder), "--db", db, "--clip", "clip", "--image-collection", "photos", env=env)
+    # The tiny random CLIP puts all photos close together (cosine ~0.95): only a copy is this close.
+    report = json.loads(run("dedup", "--db", db, "--collection", "photos", "--threshold", "0.995", "--json",
+                            env=env).stdout)
+    assert report["items"] == 5 and report["exact_duplicates"] == 0
+    assert len(report["groups"]) == 1
+    group = report["groups"][0]
+    assert sorted(Path(i).name for i in [group["keeper"], *(m["id"] for m in group["members"])]) == [
+        "chelsea-small.png", "chelsea.jpg"]
