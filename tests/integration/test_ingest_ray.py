@@ -156,11 +156,20 @@ def test_unreachable_cluster_is_a_config_error(tmp_path: Path) -> None:
         "except ConfigError as exc:\n"
         "    print('ConfigError:', exc); sys.exit(3)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "SEMKIT_CACHE_DIR": str(tmp_path / "cache")})
+    # Ray's client retries 3 times from 5 s up (35 s); 1 s up is enough to find nobody listening.
+    env = {**os.environ, "SEMKIT_CACHE_DIR": str(tmp_path / "cache"), "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 3, out.stderr[-2000:]
     assert "cannot start or reach Ray at ray://127.0.0.1:9" in out.stdout
     assert ConfigError.__name__ in out.stdout
+
+
+def test_missing_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
+    col = semkit.connect(tmp_path / "kb").collection("docs", model="local")
+    with pytest.raises(ConfigError, match=r"pip install 'semkit\[ray\]'"):
+        index_paths_ray(col, [EXAMPLES])
+    assert len(col) == 0
 
 
 def _scifact_files(root: Path, count: int) -> Path:
@@ -186,7 +195,7 @@ def _count(db_path: Path) -> int:
 
 
 def test_killed_run_resumes_without_re_embedding_the_finished_part(tmp_path: Path) -> None:
-    corpus = _scifact_files(tmp_path / "scifact", 200)
+    corpus = _scifact_files(tmp_path / "scifact", 120)  # ~260 chunks: a few batches after the first
     kb = tmp_path / "kb"
     env = {**os.environ, "SEMKIT_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "semkit", "index", str(corpus), "--db", str(kb), "--engine", "ray",
