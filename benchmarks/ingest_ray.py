@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     base = Path(tempfile.mkdtemp(prefix="semkit-ingest-ray-"))
     try:
         corpus = write_corpus(base / "corpus", args.docs)
@@ -109,7 +110,8 @@ def main() -> None:
     single_s = statistics.median(single)
     single_rate = chunks / single_s
     print(f"\n# {args.docs} SciFact abstracts -> {chunks} chunks, all-MiniLM-L6-v2 ONNX fp32, "
-          f"{os.cpu_count()} CPUs, median of {args.rounds} round(s)\n")
+          f"{os.cpu_count()} CPUs, median of {args.rounds} round(s); 1-minute load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (above ~2 the cores were shared)\n")
     print("| engine | workers | run s | chunks/s | vs single | per worker chunks/s | Ray start-up s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(f"| single process (2 threads) | 1 | {single_s:.1f} | {single_rate:.0f} | 1.00x | {single_rate:.0f} | - |")

@@ -295,7 +295,8 @@ class _Sink:
         if pending.entry is not None:
             # Positional ids were overwritten; anything past the new count is stale.
             self.writer.remove(source, pending.entry, start=pending.expected)
-        self.report.indexed.append(source)
+        if pending.expected:  # as index_paths: a file that chunks to nothing is not "indexed"
+            self.report.indexed.append(source)
         del self.files[source]
 
 
