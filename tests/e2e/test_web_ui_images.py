@@ -1,6 +1,7 @@
-"""The web UI on an image collection, in real Chromium: text → image search shows thumbnails,
-and choosing an image file searches by it (image → image). Real photos from scikit-image,
-indexed with a tiny randomly initialised CLIP built in this session."""
+"""The web UI on an image collection, in real Chromium: text → image search shows a grid of
+thumbnails, choosing or dropping an image file searches by it (image → image), and the
+duplicates page shows a resized copy beside its original as pictures. Real photos from
+scikit-image, indexed with a tiny randomly initialised CLIP built in this session."""
 
 from __future__ import annotations
 
@@ -27,7 +28,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Iterator[RunningServer]:
-    db_path, clip_dir = photo_collection(tmp_path_factory.mktemp("ui-images"), photos)
+    from PIL import Image
+
+    # A resized PNG copy of the cat: the near-duplicate the duplicates page must show.
+    small = photos["chelsea"].with_name("chelsea-small.png")
+    Image.open(photos["chelsea"]).resize((226, 150)).save(small)
+    db_path, clip_dir = photo_collection(tmp_path_factory.mktemp("ui-images"), {**photos, "chelsea-small": small})
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SEMKIT_CLIP_MODEL", str(clip_dir))
         with serve(str(db_path), auth=False) as running:
@@ -65,9 +71,11 @@ def test_text_search_on_photos_shows_thumbnails(page: Any, tmp_path: Path) -> No
     page.click("#search-form button[type=submit]")
     page.wait_for_selector("#results li img.thumb")
     widths = _thumbnails_loaded(page)
-    assert len(widths) == 4 and all(w > 0 for w in widths)
+    assert len(widths) == 5 and all(w > 0 for w in widths)
+    assert page.locator("#results.grid").count() == 1  # only images: a grid, not rows
     meta = page.locator("#results li .meta").first.inner_text()
     assert "thumbnail" not in meta and "base64" not in meta  # the blob is shown as a picture, not text
+    assert "sha256" not in meta and " × " in meta  # size and format in words, not the stored JSON
     _shot(page, tmp_path, "images-text-search")
 
 
@@ -92,3 +100,35 @@ def test_an_unreadable_file_is_reported_in_the_page(page: Any, tmp_path: Path) -
     page.set_input_files("#image-query", str(bad))
     page.wait_for_selector("#status.error")
     assert "422" in page.inner_text("#status") and "image" in page.inner_text("#status")
+
+
+def test_dropping_an_image_file_searches_by_it(page: Any, photos: dict[str, Path]) -> None:
+    data = list(photos["coffee"].read_bytes())
+    page.evaluate("""async (bytes) => {
+        const file = new File([new Uint8Array(bytes)], "coffee.jpg", { type: "image/jpeg" });
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        const zone = document.querySelector("#page-search");
+        zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", data)
+    page.wait_for_function("document.querySelector('#status').textContent.includes('by image')")
+    assert Path(page.locator("#results li").first.get_attribute("data-id")).name == "coffee.jpg"
+    assert all(w > 0 for w in _thumbnails_loaded(page))
+
+
+def test_duplicates_page_shows_a_resized_copy_beside_its_original(page: Any, tmp_path: Path) -> None:
+    page.click("nav a[data-page=duplicates]")
+    # The tiny random CLIP puts all photos close together (~0.95); only the copy is this close.
+    page.fill("#threshold", "0.995")
+    page.click("#dedup-form button[type=submit]")
+    page.wait_for_selector("#groups .group")
+    assert page.locator("#groups .group").count() == 1
+    names = sorted(Path(t).name for t in page.eval_on_selector_all(
+        "#groups .group tr td:nth-child(2)", "cells => cells.map(c => c.textContent)"))
+    assert names == ["chelsea-small.png", "chelsea.jpg"]
+    assert Path(page.inner_text("#groups tr.keeper td:nth-child(2)")).name == "chelsea.jpg"  # the larger copy
+    page.wait_for_function("[...document.querySelectorAll('#groups img.thumb-small')].every(i => i.complete)")
+    widths = page.eval_on_selector_all("#groups img.thumb-small", "imgs => imgs.map(i => i.naturalWidth)")
+    assert len(widths) == 2 and all(w > 0 for w in widths)
+    _shot(page, tmp_path, "images-duplicates")

@@ -117,11 +117,19 @@ async function runSearch(ev) {
   });
 }
 
-// Search by an image file: sent base64-encoded; an image is always searched by vector.
+// Search by an image file (chosen or dropped): sent base64-encoded; an image is always
+// searched by vector.
 async function runImageSearch(ev) {
   const file = ev.target.files && ev.target.files[0];
-  if (!file) return;
+  if (file) await searchByImageFile(file);
+  ev.target.value = "";  // choosing the same file again searches again
+}
+
+async function searchByImageFile(file) {
   await guarded(async () => {
+    if (file.type && !file.type.startsWith("image/")) {  // no type: let the server judge the bytes
+      throw new Error(file.name + " is not an image; choose a JPEG, PNG, WebP or GIF file");
+    }
     const dataUrl = await new Promise((resolve, reject) => {
       const reader = new FileReader();
       reader.onload = () => resolve(reader.result);
@@ -138,7 +146,23 @@ async function runImageSearch(ev) {
     }
     await searchAndShow(body, "");
   });
-  ev.target.value = "";  // choosing the same file again searches again
+}
+
+function setupDrop() {
+  const zone = $("#page-search");
+  zone.addEventListener("dragover", (ev) => {
+    if (!ev.dataTransfer || ![...ev.dataTransfer.types].includes("Files")) return;
+    ev.preventDefault();  // allows the drop
+    zone.classList.add("dropping");
+  });
+  zone.addEventListener("dragleave", (ev) => { if (ev.target === zone) zone.classList.remove("dropping"); });
+  zone.addEventListener("drop", (ev) => {
+    zone.classList.remove("dropping");
+    const file = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
+    if (!file) return;
+    ev.preventDefault();  // the browser would otherwise open the file
+    searchByImageFile(file);
+  });
 }
 
 // A thumbnail stored by `semkit index --clip` (a data: URI), never a remote URL.
@@ -147,26 +171,46 @@ const thumbnailOf = (h) => {
   return typeof t === "string" && /^data:image\/(jpeg|png|webp|gif);base64,/.test(t) ? t : null;
 };
 
+// What `semkit index --clip` records about an image, shown as one short line instead of JSON.
+const IMAGE_FIELDS = ["thumbnail", "path", "width", "height", "format", "sha256", "bytes"];
+
+function imageFacts(meta) {
+  const facts = [];
+  if (meta.width && meta.height) facts.push(meta.width + " × " + meta.height);
+  if (meta.format) facts.push(meta.format);
+  if (meta.bytes) facts.push(fmtBytes(meta.bytes));
+  return facts.join(" · ");
+}
+
 async function searchAndShow(body, query) {
   status("searching…");
   const t0 = performance.now();
   const res = await api("POST", colPath("/search"), body);
   const list = $("#results");
   list.replaceChildren();
+  // Only images (a photo collection): a grid of pictures; texts or a mix: rows.
+  list.classList.toggle("grid", res.hits.length > 0 && res.hits.every((h) => thumbnailOf(h)));
   for (const h of res.hits) {
     const text = h.snippet || h.text || "";
     const spans = h.highlights && h.highlights.length ? h.highlights : termSpans(text, query);
     const meta = Object.assign({}, h.metadata || {});
-    delete meta.thumbnail;
     const thumb = thumbnailOf(h);
+    let facts = "";
+    if (thumb) {
+      facts = imageFacts(meta);
+      for (const f of IMAGE_FIELDS) delete meta[f];
+    }
+    delete meta.thumbnail;
     const title = meta.title || meta.name || (thumb ? h.id.split("/").pop() : h.id);
-    const item = el("li", { "data-id": h.id, class: thumb ? "with-thumb" : "", onclick: () => openRecord(h.id) });
+    const item = el("li", { "data-id": h.id, class: thumb ? "with-thumb" : "", title: h.id,
+                            onclick: () => openRecord(h.id) });
     if (thumb) item.append(el("img", { class: "thumb", src: thumb, alt: title }));
+    const extra = Object.keys(meta).length ? "  " + JSON.stringify(meta) : "";
     item.append(el("div", { class: "hit-body" },
       el("div", { class: "hit-head" }, el("span", { class: "hit-id" }, title),
          el("span", { class: "score" }, h.score.toFixed(4))),
-      el("p", { class: "snippet" }, marked(text, spans)),
-      el("div", { class: "meta" }, h.id + (Object.keys(meta).length ? "  " + JSON.stringify(meta) : ""))));
+      text ? el("p", { class: "snippet" }, marked(text, spans)) : "",
+      el("div", { class: "meta" }, (thumb ? facts : h.id) + extra)));
     list.append(item);
   }
   status(res.hits.length + " result(s), " + res.mode + (body.image ? " (by image)" : "") + ", " +
@@ -183,11 +227,14 @@ async function runDedup(ev) {
       rep.exact_duplicates + " exact duplicates, " + rep.near_pairs + " near pairs ≥ " + rep.threshold + ")";
     const box = $("#groups");
     box.replaceChildren();
+    const thumbs = await groupThumbnails(rep.groups);
+    const idCell = (id) => (thumbs.has(id)
+      ? el("td", {}, el("img", { class: "thumb-small", src: thumbs.get(id), alt: "" }), id) : el("td", {}, id));
     rep.groups.forEach((g, n) => {
-      const rows = [el("tr", { class: "keeper" }, el("td", { class: "role" }, "keep"), el("td", {}, g.keeper),
+      const rows = [el("tr", { class: "keeper" }, el("td", { class: "role" }, "keep"), idCell(g.keeper),
         el("td", { class: "num" }, "—"), el("td", {}, g.keeper_text || ""))];
       for (const m of g.members) {
-        rows.push(el("tr", {}, el("td", { class: "role" }, m.exact ? "exact" : "near"), el("td", {}, m.id),
+        rows.push(el("tr", {}, el("td", { class: "role" }, m.exact ? "exact" : "near"), idCell(m.id),
           el("td", { class: "num" }, m.score.toFixed(4)), el("td", {}, m.text || "")));
       }
       const pairs = (g.pairs || []).map((p) => p.a + " ~ " + p.b + " " + p.score.toFixed(3)).join(" · ");
@@ -196,6 +243,21 @@ async function runDedup(ev) {
     });
     status("");
   });
+}
+
+// Near-duplicate photos are judged by eye: fetch the groups' records for their thumbnails
+// (texts come with the report). A failure only leaves the pictures out.
+async function groupThumbnails(groups) {
+  const ids = [...new Set(groups.flatMap((g) => [g.keeper, ...g.members.map((m) => m.id)]))];
+  const out = new Map();
+  if (!ids.length || ids.length > 2000) return out;
+  try {
+    for (const r of await api("POST", colPath("/get"), { ids })) {
+      const t = thumbnailOf(r);
+      if (t) out.set(r.id, t);
+    }
+  } catch (e) { /* no pictures */ }
+  return out;
 }
 
 // --- map ------------------------------------------------------------------------------------
@@ -392,6 +454,7 @@ async function init() {
   });
   $("#search-form").addEventListener("submit", runSearch);
   $("#image-query").addEventListener("change", runImageSearch);
+  setupDrop();
   $("#dedup-form").addEventListener("submit", runDedup);
   $("#map-form").addEventListener("submit", runCluster);
   $("#close-detail").addEventListener("click", () => { $("#detail").hidden = true; });
