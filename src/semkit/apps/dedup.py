@@ -150,10 +150,10 @@ def duplicates(
     """Groups of exact and near-duplicate items, each with a suggested keeper.
 
     ``threshold`` is a cosine similarity. ``keep`` orders the candidates of a group:
-    ``"longest"`` text, ``"first"`` in source order, ``"central"`` (highest summed similarity
-    to its near-duplicates), or a function giving each ``Item`` a sort key — the item with the
-    *lowest* key is kept, as in ``sorted(key=...)`` (e.g. ``lambda it: it.metadata["date"]``
-    keeps the oldest). ``exact=True`` forces exact kNN search.
+    ``"longest"`` text (for images: the most pixels), ``"first"`` in source order, ``"central"``
+    (highest summed similarity to its near-duplicates), or a function giving each ``Item`` a
+    sort key — the item with the *lowest* key is kept, as in ``sorted(key=...)`` (e.g.
+    ``lambda it: it.metadata["date"]`` keeps the oldest). ``exact=True`` forces exact kNN search.
     """
     if not isinstance(threshold, (int, float)) or not -1.0 <= float(threshold) <= 1.0:
         raise InvalidInput(f"threshold is a cosine similarity between -1 and 1, got {threshold!r}")
@@ -252,7 +252,7 @@ def _preference(src: Source, keep: Keep | Callable[[Item], Any], strength: np.nd
     if keep == "first":
         return lambda i: i
     if keep == "longest":
-        return lambda i: (-len(src.texts[i] or ""), i)
+        return lambda i: (-len(src.texts[i] or ""), -_pixels(src.metadata[i]), i)
     if keep == "central":
         return lambda i: (-strength[i], i)
     assert callable(keep)
@@ -261,6 +261,15 @@ def _preference(src: Source, keep: Keep | Callable[[Item], Any], strength: np.nd
         return (keep(Item(src.ids[i], src.texts[i], src.metadata[i], i)), i)
 
     return key
+
+
+def _pixels(metadata: Any) -> int:
+    """An image's width x height as ``semkit index --clip`` records it (0 for a text): of two
+    copies of a photo, the larger one is worth keeping."""
+    try:
+        return int(metadata["width"]) * int(metadata["height"])
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def _split_component(src: Source, codes: np.ndarray, comp: np.ndarray, threshold: float,
