@@ -21,10 +21,9 @@ pytest.importorskip("skimage")
 from PIL import Image
 
 import semkit
-from semkit.ingest.images import index_images
 from semkit.server.limits import Limits
 from tests.support.server import RunningServer, serve
-from tests.support.tiny_clip import build_tiny_clip, save_photos
+from tests.support.tiny_clip import photo_collection, save_photos
 
 MAX_PIXELS = 700 * 700
 """Above every test photo (the largest, rocket, is 640 x 427), below a 1000 x 1000 image."""
@@ -36,20 +35,20 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+def store(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> tuple[Path, Path]:
+    return photo_collection(tmp_path_factory.mktemp("upload"), photos)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path],
-           clip_dir: Path) -> Iterator[RunningServer]:
-    db_path = tmp_path_factory.mktemp("upload") / "kb"
+def clip_dir(store: tuple[Path, Path]) -> Path:
+    return store[1]
+
+
+@pytest.fixture(scope="module")
+def server(store: tuple[Path, Path]) -> Iterator[RunningServer]:
+    db_path, clip_dir = store
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SEMKIT_CLIP_MODEL", str(clip_dir))
-        with semkit.connect(db_path) as db:
-            clip = semkit.model(f"clip:{clip_dir}", cache=False)
-            report = index_images(db.collection("photos", model=clip), list(photos.values()), model=clip)
-            assert len(report.indexed) == len(photos), report.failed
         with serve(str(db_path), auth=False, models=["local", f"clip:{clip_dir}"],
                    limits=Limits(max_image_pixels=MAX_PIXELS)) as running:
             yield running
