@@ -300,6 +300,31 @@ def test_index_images_is_incremental_and_reports_bad_files(tmp_path: Path, clip:
         assert len(hits) == 6 and all(h.metadata["path"].startswith(str(folder.resolve())) for h in hits)
 
 
+def test_index_images_removes_deleted_files_but_not_texts_or_other_folders(
+        tmp_path: Path, clip: ClipEmbedder, photos: dict[str, Path]) -> None:
+    from semkit.ingest.images import index_images
+
+    pics, other = tmp_path / "pics", tmp_path / "other"
+    pics.mkdir()
+    other.mkdir()
+    for name in ("chelsea", "coffee"):
+        shutil.copy(photos[name], pics / f"{name}.jpg")
+    shutil.copy(photos["rocket"], other / "rocket.jpg")
+    with semkit.connect(tmp_path / "kb") as db:
+        col = db.collection("mixed", model=clip)
+        col.upsert(["note"], texts=["a note about cats"], metadata=[{"path": str(pics / "gone.jpg")}])
+        index_images(col, [pics, other])
+        assert len(col) == 4
+        (pics / "coffee.jpg").unlink()
+        (pics / "chelsea.jpg").write_bytes(b"now broken")  # unreadable, not gone: its record stays
+        again = index_images(col, pics)  # 'other' is not indexed this time: its rocket stays
+        assert [Path(r).name for r in again.removed] == ["coffee.jpg"]
+        assert [Path(s).name for s, _ in again.failed] == ["chelsea.jpg"]
+        assert sorted(Path(r.id).name for r in col) == ["chelsea.jpg", "note", "rocket.jpg"]
+        (other / "rocket.jpg").unlink()
+        assert index_images(col, other, remove_missing=False).removed == [] and len(col) == 3
+
+
 def test_index_rejects_a_text_only_model(tmp_path: Path, photos: dict[str, Path]) -> None:
     from semkit.ingest.images import index_images
     from tests.support.hash_embedder import HashEmbedder

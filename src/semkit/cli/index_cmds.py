@@ -140,7 +140,8 @@ def register(app: typer.Typer) -> None:
                 from ..ingest.images import index_images
 
                 image_col = database.collection(image_collection, model=clip_model)
-                images = index_images(image_col, [str(p) for p in paths], model=clip_model)
+                images = index_images(image_col, [str(p) for p in paths], model=clip_model,
+                                      remove_missing=not keep_missing)
                 image_total = len(image_col)
         if as_json:
             extra = {} if images is None else {"images": {**images.as_dict(), "count": image_total}}
@@ -151,7 +152,8 @@ def register(app: typer.Typer) -> None:
             if images is not None:
                 output.table(f"semkit index --clip -> {image_collection}", ["", "count"], [
                     ("images seen", images.seen), ("indexed (new or changed)", len(images.indexed)),
-                    ("unchanged (skipped)", images.unchanged), ("failed", len(images.failed)),
+                    ("unchanged (skipped)", images.unchanged), ("removed (file gone)", len(images.removed)),
+                    ("failed", len(images.failed)),
                     (f"images in '{image_collection}'", f"{image_total:,}")], justify_right=("count",))
                 if images.failed:
                     output.table("image problems", ["file", "reason"], images.failed)

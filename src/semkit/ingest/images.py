@@ -3,7 +3,8 @@
 One record per file: id = the file's path, vector = its CLIP embedding, metadata = ``path``,
 ``width``, ``height``, ``format``, ``sha256``, ``bytes`` and a small JPEG ``thumbnail`` (a
 data: URI, at most 128 px) for result lists. Re-running skips files whose content hash is
-unchanged; unreadable files are reported and the rest are indexed.
+unchanged, and removes the records of images deleted from the folders indexed; unreadable
+files are reported and the rest are indexed (a file that turns unreadable keeps its record).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ class ImageIndexReport:
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of every file that could not be read."""
+    removed: list[str] = field(default_factory=list)
+    """Records of images that are no longer in the folders indexed."""
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"collection": self.collection, "seen": self.seen, "indexed": self.indexed,
-                "unchanged": self.unchanged,
+                "unchanged": self.unchanged, "removed": self.removed,
                 "failed": [{"source": s, "reason": r} for s, r in self.failed],
                 "seconds": self.seconds}
 
@@ -65,11 +68,13 @@ def thumbnail(img: Any, px: int = THUMBNAIL_PX) -> str:
 
 
 def index_images(collection: Any, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
-                 *, model: Any = None, batch_size: int = 32,
+                 *, model: Any = None, batch_size: int = 32, remove_missing: bool = True,
                  progress: Callable[[int, int, str], None] | None = None) -> ImageIndexReport:
     """Embed the image files under ``paths`` into ``collection``.
 
     ``model``: the CLIP embedder (default: the collection's own model, which must embed images).
+    ``remove_missing``: delete the records of images once indexed under a folder in ``paths``
+    whose file is gone (texts in a mixed collection are never touched here).
     """
     from PIL import Image
 
@@ -123,5 +128,27 @@ def index_images(collection: Any, paths: Sequence[str | os.PathLike[str]] | str 
         if len(pending) >= batch_size:
             flush()
     flush()
+    if remove_missing:
+        report.removed = _remove_missing(collection, paths, {str(f) for f in files})
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _remove_missing(collection: Any, paths: Sequence[str | os.PathLike[str]], found: set[str]) -> list[str]:
+    """Ids of image records under the folders in ``paths`` whose file no longer exists (deleted)."""
+    roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+    if not roots:
+        return []
+    gone = []
+    for batch in collection.scan():
+        for record in batch:
+            meta = record.metadata or {}
+            if record.id in found or "sha256" not in meta or "thumbnail" not in meta:
+                continue  # present, or not an image record written here (a text chunk)
+            path = Path(record.id)
+            if (path.suffix.lower() in IMAGE_SUFFIXES and any(root in path.parents for root in roots)
+                    and not path.exists()):
+                gone.append(record.id)
+    if gone:
+        collection.delete(gone)
+    return gone
