@@ -420,6 +420,14 @@ def test_cli_index_mixed_text_and_images_in_one_collection(tmp_path: Path, tiny_
                 "--image-collection", "texts", env=env, check=False)
     assert clash.returncode != 0 and "ModelMismatch" in clash.stderr and "texts" in clash.stderr
     assert "local:all-MiniLM-L6-v2" in clash.stderr and "--image-collection images" in clash.stderr
+    # By image: the photo itself first, then the rest of the one collection, texts included.
+    by_image = json.loads(run("search", "--image", str(folder / "chelsea.jpg"), "--db", db, "--collection", "docs",
+                              "-k", "20", "--json", env=env).stdout)
+    assert Path(by_image[0]["id"]).name == "chelsea.jpg" and by_image[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert any(h["id"].startswith("note.md#") for h in by_image)
+    wrong = run("search", "--image", str(folder / "chelsea.jpg"), "--db", db, "--collection", "texts",
+                env=env, check=False)
+    assert wrong.returncode != 0 and "CLIP model" in wrong.stderr and "local:all-MiniLM-L6-v2" in wrong.stderr
 
 
 def test_mixed_collection_chunks_fit_clip_context(tmp_path: Path, tiny_clip_dir: Path, clip: ClipEmbedder,

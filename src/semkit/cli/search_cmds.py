@@ -43,20 +43,20 @@ def register(app: typer.Typer) -> None:
         if (query is None) == (image is None):
             raise InvalidInput("give a query text or --image PATH (one of them)")
         vector = None
-        if image is not None or model is not None:
-            from pathlib import Path
-
-            embedder = semkit.model(model or "clip")
-            if image is not None:
-                if "image" not in embedder.modalities:
-                    raise InvalidInput(f"--image needs a model that embeds images (clip:...), "
-                                       f"not {embedder.id}")
-                vector = embedder.embed_images([Path(image)]).vectors[0]  # type: ignore[attr-defined]
-                query, mode = vector, "vector"
-            else:
-                vector = embedder.embed([query], kind="query")[0]
         with semkit.connect(db) as database:
             col = database.collection(collection, create=False)
+            if image is not None or model is not None:
+                from pathlib import Path
+
+                embedder: Any = semkit.model(model) if model is not None else _image_model(col)
+                if image is not None:
+                    if "image" not in embedder.modalities:
+                        raise InvalidInput(f"--image needs a model that embeds images (clip:...), "
+                                           f"not {embedder.id}")
+                    vector = embedder.embed_images([Path(image)]).vectors[0]
+                    query, mode = vector, "vector"
+                else:
+                    vector = embedder.embed([query], kind="query")[0]
             hits = run_search(col, query, k=k, mode=_mode(mode), where=_where(where), mmr=mmr,
                               candidates=candidates, exact=exact, vector=vector)
         if as_json:
@@ -109,6 +109,23 @@ def _mode(mode: str) -> Any:
     if mode not in MODES:
         raise InvalidInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
+
+
+def _image_model(col: Any) -> Any:
+    """The model that embeds an --image query for ``col``: its own when it records one (a CLIP
+    collection), else ``clip`` ($SEMKIT_CLIP_MODEL) for a collection of your own vectors."""
+    import semkit
+
+    if col.spec.embedder is None:
+        return semkit.model("clip")
+    from ..embed.clip import image_embedder
+
+    own = col.model
+    if image_embedder(own) is None:
+        raise InvalidInput(f"collection {col.name!r} was embedded with {own.id}, which cannot embed images; "
+                           "search by image needs a collection made with a CLIP model "
+                           "(semkit index DIR --clip clip --image-collection NAME)")
+    return own
 
 
 def _print_hits(title: str, hits: list[Any]) -> None:
