@@ -491,3 +491,7 @@ def test_cli_dedup_finds_a_resized_copy_in_an_image_collection(tmp_path: Path, t
     group = report["groups"][0]
     assert Path(group["keeper"]).name == "chelsea.jpg"  # images have no text: the most pixels is kept
     assert [Path(m["id"]).name for m in group["members"]] == ["chelsea-small.png"]
+    # Clusters of images: no texts for keywords, so the representative is shown by its file name.
+    table = run("cluster", "--db", db, "--collection", "photos", "-k", "2", env=env).stdout
+    assert "5 items → 2 clusters" in table
+    assert sum(f"{name}.jpg" in table or f"{name}.png" in table for name in (*photos, "chelsea-small")) == 2

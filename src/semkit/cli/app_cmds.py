@@ -27,6 +27,16 @@ def _clip(text: str | None, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _representative(cluster: Any, width: int = 60) -> str:
+    """A cluster's most central text; for an image (no text) its id's end: the file name."""
+    if not cluster.representatives:
+        return ""
+    if cluster.representative_texts[0]:
+        return _clip(cluster.representative_texts[0], width)
+    rid = str(cluster.representatives[0])
+    return rid if len(rid) <= width else "…" + rid[-(width - 1):]
+
+
 def register(app: typer.Typer) -> None:
     from .. import apps
 
@@ -95,8 +105,7 @@ def register(app: typer.Typer) -> None:
         noise = f", {report.noise:,} noise" if report.noise else ""
         output.stdout.print(f"{len(report.ids):,} items → {report.k} clusters ({report.method}{extra}{noise})")
         output.table(None, ["cluster", "size", "keywords", "representative"],
-                     [(c.id, c.size, ", ".join(c.keywords[:5]), _clip(c.representative_texts[0] if
-                       c.representative_texts else None, 60)) for c in report.clusters],
+                     [(c.id, c.size, ", ".join(c.keywords[:5]), _representative(c)) for c in report.clusters],
                      justify_right=("cluster", "size"))
         if map_path is not None:
             output.stdout.print(f"map written to {map_path}")
