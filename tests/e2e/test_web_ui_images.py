@@ -36,6 +36,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) ->
     db_path, clip_dir = photo_collection(tmp_path_factory.mktemp("ui-images"), {**photos, "chelsea-small": small})
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SEMKIT_CLIP_MODEL", str(clip_dir))
+        import semkit
+        from semkit.ingest.images import index_images
+
+        with semkit.connect(db_path) as db:  # texts and images in one CLIP collection
+            mixed = db.collection("mixed", model=f"clip:{clip_dir}")
+            mixed.upsert(["note-cats", "note-coffee"], texts=["a note about cats", "a note about coffee"],
+                         metadata=[{"title": "Cats"}, {"title": "Coffee"}])
+            index_images(mixed, [photos["chelsea"], photos["coffee"]])
         with serve(str(db_path), auth=False) as running:
             yield running
 
@@ -132,3 +140,16 @@ def test_duplicates_page_shows_a_resized_copy_beside_its_original(page: Any, tmp
     widths = page.eval_on_selector_all("#groups img.thumb-small", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(widths) == 2 and all(w > 0 for w in widths)
     _shot(page, tmp_path, "images-duplicates")
+
+
+def test_a_mixed_collection_shows_rows_with_texts_and_thumbnails(page: Any, tmp_path: Path) -> None:
+    page.select_option("#collection", "mixed")
+    page.fill("#query", "a note about cats")
+    page.select_option("#mode", "vector")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#results li').length === 4")
+    assert page.locator("#results.grid").count() == 0  # texts among the hits: rows, not a grid
+    assert page.locator("#results li").first.get_attribute("data-id") == "note-cats"  # the same text
+    assert page.locator("#results li .snippet").count() == 2
+    assert all(w > 0 for w in _thumbnails_loaded(page)) and len(_thumbnails_loaded(page)) == 2
+    _shot(page, tmp_path, "images-mixed")
