@@ -215,18 +215,29 @@ async def count(name: NamePath, body: CountRequest, request: Request, principal:
 @router.post("/{name}/search", response_model=SearchResponse,
              summary="Search by meaning (vector), words (keyword) or both (hybrid), with filters and MMR")
 async def search(name: NamePath, body: SearchRequest, request: Request, principal: Caller) -> Any:
+    state = _checked_search(name, body, body.image is not None, request, principal)
+    image = _decode_image(body.image) if body.image is not None else None
+    return await _run_search(state, name, body, image)
+
+
+def _checked_search(name: str, body: SearchRequest, has_image: bool, request: Request,
+                    principal: Principal) -> ServerState:
     state = state_of(request)
     authorize(principal, name, write=False)
     if body.k > state.limits.max_k:
         raise errors.InvalidInput(f"k={body.k} is above the server's limit of {state.limits.max_k}")
-    if body.query is None and body.vector is None and body.image is None:
+    if body.query is None and body.vector is None and not has_image:
         raise errors.InvalidInput("give query (text), vector or image")
-    if body.image is not None and (body.query is not None or body.vector is not None):
+    if has_image and (body.query is not None or body.vector is not None):
         raise errors.InvalidInput("give either an image or a query/vector, not both")
-    if body.image is not None and body.mode != "vector":
+    if has_image and body.mode != "vector":
         raise errors.InvalidInput(f"an image is searched by vector: use mode 'vector' ({body.mode!r} needs "
                                   "query text)")
-    image = _decode_image(body.image) if body.image is not None else None
+    return state
+
+
+async def _run_search(state: ServerState, name: str, body: SearchRequest, image: bytes | None) -> Any:
+    """The search itself; ``image``: the query image's bytes (embedded here, in the worker)."""
     apps_search = optional_app("search")
 
     def work() -> dict[str, Any]:
@@ -276,9 +287,9 @@ async def search_by_image_file(
         raise errors.InvalidFilter(f"where is not valid JSON: {exc}") from None
     if parsed is not None and not isinstance(parsed, dict):
         raise errors.InvalidFilter('where must be a JSON object, e.g. {"format": "PNG"}')
-    body = SearchRequest(query=None, image=base64.b64encode(data).decode("ascii"), mode="vector", k=k, where=parsed,
-                         exact=exact)
-    return await search(name, body, request, principal)
+    body = SearchRequest(query=None, mode="vector", k=k, where=parsed, exact=exact)
+    state = _checked_search(name, body, True, request, principal)
+    return await _run_search(state, name, body, data)  # the bytes as sent: no base64 round trip
 
 
 def _plain_search(col: Any, body: SearchRequest) -> dict[str, Any]:
