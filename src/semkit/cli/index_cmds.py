@@ -97,13 +97,12 @@ def register(app: typer.Typer) -> None:
         replace their chunks, deleted files lose theirs. Unreadable files are reported, not fatal.
         """
         from ..errors import InvalidInput
-        from ..ingest import index_paths
+        from ..ingest import IndexReport, discover, index_paths
 
         if engine not in ("local", "ray"):
             raise InvalidInput(f"--engine must be 'local' or 'ray', got {engine!r}")
         if engine == "local" and (address is not None or workers is not None):
             raise InvalidInput("--address and --workers apply to --engine ray; add --engine ray")
-        from ..ingest import IndexReport, discover
 
         mixed = clip is not None and image_collection == collection
         if mixed and model is not None:
