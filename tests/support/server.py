@@ -76,3 +76,12 @@ def serve(db_uri: str, *, log_level: str = "warning", **options: Any) -> Iterato
             yield RunningServer(f"http://127.0.0.1:{port}", app)
         finally:
             server.stop()
+
+
+def secret_of(key: str) -> str:
+    """The secret part of an API key, parsed as the server parses it."""
+    from semkit.server.auth import split_key
+
+    parts = split_key(key)
+    assert parts is not None, f"not a semkit key: {key[:12]}…"
+    return parts[1]

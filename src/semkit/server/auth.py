@@ -183,11 +183,18 @@ class KeyStore:
         return record
 
 
-def _key_id(presented: str) -> str | None:
+def split_key(presented: str) -> tuple[str, str] | None:
+    """``(key id, secret)`` of a presented key; the id is hex, so the first '-' ends it (the
+    url-safe secret may itself hold '-')."""
     if not presented.startswith(PREFIX):
         return None
-    key_id, sep, _ = presented[len(PREFIX):].partition("-")
-    return key_id if sep and key_id else None
+    key_id, sep, secret = presented[len(PREFIX):].partition("-")
+    return (key_id, secret) if sep and key_id and secret else None
+
+
+def _key_id(presented: str) -> str | None:
+    parts = split_key(presented)
+    return parts[0] if parts else None
 
 
 def _now() -> str:
