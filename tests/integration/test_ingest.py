@@ -6,6 +6,7 @@ every text it embeds, so "nothing was embedded" is a count, not a guess.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import semkit
 from semkit.errors import InvalidInput
 from semkit.ingest import index_paths
+from semkit.ingest.pipeline import ChunkPlan
 from tests.support.hash_embedder import HashEmbedder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
@@ -313,3 +315,43 @@ def test_sample_documents_with_the_real_model(tmp_path: Path) -> None:
         items = model.meter.items
         again = index_paths(col, [docs])
         assert again.unchanged == report.seen and model.meter.items == items, "re-run embedded nothing"
+
+
+def test_compressed_files_in_a_folder_are_read_as_the_file_inside(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "docs")
+    (root / "faq.jsonl.gz").write_bytes(gzip.compress(
+        b'{"title": "Password", "text": "Use the reset link on the sign-in page."}\n'
+        b'{"title": "Invoices", "text": "Invoices are under billing."}\n'))
+    (root / "notes.md.gz").write_bytes(gzip.compress(b"# Gzipped notes\n\nCompressed markdown is read too.\n"))
+    (root / "backup.tar.gz").write_bytes(gzip.compress(b"not a document"))
+    (root / "truncated.txt.gz").write_bytes(gzip.compress(b"cut short " * 200)[:40])
+    db, col = _open(tmp_path, HashEmbedder())
+    with db:
+        report = index_paths(col, [root])
+        assert sorted(report.indexed) == ["a.md", "b.txt", "faq.jsonl.gz", "notes.md.gz", "sub/long.md"]
+        assert report.ignored == 1  # backup.tar.gz: a .tar inside is no document
+        assert [(p.source, "gz" in p.reason) for p in report.failed] == [("truncated.txt.gz", True)]
+        assert col.count(where={"source": "faq.jsonl.gz"}) >= 1
+        assert "Compressed markdown" in col.get(["notes.md.gz#0"])[0].text
+
+
+def test_a_chunker_error_fails_only_that_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fault injection: no real file is known to break the chunker, which is the point of the guard.
+    rows = ChunkPlan.rows
+
+    def failing_on_b(self, f, *args):  # type: ignore[no-untyped-def]
+        if f.source == "b.txt":
+            raise RecursionError("maximum recursion depth exceeded")
+        return rows(self, f, *args)
+
+    monkeypatch.setattr(ChunkPlan, "rows", failing_on_b)
+    root = _tree(tmp_path / "docs")
+    db, col = _open(tmp_path, HashEmbedder())
+    with db:
+        report = index_paths(col, [root])
+        assert sorted(report.indexed) == ["a.md", "sub/long.md"]
+        assert [(p.source, p.reason) for p in report.failed] == [
+            ("b.txt", "unexpected RecursionError while chunking: maximum recursion depth exceeded")]
+        monkeypatch.setattr(ChunkPlan, "rows", rows)
+        again = index_paths(col, [root])
+        assert again.indexed == ["b.txt"] and again.unchanged == 2

@@ -179,13 +179,7 @@ def _read_and_chunk(batch: dict[str, np.ndarray], plan: ChunkPlan, settings: str
                                          strict=True):
         f = SourceFile(Path(str(path)), Path(str(root)), str(source))
         read = read_source(f, str(known) or None, text_field, max_file_bytes)
-        rows = []
-        if read.doc is not None and read.problem is None and read.empty is None:
-            try:
-                rows = plan.rows(f, read.doc, read.file_hash, read.mtime, read.size, settings)
-            except Exception as exc:  # a chunker bug on one odd file must not stop a long distributed run;
-                # (index_paths guards only the parsers, in read_source, and stops on a chunker error)
-                read.problem = f"unexpected {type(exc).__name__} while chunking: {exc}"
+        rows = plan.rows_of(read, settings)
         emit("file", f.source, "", "", "", {
             "problem": read.problem, "unchanged": read.unchanged, "empty": read.empty,
             "warnings": read.warnings, "chunks": len(rows), "file_hash": read.file_hash,

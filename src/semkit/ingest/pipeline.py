@@ -58,7 +58,7 @@ from .chunking import (
     default_overlap,
     truncate_to_tokens,
 )
-from .readers import SUPPORTED_SUFFIXES, Document, UnreadableFile, read_bytes
+from .readers import SUPPORTED_SUFFIXES, Document, UnreadableFile, is_supported, read_bytes
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -186,7 +186,7 @@ def _walk(root: Path, include: Sequence[str], exclude: Sequence[str], found: Dis
                 continue
             path = here / name
             rel = _rel(path, root)
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES or _matches(rel, exclude) \
+            if not is_supported(path) or _matches(rel, exclude) \
                     or (include and not _matches(rel, include)):
                 found.ignored += 1
                 continue
@@ -211,9 +211,10 @@ def _add_file(path: Path, root: Path, rel: str, found: Discovery, seen_real: set
     if real in seen_real:
         return  # the same file reached twice (a symlink to a file already listed)
     seen_real.add(real)
-    if explicit and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+    if explicit and not is_supported(path):
         found.problems.append(FileProblem(rel, str(path), f"unsupported file type {path.suffix or '(none)'!r}; "
-                                                          f"supported: {' '.join(SUPPORTED_SUFFIXES)}"))
+                                                          f"supported: {' '.join(SUPPORTED_SUFFIXES)} "
+                                                          "(also gzip-compressed, e.g. .jsonl.gz)"))
         return
     found.files.append(SourceFile(path, root, rel))
 
@@ -331,6 +332,18 @@ class ChunkPlan:
             counter: TokenCounter = counter_for_model(self.embedder)
             chunker = _CHUNKERS[self] = Chunker(counter, self.chunk_tokens, self.overlap)
         return chunker
+
+    def rows_of(self, read: FileRead, settings: str) -> list[_Row]:
+        """The records of a file read with a document to chunk (else none). A chunker error on
+        one odd file becomes that file's ``problem``, reported as failed like a parser error,
+        instead of stopping a long run; both engines chunk through here."""
+        if read.doc is None or read.problem is not None or read.empty is not None:
+            return []
+        try:
+            return self.rows(read.file, read.doc, read.file_hash, read.mtime, read.size, settings)
+        except Exception as exc:
+            read.problem = f"unexpected {type(exc).__name__} while chunking: {exc}"
+            return []
 
     def rows(self, f: SourceFile, doc: Document, file_hash: str, mtime: float, size: int,
              settings: str) -> list[_Row]:
@@ -661,10 +674,9 @@ def _index_file(f: SourceFile, writer: _Writer, entry: _Indexed | None, settings
         _fail(report, f, conflict)
         return
     read = read_source(f, indexed_hash(entry, settings), text_field, max_file_bytes)
+    rows = writer.plan.rows_of(read, settings)
     if not settle_read(read, writer, entry, report):
         return
-    assert read.doc is not None
-    rows = writer.plan.rows(f, read.doc, read.file_hash, read.mtime, read.size, settings)
     if writer.add(f, rows, previous=entry):
         report.indexed.append(f.source)
 
