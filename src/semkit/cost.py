@@ -151,18 +151,12 @@ def _iter_sources(paths: Sequence[str | os.PathLike[str]], problems: list[FilePr
     missing = [str(p) for p in paths if str(p) != "-" and not os.path.lexists(p)]
     if missing:
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}; check the path(s)")
-    # Compressed files are read by the reader layer, but folder discovery (and so `semkit
-    # index`) does not list them: only those named directly count.
-    compressed = [p for p in paths if str(p) != "-" and Path(p).suffix.lower() == ".gz" and not Path(p).is_dir()]
-    rest = [p for p in paths if str(p) != "-" and p not in compressed]
     files: list[SourceFile] = []
-    if rest:
-        found = discover(rest)
+    named = [p for p in paths if str(p) != "-"]
+    if named:
+        found = discover(named)
         problems.extend(found.problems)
         files = found.files
-    for p in compressed:
-        absolute = Path(os.path.abspath(p))
-        files.append(SourceFile(absolute, absolute.parent, absolute.name))
     for f in files:
         label = str(f.path)
         read = read_source(f, None, text_field, max_file_bytes)
