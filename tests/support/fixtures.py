@@ -21,6 +21,22 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
+def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Models built by module- or session-scoped fixtures (set up before ``isolated_cache``)
+    cache in a session folder, never in the user's own ``~/.cache/semkit``."""
+    import os
+
+    path = tmp_path_factory.mktemp("semkit-session-cache")
+    old = os.environ.get("SEMKIT_CACHE_DIR")
+    os.environ["SEMKIT_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SEMKIT_CACHE_DIR", None)
+    else:
+        os.environ["SEMKIT_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def shared_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     import os
 
