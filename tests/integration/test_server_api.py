@@ -108,7 +108,7 @@ def test_key_file_holds_only_hashes(server: RunningServer, admin: httpx.Client) 
 
 
 def test_rate_limit_answers_429_with_retry_after(server: RunningServer, admin: httpx.Client) -> None:
-    key, _ = server.state.keys.create(rate_limit=1.0)  # bucket of 2
+    key, _ = server.state.keys.create(rate_limit=0.2)  # bucket of 1, refilled after 5 s: robust to a slow machine
     c = client(server, key)
     codes = [c.get("/v1/collections") for _ in range(4)]
     limited = [r for r in codes if r.status_code == 429]
