@@ -5,7 +5,8 @@ STSBenchmark test is split on tabs with no csv quoting (fields 5-7: score, sente
 sentence2; some lines carry extra source fields after them), and MTEB's SICK-R "test" is all
 9,927 SemEval-2014 pairs (train + trial + test_annotated).
 
-``SEMKIT_EVAL_DATA`` points the loaders at another copy of the data folder.
+``SEMKIT_DATA_DIR`` points the loaders at another copy of the data folder (the tests read the
+same variable).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ SICK_R_PAIRS = 9927
 
 
 def data_dir() -> Path:
-    env = os.environ.get("SEMKIT_EVAL_DATA")
+    env = os.environ.get("SEMKIT_DATA_DIR")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"evaluation data not found at {path}; set SEMKIT_EVAL_DATA to the shared data folder"
+            f"evaluation data not found at {path}; set SEMKIT_DATA_DIR to the shared data folder"
         )
     return path
 

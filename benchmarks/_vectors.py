@@ -1,6 +1,6 @@
 """The benchmark dataset: real all-MiniLM-L6-v2 sentence embeddings, built once and cached.
 
-Texts come from the shared evaluation data (``/work/shared/data`` or ``SEMKIT_DATA_DIR``):
+Texts come from the shared evaluation data (``../shared/data`` or ``SEMKIT_DATA_DIR``):
 SciFact abstracts split into sentences, plus the STS Benchmark, SICK, MRPC and Banking77
 sentences, deduplicated. They are embedded once with the default local model and cached in
 ``.bench-cache/`` at the repo root (gitignored), in resumable chunks so an interrupted build
@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _data import data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
-DATA = Path(os.environ.get("SEMKIT_DATA_DIR", "/work/shared/data"))
+DATA = data_dir()
 N_QUERIES = 1000
 TARGET_TEXTS = 102_000  # 100k corpus + 1k queries + slack
 CHUNK = 4096

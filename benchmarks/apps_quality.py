@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _data import data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
-DATA = Path(os.environ.get("SEMKIT_DATA_DIR", "/work/shared/data"))
+DATA = data_dir()
 PUBLISHED_BANKING77 = 80.04
 ALWAYS_PARAPHRASE_F1 = 79.87
 

@@ -43,9 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _data import data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
-DATA = Path(os.environ.get("SEMKIT_DATA_DIR", "/work/shared/data")) / "scifact"
+DATA = data_dir() / "scifact"
 PUBLISHED = {"ndcg@10": 64.51, "recall@10": 78.33, "map@10": 59.59}
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +10,12 @@ import pytest
 import semkit
 from semkit import apps
 from semkit.apps import cluster_map
+from tests.support.shared_data import DATA, have
 
-DATA = Path(os.environ.get("SEMKIT_DATA_DIR", "/work/shared/data"))
 LABELS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_limits",
           "age_limit", "cancel_transfer", "apple_pay_or_google_pay", "terminate_account", "atm_support"]
 
-pytestmark = pytest.mark.skipif(not (DATA / "banking77").is_dir(), reason=f"shared data not found at {DATA}")
+pytestmark = pytest.mark.skipif(not have("banking77"), reason=f"shared data not found at {DATA}")
 
 
 @pytest.fixture(scope="module")

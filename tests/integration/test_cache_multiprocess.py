@@ -13,8 +13,8 @@ import pytest
 from semkit.embed.base import BaseEmbedder, EmbeddingResult
 from semkit.embed.cache import CachedEmbedder, EmbeddingCache
 from semkit.types import Kind
+from tests.support.shared_data import shared
 
-STSB_TEST = Path("/work/shared/data/stsbenchmark/sts-test.csv")
 PROCESSES = 4
 PER_PROCESS = 1500
 STRIDE = 700  # neighbours overlap by 800 texts, so the same keys are written concurrently
@@ -96,7 +96,7 @@ def test_processes_writing_overlapping_sets_concurrently(tmp_path: Path) -> None
 
 def stsb_sentences(n: int) -> list[str]:
     sentences: list[str] = []
-    with STSB_TEST.open(encoding="utf-8") as fh:
+    with shared("stsbenchmark/sts-test.csv").open(encoding="utf-8") as fh:
         for line in fh:
             fields = line.rstrip("\n").split("\t")
             for s in fields[5:7]:

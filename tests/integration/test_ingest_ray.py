@@ -26,9 +26,9 @@ import semkit
 from semkit.errors import ConfigError, InvalidInput
 from semkit.ingest import index_paths
 from semkit.ingest.distributed import _RayRun, index_paths_ray
+from tests.support.shared_data import shared
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
-SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_missing_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.
 
 def _scifact_files(root: Path, count: int) -> Path:
     root.mkdir()
-    with gzip.open(SCIFACT, "rt", encoding="utf-8") as fh:
+    with gzip.open(shared("scifact/corpus.jsonl.gz"), "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh):
             if n == count:
                 break

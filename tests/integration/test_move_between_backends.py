@@ -7,7 +7,6 @@ Real parts: the bundled model, a real PostgreSQL with pgvector, qdrant-client's 
 
 from __future__ import annotations
 
-import csv
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,10 @@ import pytest
 
 import semkit
 from semkit.embed.base import Embedder
+from tests.support.shared_data import banking_sample
 
 pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")
 
-BANKING = Path("/work/shared/data/banking77/test.csv")
 WHERE = {"$and": [{"n": {"$lt": 90}}, {"category": {"$ne": "card_arrival"}}]}
 pytestmark = pytest.mark.postgres
 
@@ -45,15 +44,6 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
     drop_schema(postgres_dsn, schema)
 
 
-def _banking(n: int) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    if not BANKING.exists():
-        pytest.skip(f"{BANKING} is not available")
-    with BANKING.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    ids = [f"bank/{i:03d}" for i in range(len(rows))]
-    return ids, [r["text"] for r in rows], [{"category": r["category"], "n": i} for i, r in enumerate(rows)]
-
-
 def _snapshot(collection: semkit.Collection, ids: list[str], queries: np.ndarray) -> dict[str, Any]:
     records = collection.get(ids, include_vectors=True)
     return {
@@ -68,7 +58,7 @@ def _snapshot(collection: semkit.Collection, ids: list[str], queries: np.ndarray
 
 def test_a_collection_travels_through_every_backend_unchanged(
         tmp_path: Path, local_model: Embedder, postgres_dsn: str, pg_schema: str) -> None:
-    ids, texts, metadata = _banking(150)
+    ids, texts, metadata = banking_sample(150, "bank/")
     queries = local_model.embed(["my card has not arrived", "exchange rate fee", "cash machine"], "query")
     embedded_calls = _texts_embedded(local_model)
 

@@ -6,7 +6,6 @@ The full ``VectorStore`` contract runs in ``tests/contract`` (``SEMKIT_CONTRACT_
 
 from __future__ import annotations
 
-import csv
 import warnings
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from semkit.errors import CollectionNotFound, InvalidInput, StoreError
 pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")
 
 from semkit.store.qdrant import QdrantStore, _indexable, compile_filter
-
-BANKING = Path("/work/shared/data/banking77/test.csv")
+from tests.support.shared_data import banking_sample
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +27,9 @@ def local_model() -> Embedder:
     return semkit.model("local")
 
 
-def _banking(n: int) -> tuple[list[str], list[str], list[dict[str, object]]]:
-    if not BANKING.exists():
-        pytest.skip(f"{BANKING} is not available")
-    with BANKING.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    ids = [f"b{i:03d}" for i in range(len(rows))]
-    return ids, [r["text"] for r in rows], [{"category": r["category"], "n": i} for i, r in enumerate(rows)]
-
-
 def test_export_from_embedded_import_into_qdrant_gives_identical_results(
         tmp_path: Path, local_model: Embedder) -> None:
-    ids, texts, metadata = _banking(120)
+    ids, texts, metadata = banking_sample(120, "b")
     queries = local_model.embed(["where is my card", "exchange rate fee", "cash withdrawal"], "query")
     where = {"n": {"$lt": 60}}
     with semkit.connect(tmp_path / "kb") as db:

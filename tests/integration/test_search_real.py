@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from semkit.apps.search import search
 from semkit.collection import Collection
 from semkit.database import Database
 from semkit.embed.base import Embedder
+from tests.support.shared_data import DATA, have
 
 KB = [
     ("perf", "Speeding up a slow website: enable HTTP caching, compress images and minify scripts.",
@@ -107,11 +107,11 @@ def test_context_with_the_real_model(embedded: Collection) -> None:
     assert ctx.text.startswith("[1] ")
 
 
-SCIFACT = Path(os.environ.get("SEMKIT_DATA_DIR", "/work/shared/data")) / "scifact"
+SCIFACT = DATA / "scifact"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact data not available")
+@pytest.mark.skipif(not have("scifact"), reason="shared SciFact data not available")
 def test_scifact_slice_hybrid_is_at_least_as_good(tmp_path: Path, model: Embedder) -> None:
     """40 SciFact test queries against their relevant abstracts plus 260 others, through
     load_beir + evaluate_retrieval (embedded store, FTS5 BM25, pytrec_eval)."""

@@ -4,7 +4,6 @@ otherwise, and truncation."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,7 @@ from semkit.embed.tokens import (
     estimate_tokens,
     model_tokens,
 )
-
-DATA = Path("/work/shared/data")
+from tests.support.shared_data import shared
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +71,7 @@ def test_unknown_tokenizers_get_the_estimate() -> None:
 
 def test_estimate_runs_high_on_real_text(cl100k: TiktokenCounter) -> None:
     texts = []
-    with open(DATA / "banking77" / "train.csv", newline="") as f:
+    with open(shared("banking77/train.csv"), newline="") as f:
         for row in csv.reader(f):
             texts.append(row[0])
     texts += [
@@ -116,7 +114,7 @@ def test_estimates_lean_the_way_the_caller_says(cl100k: TiktokenCounter) -> None
     for spec in ("cohere:embed-v4.0", "http:any-model", "nosuch:thing", "local:/no/such/folder"):
         assert isinstance(counter_for_model(spec, bias="high"), EstimateCounter), spec
         assert isinstance(counter_for_model(spec, bias="central"), CharsEstimate), spec
-    with open(DATA / "banking77" / "train.csv", newline="") as f:
+    with open(shared("banking77/train.csv"), newline="") as f:
         texts = [row[0] for row in csv.reader(f)][:2000]
     true = sum(cl100k.count(texts))
     high = sum(EstimateCounter().count(texts))
