@@ -220,14 +220,28 @@ def test_ef_search_per_store_and_per_query(big: tuple[PgVectorStore, str, np.nda
         store.query(name, queries[:1], 5, ef=5000)
 
 
-def test_per_query_settings_do_not_leak_into_the_pool(store: PgVectorStore) -> None:
-    store.create_collection(CollectionSpec("c", 2))
-    store.upsert("c", ["a"], np.ones((1, 2), np.float32))
-    store.query("c", np.ones((1, 2), np.float32), 1, ef=77)
-    store.query("c", np.ones((1, 2), np.float32), 1, exact=True)
-    with store._conn() as conn:
-        assert conn.execute("SHOW hnsw.ef_search").fetchone() == (str(store.server_ef_search),)
-        assert conn.execute("SHOW enable_indexscan").fetchone() == ("on",)
+def test_each_query_runs_at_its_own_breadth_whatever_ran_before_on_the_connection(
+    big: tuple[PgVectorStore, str, np.ndarray], postgres_dsn: str, schema: str,
+) -> None:
+    """A per-query ef stays on the pooled connection (no transaction per query), so the next
+    query must still get its own breadth, the store's default included."""
+    _, name, _ = big
+    queries = clustered(40, 48, seed=2)  # far from the data: answers depend on the breadth
+    with PgVectorStore(postgres_dsn, schema=schema, pool_min=1, pool_max=1) as one:  # one connection
+        def answers(ef: int | None) -> list[list[str]]:
+            return [a.ids for a in one.query(name, queries, 10, ef=ef)]
+
+        narrow, default, wide = answers(10), answers(None), answers(400)
+        assert narrow != default != wide
+        assert default == answers(one.server_ef_search)
+        again = [answers(400), answers(10), answers(None), answers(10), answers(None), answers(400)]
+        assert again == [wide, narrow, default, narrow, default, wide]
+        # one query at a time takes the single-statement path; it follows the same rule
+        assert [one.query(name, q[None, :], 10, ef=10)[0].ids for q in queries[:5]] == narrow[:5]
+        assert [one.query(name, q[None, :], 10)[0].ids for q in queries[:5]] == default[:5]
+        one.query(name, queries[:2], 10, exact=True)
+        with one._conn() as conn:
+            assert conn.execute("SHOW enable_indexscan").fetchone() == ("on",)  # SET LOCAL ended
 
 
 # --- halfvec ----------------------------------------------------------------------------------

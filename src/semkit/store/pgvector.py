@@ -41,6 +41,7 @@ import functools
 import json
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -169,6 +170,9 @@ class PgVectorStore:
         self._connect_timeout = connect_timeout
         self._infos: dict[str, _Info] = {}
         self._sql_cache: dict[tuple[Any, ...], str] = {}
+        # hnsw.ef_search of each pooled connection that a query changed (absent: the default
+        # set up by the pool's configure); see _Knn.use_breadth.
+        self._session_ef: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._closed = False
         self.pgvector_version = self._prepare_database(create_extension)
@@ -815,26 +819,39 @@ class _Knn:
     def run(self, conn: psycopg.Connection[Any], queries: np.ndarray, *, exact: bool,
             explain: str | None = None) -> list[list[tuple[Any, ...]]]:
         query = self.sql(exact, explain)
-        settings: list[tuple[str, str]] = []
-        if exact:
-            # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still run.
-            settings.append(("enable_indexscan", "off"))
-        else:
-            default = self.store.ef_search or self.store.server_ef_search
-            breadth = min(max(self.ef or default, self.k), MAX_EF_SEARCH)
-            if breadth != default:
-                settings.append(("hnsw.ef_search", str(breadth)))
         params = self.params
-        if not settings and len(queries) == 1:
-            return [conn.execute(query, [queries[0], *params]).fetchall()]
+        if not exact:
+            self.use_breadth(conn)
+            if len(queries) == 1:
+                return [conn.execute(query, [queries[0], *params]).fetchall()]
         # Pipeline mode sends every statement before reading any answer: one network round
-        # trip for the settings and all the queries instead of one each. SET LOCAL lasts
-        # until the transaction ends, so the pooled connection goes back clean.
-        with conn.pipeline(), conn.transaction():
-            for name, value in settings:
-                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-            cursors = [conn.execute(query, [q, *params]) for q in queries]
+        # trip for all the queries instead of one each.
+        with conn.pipeline():
+            if exact:
+                # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still
+                # run. SET LOCAL lasts until the transaction ends, so the connection goes back clean.
+                with conn.transaction():
+                    conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+                    cursors = [conn.execute(query, [q, *params]) for q in queries]
+            else:
+                cursors = [conn.execute(query, [q, *params]) for q in queries]
             return [cur.fetchall() for cur in cursors]
+
+    def use_breadth(self, conn: psycopg.Connection[Any]) -> None:
+        """Give the connection this request's ``hnsw.ef_search``, only if it has another one.
+
+        A session setting remembered per pooled connection, not SET LOCAL in a transaction per
+        query: the transaction and its set_config took a single query from 0.8 ms to 1.4 ms in
+        benchmarks/search.py --pg, while callers mostly repeat one ``ef``.
+        Connections are autocommit, so a session setting cannot be rolled back behind our back;
+        a broken connection is replaced by the pool and starts again from the default.
+        """
+        default = self.store.ef_search or self.store.server_ef_search
+        breadth = min(max(self.ef or default, self.k), MAX_EF_SEARCH)
+        known = self.store._session_ef
+        if known.get(conn, default) != breadth:
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(breadth),))
+            known[conn] = breadth
 
 
 # --- helpers ------------------------------------------------------------------------------
