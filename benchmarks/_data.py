@@ -21,9 +21,15 @@ STSB_TEST_PAIRS = 1379
 SICK_R_PAIRS = 9927
 
 
-def data_dir() -> Path:
+def data_location() -> Path:
+    """Where the shared data should be (``SEMKIT_DATA_DIR``, else ``../shared/data`` beside the
+    checkout), present or not: the tests decide themselves what a missing folder means."""
     env = os.environ.get("SEMKIT_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_dir() -> Path:
+    path = data_location()
     if not path.is_dir():
         raise FileNotFoundError(
             f"evaluation data not found at {path}; set SEMKIT_DATA_DIR to the shared data folder"

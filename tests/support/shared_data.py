@@ -1,6 +1,7 @@
 """Where the shared evaluation data lives, for every test that reads it.
 
-``SEMKIT_DATA_DIR`` if set, else ``../shared/data`` beside the checkout (where CI puts it). Tests
+``SEMKIT_DATA_DIR`` if set, else ``../shared/data`` beside the checkout (where CI puts it), as
+``benchmarks._data.data_location`` resolves it for the benchmarks too. Tests
 that need a data set skip when it is missing, so a developer without the data can still run the
 rest; CI exports ``SEMKIT_REQUIRE_DATA=1`` so a missing folder fails the run instead of turning
 dozens of real-data tests into silent skips.
@@ -14,16 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmarks._data import data_location
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _data_dir() -> Path:
-    env = os.environ.get("SEMKIT_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-DATA = _data_dir()
+DATA = data_location()
 
 
 def shared(relative: str) -> Path:

@@ -37,6 +37,7 @@ of the words, stemmed with the collection's text search configuration), ranked b
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -825,16 +826,13 @@ class _Knn:
             if len(queries) == 1:
                 return [conn.execute(query, [queries[0], *params]).fetchall()]
         # Pipeline mode sends every statement before reading any answer: one network round
-        # trip for all the queries instead of one each.
-        with conn.pipeline():
+        # trip for all the queries instead of one each. SET LOCAL lasts until the transaction
+        # ends, so the connection goes back clean.
+        with conn.pipeline(), conn.transaction() if exact else contextlib.nullcontext():
             if exact:
-                # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still
-                # run. SET LOCAL lasts until the transaction ends, so the connection goes back clean.
-                with conn.transaction():
-                    conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-                    cursors = [conn.execute(query, [q, *params]) for q in queries]
-            else:
-                cursors = [conn.execute(query, [q, *params]) for q in queries]
+                # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still run.
+                conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            cursors = [conn.execute(query, [q, *params]) for q in queries]
             return [cur.fetchall() for cur in cursors]
 
     def use_breadth(self, conn: psycopg.Connection[Any]) -> None:
