@@ -107,7 +107,7 @@ def _encoder():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import semkit
-        from semkit.embed import local  # noqa: F401  (probe: is the local embedder written yet?)
+        from semkit.models import local  # noqa: F401  (probe: is the local embedder written yet?)
 
         model = semkit.model("local", cache=False)
         return "semkit.model('local')", lambda batch: model.embed(batch, "document")

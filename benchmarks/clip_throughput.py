@@ -47,7 +47,7 @@ def make_images(folder: Path, n: int) -> list[Path]:
 
 
 def decode_only(paths: list[Path]) -> None:
-    from semkit.embed.clip import load_image
+    from semkit.models.clip import load_image
 
     for p in paths:
         load_image(p)

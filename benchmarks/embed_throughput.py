@@ -89,8 +89,8 @@ def main() -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from semkit.embed.local import DEFAULT_PRECISION, load_local, resolve
-    from semkit.embed.tokenize_local import LocalTokenizer
+    from semkit.models.local import DEFAULT_PRECISION, load_local, resolve
+    from semkit.models.tokenize_local import LocalTokenizer
 
     torch.set_num_threads(args.threads)
     texts = real_sentences(args.n)

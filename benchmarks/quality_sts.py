@@ -50,7 +50,7 @@ def main() -> int:
     args = ap.parse_args()
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
 
-    from semkit.embed.local import load_local
+    from semkit.models.local import load_local
 
     default = load_local("all-MiniLM-L6-v2")
     default_key = "torch" if default.backend == "torch" else f"onnx-{default.precision}"

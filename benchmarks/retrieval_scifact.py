@@ -5,7 +5,7 @@
 Everything goes through the code users run: the corpus is upserted (with its cached vectors)
 into an embedded collection in a temporary folder, so BM25 is the store's own FTS5 ``bm25()``,
 and every row is ``semkit.apps.search`` (vector / keyword / hybrid), scored by
-``semkit.apps.evaluate.retrieval_metrics`` (pytrec_eval, as MTEB does).
+``semkit.apps.retrieval_metrics`` (pytrec_eval, as MTEB does).
 
 Documents are embedded as MTEB does: ``(title + " " + text).strip()`` (EVAL_NOTES.md). The
 corpus vectors are cached in ``.bench-cache/`` per model fingerprint (5,183 abstracts at 256
@@ -122,8 +122,8 @@ def run(model: object, ids: list[str], texts: list[str], docs: list[dict], vecto
     import tempfile
 
     import semkit
-    from semkit.apps.evaluate import ranked_metrics
-    from semkit.apps.search import search
+    from semkit.apps._evaluate import ranked_metrics
+    from semkit.apps._search import search
 
     qids = list(queries)
     started = time.perf_counter()

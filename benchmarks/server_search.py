@@ -7,7 +7,7 @@ with its texts (no re-embedding); 1,000 held-out sentences are the queries.
 Paths, interleaved in rounds, each driven by C concurrent callers for ``--seconds``:
 
 - ``library``: C threads in this process calling ``Collection.search`` (or
-  ``semkit.apps.search.search`` for hybrid) on the same folder;
+  ``semkit.apps.search`` for hybrid) on the same folder;
 - ``server``: ``semkit serve --no-auth --no-cache`` on that folder (another process) and C
   asyncio HTTP clients in this process on loopback.
 
@@ -133,7 +133,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import semkit
-    from semkit.apps.search import search as app_search
+    from semkit.apps._search import search as app_search
 
     with tempfile.TemporaryDirectory(prefix="semkit-bench-search-") as tmpdir:
         db = Path(tmpdir) / "kb"

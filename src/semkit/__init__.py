@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import embed as _embed_package  # noqa: F401  (bound first, so the function below wins the name)
 from . import errors
 from .types import Kind, Matrix
 from .vectors import cosine
 
 if TYPE_CHECKING:
-    from .embed.base import Embedder
+    from . import apps
+    from .database import Database
+    from .models.base import Embedder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "apps",
     "connect",
     "embed",
     "errors",
@@ -42,11 +44,11 @@ def model(spec: str = "local", *, cache: bool = True, cache_dir: str | None = No
     With ``cache=True`` (the default) vectors are kept in a persistent content-addressed cache,
     so the same text is never embedded, or paid for, twice.
     """
-    from .embed.registry import create
+    from .models.registry import create
 
     embedder = create(spec, **options)
     if cache:
-        from .embed.cache import CachedEmbedder, EmbeddingCache
+        from .models.cache import CachedEmbedder, EmbeddingCache
 
         embedder = CachedEmbedder(embedder, EmbeddingCache.open(cache_dir))
     return embedder
@@ -87,9 +89,22 @@ def similarity(a: str | Any, b: str | Any, model: str = "local") -> float | np.n
     return cosine(a, b)
 
 
-def connect(uri: str = "./semkit-db", **options: Any) -> Any:
+def connect(uri: str | None = None, **options: Any) -> Database:
     """Open a database of collections: a folder path (embedded, no server),
-    ``postgresql://...`` (pgvector), or ``memory://`` (in-process, for tests)."""
+    ``postgresql://...`` (pgvector), or ``memory://`` (in-process, for tests).
+
+    Without ``uri``: ``SEMKIT_DB``, else ``./kb`` (the CLI's default too).
+    """
     from .database import connect as _connect
 
     return _connect(uri, **options)
+
+
+def __getattr__(name: str) -> Any:
+    # ``import semkit; semkit.apps.search(...)`` works without importing the apps (and what
+    # they import) at ``import semkit`` time.
+    if name == "apps":
+        import importlib
+
+        return importlib.import_module(".apps", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,7 +41,7 @@ from .types import Matrix
 from .vectors import as_matrix, check_texts, normalize
 
 if TYPE_CHECKING:
-    from .embed.base import Embedder
+    from .models.base import Embedder
 
 DEFAULT_BATCH_SIZE = 1_000
 REEMBED_SUFFIX = "__reembed"
@@ -541,7 +541,7 @@ def model_from_id(embedder_id: str) -> Embedder:
     """Re-create the embedder a collection recorded (its id is the spec plus ``@dims``)."""
     import semkit
 
-    from .embed import catalog, registry
+    from .models import catalog, registry
 
     spec, dims = split_embedder_id(embedder_id)
     info = catalog.find(*registry.parse_spec(spec))

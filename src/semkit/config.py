@@ -7,6 +7,16 @@ from pathlib import Path
 
 APP_NAME = "semkit"
 
+DEFAULT_DB = "./kb"
+"""The database the library and the CLI open when none is named (``SEMKIT_DB`` moves it)."""
+
+
+def database_uri(explicit: str | os.PathLike[str] | None = None) -> str:
+    """The database to open: ``explicit``, else ``SEMKIT_DB``, else ``./kb``."""
+    if explicit is not None:
+        return os.fspath(explicit)
+    return os.environ.get("SEMKIT_DB") or DEFAULT_DB
+
 
 def cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The directory for the embedding cache and exported ONNX models.

@@ -33,13 +33,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .embed import catalog
-from .embed.catalog import ModelInfo
-from .embed.tokens import CHARS_PER_TOKEN as CHARS_PER_TOKEN  # the central estimate's ratio
-from .embed.tokens import TokenCounter, counter_for_model, model_tokens
 from .errors import InvalidInput, ModelNotAvailable
 from .ingest.pipeline import DEFAULT_MAX_FILE_BYTES, FileProblem, SourceFile, discover, read_source
 from .ingest.readers import Document, read_lines
+from .models import catalog
+from .models.catalog import ModelInfo
+from .models.tokens import CHARS_PER_TOKEN as CHARS_PER_TOKEN  # the central estimate's ratio
+from .models.tokens import TokenCounter, counter_for_model, model_tokens
 from .types import StorageDtype
 from .vectors import bytes_per_vector
 
@@ -82,7 +82,7 @@ def count_tokens(texts: Sequence[str] | str, model: ModelInfo | str) -> int:
 
 def _resolve(spec: str) -> tuple[ModelInfo, Path | None]:
     """Catalogue entry (or a stand-in for models outside it) and, for ``local:/folder``, the folder."""
-    from .embed.registry import parse_spec
+    from .models.registry import parse_spec
 
     provider, name = parse_spec(spec)
     info = catalog.find(provider, name)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .collection import REEMBED_SUFFIX, Collection, check_compatible, resolve_model
+from .config import database_uri
 from .errors import (
     CollectionNotFound,
     ConfigError,
@@ -29,7 +30,7 @@ from .store.base import CollectionSpec, VectorStore
 from .types import METRICS, Metric, StorageDtype
 
 if TYPE_CHECKING:
-    from .embed.base import Embedder
+    from .models.base import Embedder
 
 StoreFactory = Callable[..., VectorStore]
 """``factory(target, **options)``: ``target`` is the URI without ``scheme://`` for paths, the
@@ -97,12 +98,13 @@ def register_scheme(scheme: str, factory: StoreFactory, *, pass_uri: bool = True
     SCHEMES[scheme.lower()] = (factory, pass_uri)
 
 
-def connect(uri: str | os.PathLike[str] = "./semkit-db", **options: Any) -> Database:
-    """Open a database: a folder path, ``file://PATH``, ``postgresql://...`` or ``memory://``.
+def connect(uri: str | os.PathLike[str] | None = None, **options: Any) -> Database:
+    """Open a database: a folder path, ``file://PATH``, ``postgresql://...`` or ``memory://``;
+    without ``uri``, ``SEMKIT_DB`` or ``./kb`` (see ``config.database_uri``).
 
     ``options`` go to the backend (e.g. pool sizes for PostgreSQL).
     """
-    text = os.fspath(uri)
+    text = database_uri(uri)
     if not text:
         raise ConfigError("empty database URI; pass a folder path, postgresql://... or memory://")
     scheme, sep, rest = text.partition("://")
@@ -271,7 +273,7 @@ def _names_recorded_model(model: Any, spec: CollectionSpec) -> bool:
     if not isinstance(model, str) or spec.embedder is None:
         return False
     from .collection import split_embedder_id
-    from .embed.registry import parse_spec
+    from .models.registry import parse_spec
 
     try:
         scheme, model_name = parse_spec(model)

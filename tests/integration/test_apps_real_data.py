@@ -9,7 +9,7 @@ import pytest
 
 import semkit
 from semkit import apps
-from semkit.apps import cluster_map
+from semkit.apps import _cluster_map as cluster_map
 from tests.support.shared_data import DATA, have
 
 LABELS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_limits",
@@ -85,7 +85,7 @@ def test_apps_over_a_real_collection(model, tmp_path) -> None:
     report = apps.cluster(docs, k=10)
     by_id = dict(zip(ids, labels, strict=True))
     assert v_measure_score([by_id[i] for i in report.ids], report.labels) > 0.6
-    page = cluster_map.write_html(report, tmp_path / "map.html").read_text(encoding="utf-8")
+    page = cluster_map.write_cluster_map(report, tmp_path / "map.html").read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page
 
     top = apps.outliers(docs, k=5, top=3)

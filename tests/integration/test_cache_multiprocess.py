@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semkit.embed.base import BaseEmbedder, EmbeddingResult
-from semkit.embed.cache import CachedEmbedder, EmbeddingCache
+from semkit.models.base import BaseEmbedder, EmbeddingResult
+from semkit.models.cache import CachedEmbedder, EmbeddingCache
 from semkit.types import Kind
 from tests.support.shared_data import shared
 
@@ -110,9 +110,9 @@ def stsb_sentences(n: int) -> list[str]:
 @pytest.mark.slow
 def test_real_model_second_run_is_served_from_cache(tmp_path: Path) -> None:
     try:
-        import semkit.embed.local
+        import semkit.models.local
     except ImportError as exc:
-        pytest.skip(f"the local embedder (semkit.embed.local) is not available: {exc}")
+        pytest.skip(f"the local embedder (semkit.models.local) is not available: {exc}")
     import semkit
 
     texts = stsb_sentences(200)

@@ -21,8 +21,8 @@ pytest.importorskip("skimage")
 from PIL import Image
 
 import semkit
-from semkit.embed.clip import ClipEmbedder, UnreadableImage, image_metadata
 from semkit.errors import InvalidInput, ModelNotAvailable
+from semkit.models.clip import ClipEmbedder, UnreadableImage, image_metadata
 from tests.support.tiny_clip import build_tiny_clip, save_photos
 
 PROMPTS = {"chelsea": "a photo of a cat", "coffee": "a cup of coffee", "rocket": "a rocket",
@@ -68,7 +68,7 @@ def test_loads_from_a_folder_without_importing_torch_at_import_time(clip: ClipEm
     assert clip.dimensions == 24 and clip.max_tokens == 16
     assert clip.modalities == frozenset({"text", "image"})
     assert "|sha=" in clip.fingerprint
-    code = "import sys, semkit, semkit.embed.clip; print('torch' in sys.modules, 'PIL' in sys.modules)"
+    code = "import sys, semkit, semkit.models.clip; print('torch' in sys.modules, 'PIL' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -367,9 +367,9 @@ def test_cli_index_with_clip_then_search_by_recorded_model(tmp_path: Path, tiny_
 
 def test_duplicates_clusters_outliers_on_an_image_collection(tmp_path: Path, clip: ClipEmbedder,
                                                              photos: dict[str, Path]) -> None:
-    from semkit.apps.cluster import cluster
-    from semkit.apps.dedup import duplicates
-    from semkit.apps.outliers import outliers
+    from semkit.apps._cluster import cluster
+    from semkit.apps._dedup import duplicates
+    from semkit.apps._outliers import outliers
     from semkit.ingest.images import index_images
 
     folder = tmp_path / "pics"
@@ -434,9 +434,9 @@ def test_mixed_collection_chunks_fit_clip_context(tmp_path: Path, tiny_clip_dir:
                                                   photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Text chunks for CLIP are cut by its own tokenizer to its context (77 tokens for real
     CLIPs, 16 for the tiny one), not by a character estimate that a BPE can exceed."""
-    from semkit.embed.tokens import HFTokenizerCounter, counter_for_model
     from semkit.ingest import index_paths
     from semkit.ingest.images import index_images
+    from semkit.models.tokens import HFTokenizerCounter, counter_for_model
 
     monkeypatch.setenv("SEMKIT_CLIP_MODEL", str(tiny_clip_dir))
     assert isinstance(counter_for_model(clip.id), HFTokenizerCounter)  # the folder's tokenizer.json

@@ -10,8 +10,8 @@ import pytest
 import semkit
 from semkit.collection import Collection
 from semkit.database import Database
-from semkit.embed.base import Embedder
 from semkit.errors import ModelMismatch
+from semkit.models.base import Embedder
 from tests.support.hash_embedder import HashEmbedder
 
 IDS = ["doc1", "doc2", "doc3"]

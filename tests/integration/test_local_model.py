@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.local import LocalEmbedder, load_local
 from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
+from semkit.models.local import LocalEmbedder, load_local
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +173,7 @@ def test_one_megabyte_text_is_truncated(models: dict[str, LocalEmbedder], key: s
                                         caplog: pytest.LogCaptureFixture) -> None:
     huge = "semantic search over documents " * 34_000  # ~1 MB, ~136k tokens
     assert len(huge) > 1_000_000
-    with caplog.at_level(logging.WARNING, logger="semkit.embed.local"):
+    with caplog.at_level(logging.WARNING, logger="semkit.models.local"):
         result = models[key].embed_result([huge, "short text"])
     assert result.truncated == 1
     assert result.tokens == 256 + 4  # the cut text fills the context; [CLS] short text [SEP]
@@ -253,7 +253,7 @@ def test_auto_falls_back_to_torch_for_modules_onnx_lacks(tmp_path: Path,
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
     ]))
-    with caplog.at_level(logging.INFO, logger="semkit.embed.local"):
+    with caplog.at_level(logging.INFO, logger="semkit.models.local"):
         m = load_local(str(folder))
     assert m.backend == "torch"
     assert "using sentence-transformers (torch) because modules Dense" in caplog.text
@@ -321,7 +321,7 @@ def test_progress_callback(models: dict[str, LocalEmbedder], sentences: list[str
 # --- the default path, end to end ---------------------------------------------------------------
 
 def test_default_is_onnx_and_semkit_embed_works() -> None:
-    from semkit.embed.local import DEFAULT_PRECISION
+    from semkit.models.local import DEFAULT_PRECISION
 
     m = semkit.model("local", cache=False)
     assert (getattr(m, "backend", None), getattr(m, "precision", None)) == ("onnx", DEFAULT_PRECISION)
@@ -336,7 +336,7 @@ def test_default_is_onnx_and_semkit_embed_works() -> None:
 def test_corrupt_cached_export_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           models: dict[str, LocalEmbedder],
                                           caplog: pytest.LogCaptureFixture) -> None:
-    from semkit.embed import onnx_export
+    from semkit.models import onnx_export
 
     shared = Path(os.environ["SEMKIT_ONNX_DIR"])
     digest = onnx_export.content_digest(_bundled_folder())

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.base import Embedder
+from semkit.models.base import Embedder
 from tests.support.shared_data import banking_sample
 
 pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")

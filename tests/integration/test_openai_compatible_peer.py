@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.openai import OpenAICompatibleEmbedder
+from semkit.models.openai import OpenAICompatibleEmbedder
 
 EXECUTABLE = os.environ.get("SEMKIT_PEER_INFINITY", "")
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.base import Embedder
 from semkit.errors import CollectionNotFound, InvalidInput, StoreError
+from semkit.models.base import Embedder
 
 pytest.importorskip("qdrant_client", reason="qdrant-client is not installed (pip install 'semkit[qdrant]')")
 

@@ -17,9 +17,6 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.cohere import CohereEmbedder
-from semkit.embed.openai import OpenAICompatibleEmbedder, OpenAIEmbedder
-from semkit.embed.tokens import counter_for, estimate_tokens
 from semkit.errors import (
     AuthError,
     BadRequest,
@@ -28,6 +25,9 @@ from semkit.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from semkit.models.cohere import CohereEmbedder
+from semkit.models.openai import OpenAICompatibleEmbedder, OpenAIEmbedder
+from semkit.models.tokens import counter_for, estimate_tokens
 from tests.support.fake_provider import (
     Drop,
     Fail,

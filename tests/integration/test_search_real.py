@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import semkit
-from semkit.apps import evaluate
-from semkit.apps.context import context
-from semkit.apps.search import search
+from semkit.apps import _evaluate as evaluate
+from semkit.apps._context import context
+from semkit.apps._search import search
 from semkit.collection import Collection
 from semkit.database import Database
-from semkit.embed.base import Embedder
+from semkit.models.base import Embedder
 from tests.support.shared_data import DATA, have
 
 KB = [

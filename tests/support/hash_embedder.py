@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from semkit.embed.base import BaseEmbedder, EmbeddingResult
+from semkit.models.base import BaseEmbedder, EmbeddingResult
 from semkit.types import Kind
 
 _WORD = re.compile(r"\w+")

@@ -10,8 +10,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from semkit import apps
-from semkit.apps import cluster_map
-from semkit.apps.cluster import ctfidf
+from semkit.apps import _cluster_map as cluster_map
+from semkit.apps._cluster import ctfidf
 from semkit.errors import InvalidInput
 
 D = 24
@@ -90,7 +90,7 @@ def test_map_is_self_contained_and_escapes_texts(tmp_path) -> None:
     src, _ = _planted(per=20)
     src.texts[0] = '</script><script>alert("x")</script> & <b>bold</b>'
     report = apps.cluster(src, k=4)
-    page = cluster_map.write_html(report, tmp_path / "map.html", title="Topics <&>").read_text(encoding="utf-8")
+    page = cluster_map.write_cluster_map(report, tmp_path / "map.html", title="Topics <&>").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "<link" not in page.lower() and not re.search(r"<script[^>]*\bsrc=", page, re.I)
     assert "@import" not in page and "url(" not in page
@@ -105,7 +105,7 @@ def test_map_is_self_contained_and_escapes_texts(tmp_path) -> None:
 def test_map_samples_above_max_points() -> None:
     src, _ = _planted(per=30)
     report = apps.cluster(src, k=4)
-    page = cluster_map.render_html(report, max_points=50)
+    page = cluster_map.render_cluster_map(report, max_points=50)
     data = json.loads(page.split('id="data">')[1].split("</script>")[0])
     assert data["shown"] == 50 and data["total"] == 120 and len(data["x"]) == 50
 
@@ -152,7 +152,7 @@ def test_map_script_runs_draws_every_point_and_shows_hover_text(tmp_path) -> Non
         pytest.skip("node is not installed: cannot execute the map's script")
     src, _ = _planted(per=20)
     report = apps.cluster(src, k=4)
-    page = cluster_map.render_html(report)
+    page = cluster_map.render_cluster_map(report)
     data = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]
     script = page.split("<script>")[1].split("</script>")[0]
     first = json.loads(data)

@@ -10,7 +10,7 @@ import pytest
 
 import semkit
 from semkit import apps
-from semkit.apps.knn import MatrixIndex, _numpy_topk, knn_graph
+from semkit.apps._knn import MatrixIndex, _numpy_topk, knn_graph
 from semkit.errors import InvalidInput
 
 D = 24

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.embed.base import BaseEmbedder, Embedder, EmbeddingResult
-from semkit.embed.cache import FILENAME, CachedEmbedder, EmbeddingCache, cache_key
 from semkit.errors import InvalidInput
+from semkit.models.base import BaseEmbedder, Embedder, EmbeddingResult
+from semkit.models.cache import FILENAME, CachedEmbedder, EmbeddingCache, cache_key
 from semkit.types import Kind
 
 
@@ -266,7 +266,7 @@ def test_open_uses_semkit_cache_dir(isolated_cache: Path) -> None:
 
 
 def test_model_wraps_in_cache_by_default(isolated_cache: Path) -> None:
-    from semkit.embed import registry
+    from semkit.models import registry
 
     registry.register("countingtest", lambda name, **opts: CountingEmbedder(name))
     emb = semkit.model("countingtest:x")
@@ -281,7 +281,7 @@ def test_garbage_cache_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCap
     path = tmp_path / FILENAME
     path.write_bytes(b"this is not a database " * 500)
     inner = CountingEmbedder()
-    with caplog.at_level(logging.WARNING, logger="semkit.embed.cache"):
+    with caplog.at_level(logging.WARNING, logger="semkit.models.cache"):
         cache = EmbeddingCache.open(tmp_path)
         result = CachedEmbedder(inner, cache).embed_result(["a", "b"])
     assert result.vectors.shape == (2, 8)
@@ -308,7 +308,7 @@ def test_corrupt_pages_found_during_use_are_recovered(tmp_path: Path,
     (tmp_path / FILENAME).write_bytes(bytes(data))
 
     inner = CountingEmbedder(dimensions=64)
-    with caplog.at_level(logging.WARNING, logger="semkit.embed.cache"), \
+    with caplog.at_level(logging.WARNING, logger="semkit.models.cache"), \
             EmbeddingCache.open(tmp_path) as cache:
         result = CachedEmbedder(inner, cache).embed_result(texts)
         expected = np.stack([expected_vector(t, "document", 64, inner.id) for t in texts])
@@ -324,7 +324,7 @@ def test_unusable_cache_location_disables_cache_but_embedding_works(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache folder should be")
-    with caplog.at_level(logging.WARNING, logger="semkit.embed.cache"):
+    with caplog.at_level(logging.WARNING, logger="semkit.models.cache"):
         cache = EmbeddingCache.open(blocker)
     assert cache.disabled is not None
     assert "embedding continues without a cache" in caplog.text

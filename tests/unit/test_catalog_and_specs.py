@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from semkit.embed import catalog
-from semkit.embed.registry import parse_spec
 from semkit.errors import ModelNotAvailable
+from semkit.models import catalog
+from semkit.models.registry import parse_spec
 
 
 def test_default_model_is_the_bundled_minilm() -> None:

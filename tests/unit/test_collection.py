@@ -16,7 +16,6 @@ import pytest
 import semkit
 from semkit.collection import Collection, Hit, model_from_id, split_embedder_id
 from semkit.database import Database, connect, register_scheme
-from semkit.embed import registry
 from semkit.errors import (
     CollectionNotFound,
     ConfigError,
@@ -25,6 +24,7 @@ from semkit.errors import (
     InvalidInput,
     ModelMismatch,
 )
+from semkit.models import registry
 from semkit.store.memory import MemoryStore
 from tests.support.hash_embedder import HashEmbedder
 

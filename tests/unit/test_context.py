@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.apps.context import context
-from semkit.embed.tokens import EstimateCounter, counter_for
+from semkit.apps._context import context
 from semkit.errors import InvalidInput
+from semkit.models.tokens import EstimateCounter, counter_for
 from tests.support.hash_embedder import HashEmbedder
 
 PERF = "Slow websites: enable HTTP caching and compress images to fix long load times."

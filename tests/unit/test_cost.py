@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from semkit import cost
-from semkit.embed import catalog
-from semkit.embed.tokens import EstimateCounter
 from semkit.errors import InvalidInput
+from semkit.models import catalog
+from semkit.models.tokens import EstimateCounter
 
 OPENAI_SMALL = "openai:text-embedding-3-small"
 SAMPLES = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semkit.apps import evaluate as ev
+from semkit.apps import _evaluate as ev
 from semkit.errors import InvalidInput
 from tests.support.hash_embedder import HashEmbedder
 

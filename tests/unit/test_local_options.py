@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semkit.embed.local import ModelFolder, find_in_hf_cache, load_local, pool, resolve
-from semkit.embed.tokenize_local import LocalTokenizer
 from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
+from semkit.models.local import ModelFolder, find_in_hf_cache, load_local, pool, resolve
+from semkit.models.tokenize_local import LocalTokenizer
 
 
 def _folder(tmp_path: Path, modules: list[dict] | None, pooling: dict | None = None,

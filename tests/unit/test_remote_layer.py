@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from semkit.embed.remote import (
+from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
+from semkit.models.remote import (
     MalformedReply,
     RetryPolicy,
     Secret,
@@ -21,7 +22,6 @@ from semkit.embed.remote import (
     parse_retry_after,
     plan_batches,
 )
-from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
 
 
 def test_plan_respects_item_and_token_limits() -> None:
@@ -93,7 +93,7 @@ def test_building_embedders_does_not_import_httpx() -> None:
     # request. A fresh interpreter, since other tests in this one may have imported httpx.
     code = (
         "import sys\n"
-        "from semkit.embed.registry import create\n"
+        "from semkit.models.registry import create\n"
         "create('openai:text-embedding-3-small', dimensions=256)\n"
         "create('cohere:embed-v4.0')\n"
         "create('http:m', base_url='http://127.0.0.1:9/v1', dimensions=4)\n"
@@ -103,8 +103,8 @@ def test_building_embedders_does_not_import_httpx() -> None:
 
 
 def test_construction_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    from semkit.embed.cohere import CohereEmbedder
-    from semkit.embed.openai import OpenAIEmbedder
+    from semkit.models.cohere import CohereEmbedder
+    from semkit.models.openai import OpenAIEmbedder
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("COHERE_API_KEY", raising=False)
@@ -117,8 +117,8 @@ def test_construction_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_option_validation() -> None:
-    from semkit.embed.cohere import CohereEmbedder
-    from semkit.embed.openai import OpenAIEmbedder
+    from semkit.models.cohere import CohereEmbedder
+    from semkit.models.openai import OpenAIEmbedder
 
     with pytest.raises(InvalidInput, match="allowed: 1536"):
         OpenAIEmbedder("text-embedding-ada-002", dimensions=512)
@@ -143,7 +143,7 @@ def test_option_validation() -> None:
 
 
 def test_http_needs_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from semkit.embed.openai import OpenAICompatibleEmbedder
+    from semkit.models.openai import OpenAICompatibleEmbedder
 
     monkeypatch.delenv("SEMKIT_HTTP_BASE_URL", raising=False)
     with pytest.raises(ConfigError, match="base_url="):

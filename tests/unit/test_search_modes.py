@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import semkit
-from semkit.apps.highlight import Snippet, query_terms, snippet, stem
-from semkit.apps.search import keyword_text, mmr_order, rrf, search
+from semkit.apps._highlight import Snippet, query_terms, snippet, stem
+from semkit.apps._search import keyword_text, mmr_order, rrf, search
 from semkit.errors import InvalidInput
 from semkit.store.memory import MemoryStore
 from tests.support.hash_embedder import HashEmbedder
@@ -155,7 +155,7 @@ def test_hybrid_without_keyword_search_degrades_to_vector(caplog: pytest.LogCapt
     db = Database(NoKeywordStore())
     c = db.collection("d", model=HashEmbedder(D))
     c.upsert(ids=list(TEXTS), texts=list(TEXTS.values()), vectors=np.stack(list(VECTORS.values())))
-    with caplog.at_level(logging.INFO, logger="semkit.apps.search"):
+    with caplog.at_level(logging.INFO, logger="semkit.apps._search"):
         hits = search(c, "zebra crossing", k=3, vector=QUERY_VEC)
     assert [h.id for h in hits] == ["a", "b", "c"] and hits[0].mode == "vector"
     assert "no keyword search" in caplog.text
@@ -248,7 +248,7 @@ def test_hybrid_on_an_own_vectors_collection_uses_keywords_unless_given_a_vector
     with semkit.connect("memory://") as db:
         c = db.collection("own", model=None, dimensions=D)
         c.upsert(ids=list(TEXTS), texts=list(TEXTS.values()), vectors=np.stack(list(VECTORS.values())))
-        with caplog.at_level(logging.INFO, logger="semkit.apps.search"):
+        with caplog.at_level(logging.INFO, logger="semkit.apps._search"):
             words_only = search(c, "zebra crossing", k=3)
         assert words_only[0].mode == "keyword" and "keywords only" in caplog.text
         both = search(c, "zebra crossing", k=3, vector=QUERY_VEC)

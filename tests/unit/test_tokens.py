@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from semkit.embed.tokens import (
+from semkit.models.tokens import (
     CharsEstimate,
     EstimateCounter,
     HFTokenizerCounter,

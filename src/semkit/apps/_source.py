@@ -21,7 +21,7 @@ from ..errors import InvalidInput, ModelMismatch
 from ..store import filters
 from ..types import Kind, Matrix
 from ..vectors import as_matrix, normalize
-from .knn import KnnGraph, MatrixIndex, check_k, knn_graph
+from ._knn import KnnGraph, MatrixIndex, check_k, knn_graph
 
 _SCAN_BATCH = 10_000
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import typer
 
 from ..errors import SemkitError
-from . import embed_cmds, output
+from . import app_cmds, embed_cmds, eval_cmds, index_cmds, output, search_cmds, server_cmds, store_cmds
 
 app = typer.Typer(
     name="semkit",
@@ -18,19 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-embed_cmds.register(app)
-
-# Each module adds the commands of one area. Listed explicitly (no plugin discovery) so the
-# command set is visible here; a module that is not written yet is simply absent.
-_COMMAND_MODULES = ("store_cmds", "search_cmds", "index_cmds", "app_cmds", "eval_cmds", "server_cmds")
-for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{_name}":
-            raise
-        continue
-    _module.register(app)
+# Each module adds the commands of one area, listed here so the command set is visible in one place.
+for _commands in (embed_cmds, store_cmds, search_cmds, index_cmds, app_cmds, eval_cmds, server_cmds):
+    _commands.register(app)
 
 
 @app.callback()

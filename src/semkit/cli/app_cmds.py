@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ..config import DEFAULT_DB
 from ..errors import InvalidInput
 from . import output
 from .inputs import gather_texts
-from .store_cmds import DEFAULT_DB, CollectionOpt, DbOpt, JsonOpt, _where
+from .options import CollectionOpt, DbOpt, JsonOpt, parse_where
 
 
 def _open(db: str, collection: str) -> tuple[Any, Any]:
@@ -97,7 +98,7 @@ def register(app: typer.Typer) -> None:
         with database:
             report = apps.cluster(col, method=method, k=k, min_cluster_size=min_cluster_size)  # type: ignore[arg-type]
         if map_path is not None:
-            apps.cluster_map.write_html(report, map_path, title=f"{collection}: {report.method} clusters")
+            apps.write_cluster_map(report, map_path, title=f"{collection}: {report.method} clusters")
         if as_json:
             output.emit_json(report.to_dict(items=True))
             return
@@ -127,7 +128,7 @@ def register(app: typer.Typer) -> None:
         database, col = _open(db, collection)
         with database:
             recs = apps.recommend(col, liked=liked, disliked=disliked or [], k=k, diversity=diversity,
-                                  where=_where(where))
+                                  where=parse_where(where))
         if as_json:
             output.emit_json([asdict(r) for r in recs])
             return
@@ -188,7 +189,7 @@ def register(app: typer.Typer) -> None:
         import semkit
 
         texts, labels = _read_labelled(data, text_column, label_column)
-        clf = apps.classify.Classifier(method, embedder=semkit.model(model)).fit(texts, labels)  # type: ignore[arg-type]
+        clf = apps.Classifier(method, embedder=semkit.model(model)).fit(texts, labels)  # type: ignore[arg-type]
         path = clf.save(out)
         summary = {"saved": str(path), "examples": len(texts), "labels": sorted(set(labels)), "method": method}
         if as_json:
@@ -212,7 +213,7 @@ def register(app: typer.Typer) -> None:
         items = gather_texts(texts, file)
         meta_path = classifier / "classifier.json"
         recorded = json.loads(meta_path.read_text(encoding="utf-8")).get("embedder") if meta_path.is_file() else None
-        clf = apps.classify.Classifier.load(classifier, embedder=model_from_id(recorded) if recorded else None)
+        clf = apps.Classifier.load(classifier, embedder=model_from_id(recorded) if recorded else None)
         _print_predictions(items, clf.classify(items, top=3), as_json)
 
 

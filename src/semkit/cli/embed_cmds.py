@@ -13,11 +13,11 @@ from ..errors import InvalidInput
 from ..types import Kind
 from . import output
 from .inputs import gather_texts
+from .options import JsonOpt
 
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Model spec: local, local:/path, openai:NAME, cohere:NAME, http:NAME")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
 
 
 def _load(model: str, cache: bool, dimensions: int | None, base_url: str | None) -> Any:
@@ -138,7 +138,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """The model catalogue, and which models work offline right now."""
-        from ..embed import availability, catalog
+        from ..models import availability, catalog
 
         entries = [m for m in catalog.MODELS if provider in (None, m.provider)]
         rows = []
@@ -261,7 +261,7 @@ def register(app: typer.Typer) -> None:
     @cache_app.command("stats")
     def cache_stats(as_json: JsonOpt = False) -> None:
         """Where the cache is, how big, and what it holds per model."""
-        from ..embed.cache import EmbeddingCache
+        from ..models.cache import EmbeddingCache
 
         stats = EmbeddingCache.open().stats()
         if as_json:
@@ -278,7 +278,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Delete cached vectors (all, or one model's)."""
-        from ..embed.cache import EmbeddingCache
+        from ..models.cache import EmbeddingCache
 
         removed = EmbeddingCache.open().clear(model)
         if as_json:
@@ -303,8 +303,8 @@ def parse_count(text: str) -> int:
 
 def _catalog_dims(models: list[str] | None) -> int:
     """The native dimensions of the one model given, for ``--vectors`` without ``--dims``."""
-    from ..embed import catalog
-    from ..embed.registry import parse_spec
+    from ..models import catalog
+    from ..models.registry import parse_spec
 
     if not models or len(models) != 1:
         raise InvalidInput("with --vectors, pass --dims D (or one --model whose dimensions are known)")

@@ -9,8 +9,8 @@ import typer
 
 from ..errors import InvalidInput
 from . import output
+from .options import JsonOpt
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
 ModelsOpt = Annotated[list[str] | None, typer.Option(
     "--model", "-m", help="Model spec to evaluate; repeat for a side-by-side table (default: local)")]
 
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """nDCG@10, Recall@10/100, MAP@10 per model and search mode (pytrec_eval)."""
-        from ..apps import evaluate
+        from .. import apps as evaluate
 
         modes = mode or ["vector", "keyword", "hybrid"]
         bad = [m for m in modes if m not in ("vector", "keyword", "hybrid")]
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Spearman x100 of cosine similarity against gold scores, per model."""
-        from ..apps import evaluate
+        from .. import apps as evaluate
 
         names = [c.strip() for c in columns.split(",")]
         if len(names) != 3 or not all(names):
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Accuracy and macro-F1 of a classifier on each model's embeddings."""
-        from ..apps import evaluate
+        from .. import apps as evaluate
 
         if method not in ("logistic", "knn"):
             raise InvalidInput(f"--method must be logistic or knn, got {method!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ from . import output
 if TYPE_CHECKING:
     from ..ingest import IndexReport
 
-DEFAULT_DB = os.environ.get("SEMKIT_DB", "./kb")
+from ..config import DEFAULT_DB
 
 
 def _mixed_collection(database: Any, name: str, clip_model: Any) -> Any:

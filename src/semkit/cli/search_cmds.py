@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
+from ..config import DEFAULT_DB
 from ..errors import InvalidInput
 from . import output
-from .store_cmds import DEFAULT_DB, CollectionOpt, DbOpt, JsonOpt, _where
+from .options import CollectionOpt, DbOpt, JsonOpt, parse_where
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid (rank fusion, default) | vector | keyword")]
 WhereOpt = Annotated[str | None, typer.Option(help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'')]
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Search a collection by meaning, by keywords (BM25), or both (hybrid)."""
-        from ..apps.search import search as run_search
+        from ..apps import search as run_search
 
         if (query is None) == (image is None):
             raise InvalidInput("give a query text or --image PATH (one of them)")
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
                     query, mode = vector, "vector"
                 else:
                     vector = embedder.embed([query], kind="query")[0]
-            hits = run_search(col, query, k=k, mode=_mode(mode), where=_where(where), mmr=mmr,
+            hits = run_search(col, query, k=k, mode=_mode(mode), where=parse_where(where), mmr=mmr,
                               candidates=candidates, exact=exact, vector=vector)
         if as_json:
             output.emit_json([h.as_dict() for h in hits])
@@ -84,11 +85,11 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Best passages for a question, with citations, packed into a token budget (for an LLM prompt)."""
-        from ..apps.context import context as build
+        from ..apps import context as build
 
         with semkit.connect(db) as database:
             col = database.collection(collection, create=False)
-            ctx = build(col, question, budget, where=_where(where), mode=_mode(mode), mmr=mmr,
+            ctx = build(col, question, budget, where=parse_where(where), mode=_mode(mode), mmr=mmr,
                         max_passages=max_passages, tokenizer=tokenizer)
         if as_json:
             output.emit_json(ctx.as_dict())
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _mode(mode: str) -> Any:
-    from ..apps.search import MODES
+    from ..apps import MODES
 
     if mode not in MODES:
         raise InvalidInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -118,7 +119,7 @@ def _image_model(col: Any) -> Any:
 
     if col.spec.embedder is None:
         return semkit.model("clip")
-    from ..embed.clip import image_embedder
+    from ..models.clip import image_embedder
 
     own = col.model
     if image_embedder(own) is None:

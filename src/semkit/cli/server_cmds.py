@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..config import DEFAULT_DB
 from ..errors import ConfigError, MissingDependency
 from . import output
+from .options import DbOpt, JsonOpt
 
 if TYPE_CHECKING:
     from ..server.auth import KeyStore
 
-DbOpt = Annotated[str, typer.Option("--db", help="Store: a folder (embedded), postgresql://..., memory://",
-                                    envvar="SEMKIT_DB")]
 KeysOpt = Annotated[Path | None, typer.Option(
     "--keys", help="Key file (default: keys.json in an embedded db folder, else under the cache dir)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
-
-DEFAULT_DB = os.environ.get("SEMKIT_DB", "./kb")
 
 
 def is_loopback(host: str) -> bool:

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ..errors import InvalidFilter
+from ..config import DEFAULT_DB
 from . import output
+from .options import CollectionOpt, DbOpt, JsonOpt
 from .records import read_batches
-
-DbOpt = Annotated[str, typer.Option("--db", help="Store: a folder (embedded), postgresql://..., memory://",
-                                    envvar="SEMKIT_DB")]
-CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
-
-DEFAULT_DB = os.environ.get("SEMKIT_DB", "./kb")
-
-
-def _where(raw: str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidFilter(f"--where is not valid JSON ({exc.msg}): {raw}") from None
-    if not isinstance(value, dict):
-        raise InvalidFilter('--where must be a JSON object, e.g. \'{"year": {"$gte": 2020}}\'')
-    return value
 
 
 def register(app: typer.Typer) -> None:

@@ -25,9 +25,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..embed import tokens
-from ..embed.tokens import TokenCounter
 from ..errors import InvalidInput
+from ..models import tokens
+from ..models.tokens import TokenCounter
 
 MAX_DEFAULT_CHUNK = 512
 """Large-context models (8k tokens) still get chunks of at most this many tokens by default:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..embed.clip import IMAGE_SUFFIXES
 from ..errors import InvalidInput
+from ..models.clip import IMAGE_SUFFIXES
 
 THUMBNAIL_PX = 128
 
@@ -78,7 +78,7 @@ def index_images(collection: Any, paths: Sequence[str | os.PathLike[str]] | str 
     """
     from PIL import Image
 
-    from ..embed.clip import load_image
+    from ..models.clip import load_image
 
     started = time.perf_counter()
     model = model if model is not None else collection.model

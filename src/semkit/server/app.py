@@ -84,7 +84,7 @@ class ServerState:
     def served_spec(self, name: str) -> str:
         """The served model spec ``name`` designates (its spec, id, bare name or alias)."""
         from ..collection import split_embedder_id
-        from ..embed import catalog, registry
+        from ..models import catalog, registry
 
         wanted = split_embedder_id(name.strip())[0].lower()
         for spec in self.served:

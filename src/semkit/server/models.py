@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind
+from ..models.base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind
 from ..types import Kind
 from ..vectors import check_texts
 from .metrics import Metrics
@@ -205,7 +205,7 @@ class ModelPool:
         # The recorded model comes wrapped in the default cache; use this pool's cache instead.
         model: Any = getattr(loaded, "inner", loaded)
         if self._cache:
-            from ..embed.cache import CachedEmbedder, EmbeddingCache
+            from ..models.cache import CachedEmbedder, EmbeddingCache
 
             model = CachedEmbedder(model, EmbeddingCache.open(self._cache_dir))
         return self._register(model, None)

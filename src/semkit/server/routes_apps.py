@@ -124,7 +124,7 @@ async def classify(name: NamePath, body: ClassifyRequest, request: Request, prin
         raise errors.InvalidInput("give labels (zero-shot) or examples (few-shot), one of the two")
 
     def work() -> Any:
-        from ..apps import classify as cls
+        from .. import apps as cls
 
         col = state.collection(name)
         items: Any = body.texts if body.texts is not None else col
@@ -172,7 +172,7 @@ async def context(name: NamePath, body: ContextRequest, request: Request, princi
 
 @router.get("/catalog", tags=["models"], summary="The model catalogue (dimensions, context, price, quality)")
 async def catalog(request: Request, principal: Caller) -> Any:
-    from ..embed import catalog as cat
+    from ..models import catalog as cat
 
     state = state_of(request)
     out = []

@@ -322,7 +322,7 @@ def _decode_image(data: str) -> bytes:
 
 
 def _image_vector(col: Any, image: bytes, max_pixels: int) -> Any:
-    from ..embed.clip import UnreadableImage, image_embedder
+    from ..models.clip import UnreadableImage, image_embedder
 
     model = col.model
     clip = image_embedder(model) if model is not None else None

@@ -79,7 +79,7 @@ async def _texts(raw: Any, limit: int, state: Any) -> list[str]:
 
 
 def _decode_tokens(arrays: list[list[int]]) -> list[str]:
-    from ..embed.tokens import OFFLINE_ENCODINGS
+    from ..models.tokens import OFFLINE_ENCODINGS
 
     try:
         import tiktoken
@@ -106,7 +106,7 @@ def _decode_tokens(arrays: list[list[int]]) -> list[str]:
 
 
 def _sized_model(state: Any, spec: str, dimensions: int, native: int) -> BatchedEmbedder:
-    from ..embed import catalog, registry
+    from ..models import catalog, registry
 
     scheme, name = registry.parse_spec(spec)
     info = catalog.find(scheme, name)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..vectors import normalize
-from .highlight import STOP_WORDS, Snippet, query_terms, snippet
+from ._highlight import STOP_WORDS, Snippet, query_terms, snippet
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInput
+from ._knn import check_k
 from ._source import as_source
-from .knn import check_k
 
 _POOL_FACTOR = 5
 """With diversity, MMR chooses among this many times k candidates."""

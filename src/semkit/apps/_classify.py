@@ -24,8 +24,8 @@ import numpy as np
 
 from ..errors import DimensionMismatch, InvalidInput, MissingDependency, ModelMismatch
 from ..vectors import as_matrix, normalize
+from ._knn import check_k
 from ._source import Source, as_source, check_same_model
-from .knn import check_k
 
 ClassifierMethod = Literal["logistic", "knn"]
 FORMAT = "semkit-classifier"

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInput
+from ._cluster import NOISE, ClusterReport
 from ._io import atomic_write
-from .cluster import NOISE, ClusterReport
 
 
-def render_html(report: ClusterReport, *, title: str = "semkit cluster map", max_points: int = 50_000,
+def render_cluster_map(report: ClusterReport, *, title: str = "semkit cluster map", max_points: int = 50_000,
                 hover_chars: int = 200, seed: int = 0) -> str:
-    """The page as a string (``write_html`` writes it atomically)."""
+    """The page as a string (``write_cluster_map`` writes it atomically)."""
     if max_points <= 0:
         raise InvalidInput(f"max_points must be positive, got {max_points!r}")
     n = len(report.ids)
@@ -58,9 +58,9 @@ def render_html(report: ClusterReport, *, title: str = "semkit cluster map", max
     return _PAGE.replace("__TITLE__", html.escape(title)).replace("__DATA__", payload)
 
 
-def write_html(report: ClusterReport, path: str | os.PathLike[str], **options: Any) -> Path:
+def write_cluster_map(report: ClusterReport, path: str | os.PathLike[str], **options: Any) -> Path:
     """Write the map to ``path`` (one self-contained HTML file) and return the path."""
-    return atomic_write(path, render_html(report, **options))
+    return atomic_write(path, render_cluster_map(report, **options))
 
 
 def _clip(text: str | None, limit: int) -> str:
@@ -234,4 +234,4 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["render_cluster_map", "write_cluster_map"]

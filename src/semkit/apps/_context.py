@@ -11,7 +11,7 @@ numbered passages ready to paste into an LLM prompt (``Context.text``) or as JSO
 
 Token counts are the LLM side's, not the embedding model's: ``tokenizer="cl100k_base"`` counts
 exactly with tiktoken's offline BPE when it is installed (``semkit[openai]``), else with
-``semkit.embed.tokens``' estimate, which errs high so the budget holds. The count of the final
+``semkit.models.tokens``' estimate, which errs high so the budget holds. The count of the final
 ``text`` (numbering and citations included) never exceeds the budget.
 
 Duplicates: the same text (case and whitespace aside), or a near-copy whose stored vector has
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.tokens import TokenCounter, counter_for
 from ..errors import InvalidInput
+from ..models.tokens import TokenCounter, counter_for
 from ..vectors import normalize
-from .search import PATH_KEYS, TITLE_KEYS, Mode, search
+from ._search import PATH_KEYS, TITLE_KEYS, Mode, search
 
 POSITION_KEYS = ("section", "page", "chunk", "position", "line", "start")
 DEFAULT_MMR = 0.7

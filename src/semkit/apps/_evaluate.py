@@ -13,7 +13,7 @@ one result row per model (and per search mode, for retrieval), so they compare s
   strictly decreasing scores, so its own tie-breaking (by document id) never reorders a list.
 - ``evaluate_sts``: Spearman correlation (x100, scipy) between cosine similarity and gold
   scores of sentence pairs, as MTEB scores STS.
-- ``evaluate_classification``: accuracy and macro-F1 of ``apps.classify.Classifier`` trained
+- ``evaluate_classification``: accuracy and macro-F1 of ``apps.Classifier`` trained
   on the train split (all of it, or ``per_label`` examples per label averaged over
   ``experiments`` random draws, MTEB's few-shot protocol) and scored on the test split.
 
@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InvalidInput, MissingDependency
-from .search import MODES, Mode, search
+from ._search import MODES, Mode, search
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,7 @@ def evaluate_classification(
     ``experiments`` times) and score on ``test``; one row per model."""
     import semkit
 
-    from .classify import Classifier
+    from ._classify import Classifier
 
     if per_label is not None and per_label < 1:
         raise InvalidInput(f"per_label must be at least 1, got {per_label}")

@@ -37,8 +37,8 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ._io import atomic_write
+from ._knn import check_k
 from ._source import Source, as_source
-from .knn import check_k
 
 Keep = Literal["longest", "first", "central"]
 Linkage = Literal["keeper", "complete"]

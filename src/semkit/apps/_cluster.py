@@ -29,8 +29,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InvalidInput, MissingDependency
+from ._knn import check_k
 from ._source import as_source
-from .knn import check_k
 
 Method = Literal["kmeans", "hdbscan"]
 Projection = Literal["auto", "pca", "umap"]
@@ -244,7 +244,7 @@ def _hdbscan(x: np.ndarray, min_cluster_size: int, min_samples: int, dims: int, 
     ms = max(2, min(round(min_samples * max_fit / n), mcs))
     model = HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True)
     fit_labels = model.fit_predict(reduced[fit_rows]).astype(np.int64)
-    from .knn import MatrixIndex
+    from ._knn import MatrixIndex
 
     nearest, _ = MatrixIndex(_as_l2_index(reduced[fit_rows]), exact=True).search(_as_l2_query(reduced), 1)
     labels = fit_labels[nearest[:, 0]]

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..vectors import as_matrix, normalize
+from ._knn import check_k
 from ._source import Source, as_source
-from .knn import check_k
 
 Method = Literal["knn", "lof"]
 _EPS = 1e-10
