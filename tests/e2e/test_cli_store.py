@@ -40,11 +40,11 @@ def test_upsert_search_export_import_drop(tmp_path: Path) -> None:
     assert json.loads(run("collections", "--db", db2, "--json").stdout) == []
 
 
-def test_csv_upsert_types_numbers_and_bad_filter_is_clear(tmp_path: Path) -> None:
+def test_csv_upsert_types_named_columns_and_bad_filter_is_clear(tmp_path: Path) -> None:
     src = tmp_path / "docs.csv"
     src.write_text("id,text,year\na,first text about cats,2020\nb,second text about dogs,2024\n", encoding="utf-8")
     db = str(tmp_path / "kb")
-    run("upsert", str(src), "--db", db)
+    run("upsert", str(src), "--db", db, "--type", "year=int")
     hits = json.loads(run("search", "animals", "--db", db, "--where", '{"year": {"$gt": 2021}}', "--json").stdout)
     assert [h["id"] for h in hits] == ["b"]
 
@@ -59,3 +59,70 @@ def test_upsert_rejects_a_malformed_jsonl_line(tmp_path: Path) -> None:
     src.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": \n', encoding="utf-8")
     proc = run("upsert", str(src), "--db", str(tmp_path / "kb"), check=False)
     assert proc.returncode == 2 and "docs.jsonl:2" in proc.stderr
+
+
+def test_csv_cells_stay_the_text_they_are(tmp_path: Path) -> None:
+    src = tmp_path / "docs.csv"
+    src.write_text("id,text,zip,count,score\n007,1e3,02134,1_000,Nan\n1_000,plain words,00501,7,inf\n",
+                   encoding="utf-8")
+    db = str(tmp_path / "kb")
+    run("upsert", str(src), "--db", db)
+    out = tmp_path / "out.jsonl"
+    run("export", str(out), "--db", db)
+    rows = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines()) if "id" in r}
+    assert set(rows) == {"007", "1_000"}
+    assert rows["007"]["text"] == "1e3"
+    assert rows["007"]["metadata"] == {"zip": "02134", "count": "1_000", "score": "Nan"}
+    assert rows["1_000"]["metadata"] == {"zip": "00501", "count": "7", "score": "inf"}
+
+
+def test_csv_typed_columns_are_strict(tmp_path: Path) -> None:
+    src = tmp_path / "docs.csv"
+    src.write_text("id,text,year\na,cats,2020\nb,dogs,1_000\n", encoding="utf-8")
+    proc = run("upsert", str(src), "--db", str(tmp_path / "kb"), "--type", "year=int", check=False)
+    assert proc.returncode == 2 and "row 2" in proc.stderr and "'1_000'" in proc.stderr
+    bad_spec = run("upsert", str(src), "--db", str(tmp_path / "kb"), "--type", "year=date", check=False)
+    assert bad_spec.returncode == 2 and "COLUMN=TYPE" in bad_spec.stderr
+    unknown = run("upsert", str(src), "--db", str(tmp_path / "kb"), "--type", "month=int", check=False)
+    assert unknown.returncode == 2 and "month" in unknown.stderr
+    assert not (tmp_path / "kb").exists() or "docs" not in run("collections", "--db", str(tmp_path / "kb")).stdout
+
+
+def _vector_rows(n: int) -> list[dict[str, object]]:
+    return [{"id": f"r{i}", "vec": [1.0, float(i), 0.5]} for i in range(n)]
+
+
+def test_a_bad_row_anywhere_writes_nothing(tmp_path: Path) -> None:
+    rows = _vector_rows(30)
+    rows[25]["vec"] = [1.0, 2.0]  # in the third batch of 10
+    src = tmp_path / "vecs.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    db = str(tmp_path / "kb")
+    proc = run("upsert", str(src), "--db", db, "--vector-field", "vec", "--batch-size", "10", check=False)
+    assert proc.returncode == 2 and "row 26" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(run("collections", "--db", db, "--json").stdout) == []
+
+
+def test_a_duplicate_id_across_batches_is_refused(tmp_path: Path) -> None:
+    rows = _vector_rows(30)
+    rows[22]["id"] = "r3"
+    src = tmp_path / "vecs.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    db = str(tmp_path / "kb")
+    proc = run("upsert", str(src), "--db", db, "--vector-field", "vec", "--batch-size", "10", check=False)
+    assert proc.returncode == 2 and "'r3'" in proc.stderr and "row 4" in proc.stderr and "row 23" in proc.stderr
+    assert json.loads(run("collections", "--db", db, "--json").stdout) == []
+
+
+def test_unreadable_record_files_are_clear_errors(tmp_path: Path) -> None:
+    db = str(tmp_path / "kb")
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("id,text\na,caf\xe9\n".encode("latin-1"))
+    binary = tmp_path / "junk.jsonl"
+    binary.write_bytes(bytes(range(256)))
+    garbage = tmp_path / "junk.parquet"
+    garbage.write_bytes(b"PAR1 this is not parquet")
+    for path, words in ((latin1, "UTF-8"), (binary, "UTF-8"), (garbage, "Parquet")):
+        proc = run("upsert", str(path), "--db", db, check=False)
+        assert proc.returncode == 2, path
+        assert words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from ..config import DEFAULT_DB
+from ..errors import SemkitError
 from . import output
 from .options import CollectionOpt, DbOpt, JsonOpt
-from .records import read_batches
+from .records import RecordFormat, check_file, parse_column_types, read_batches
 
 
 def register(app: typer.Typer) -> None:
@@ -25,23 +26,37 @@ def register(app: typer.Typer) -> None:
         id_field: Annotated[str, typer.Option(help="Column holding the record id")] = "id",
         text_field: Annotated[str, typer.Option(help="Column holding the text to embed")] = "text",
         vector_field: Annotated[str | None, typer.Option(help="Column holding precomputed vectors")] = None,
+        column_type: Annotated[list[str] | None, typer.Option(
+            "--type", help="CSV only: type a metadata column, COLUMN=int|float|bool|json (repeatable); "
+                           "other CSV cells stay text exactly as written")] = None,
         batch_size: Annotated[int, typer.Option(min=1)] = 1000,
         as_json: JsonOpt = False,
     ) -> None:
-        """Insert or update records from a file; unchanged texts are not re-embedded."""
+        """Insert or update records from a file; unchanged texts are not re-embedded.
+
+        The whole file is checked before anything is written; ids must be unique within it.
+        """
+        fmt = RecordFormat(id_field, text_field, vector_field, parse_column_types(column_type))
+        summary = check_file(file, fmt)
         total = 0
         with semkit.connect(db) as database:
             col = None
-            with output.progress_bar(0, f"upserting into {collection}", not as_json) as advance:
-                for batch in read_batches(file, id_field=id_field, text_field=text_field,
-                                          vector_field=vector_field, batch_size=batch_size):
+            with output.progress_bar(summary.records, f"upserting into {collection}", not as_json) as advance:
+                for batch in read_batches(file, fmt, batch_size=batch_size):
                     if col is None:
-                        dims = len(batch.vectors[0]) if batch.vectors else None
+                        dims = summary.vector_dimensions
                         col = database.collection(
-                            collection, model=model if model or batch.vectors else "local",
+                            collection, model=model if model or dims else "local",
                             **({"dimensions": dims} if dims and not model else {}),
                         )
-                    col.upsert(ids=batch.ids, texts=batch.texts, vectors=batch.vectors, metadata=batch.metadata)
+                    try:
+                        col.upsert(ids=batch.ids, texts=batch.texts, vectors=batch.vectors, metadata=batch.metadata)
+                    except SemkitError as exc:
+                        if total:
+                            exc.args = (f"{exc} — rows {batch.first_row} onwards of {file} were not written "
+                                        f"({total:,} records before them were); fix the file and run the same "
+                                        "command again: upserts by id are idempotent",)
+                        raise
                     total += len(batch.ids)
                     advance(len(batch.ids))
             count = len(col) if col is not None else 0
