@@ -180,3 +180,12 @@ def test_windows_line_ends_still_separate_paragraphs(minilm) -> None:
     chunker = Chunker(minilm, 120, 0)
     assert all(chunker.count(p) <= 120 for p in paragraphs)
     assert all(c.end in ends for c in chunker.split(text))
+
+
+@pytest.mark.timeout(60)  # a hang guard: the old line separator (\s*\n\s*) was quadratic in a blank run
+def test_a_megabyte_of_blanks_splits_in_linear_time() -> None:
+    from semkit.models.tokens import EstimateCounter
+
+    text = "first words " * 10 + " " * 1_000_000 + "last" + "\n \n" + "tail"
+    chunks = Chunker(EstimateCounter(), 50, 10).split(text)
+    assert chunks[0].text.startswith("first words") and chunks[-1].text.endswith("tail")

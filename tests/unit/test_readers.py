@@ -336,3 +336,20 @@ def test_read_lines_decodes_each_line_and_warns_once(tmp_path: Path) -> None:
 def test_read_lines_strict_refuses_non_utf8() -> None:
     with pytest.raises(UnreadableFile, match="line 2 is not UTF-8"):
         list(read_lines(io.BytesIO(b"fine\ncaf\xe9\n"), [], strict=True))
+
+
+# A one-megabyte line of spaces inside a heading or front matter: the old regular expressions
+# backtracked quadratically (80,000 spaces took 47 s; a megabyte, hours). The timeout is a
+# hang guard, not a benchmark: the parse itself takes milliseconds.
+@pytest.mark.timeout(60)
+def test_markdown_headings_parse_in_linear_time_on_hostile_lines() -> None:
+    from semkit.ingest.readers import markdown_sections
+
+    spaces = " " * 1_000_000
+    sections, title = markdown_sections(f"# a{spaces}b\nbody text\n")
+    assert title == "a b"
+    assert sections and sections[0].text == "body text"
+    _, front = markdown_sections(f"---\ntitle:{spaces[:8000]}x\n---\n# h\n")
+    assert front == "x"
+    closing_only = markdown_sections(f"## Title{spaces}##\ntext\n")[1]
+    assert closing_only == "Title"

@@ -72,7 +72,7 @@ class _Piece:
 
 _PARAGRAPH = re.compile(r"\n[ \t\r]*\n\s*")  # \r: files with Windows line ends
 _SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
-_LINE = re.compile(r"\s*\n\s*")
+_LINE = re.compile(r"\n\s*")  # no leading \s*: spans are trimmed anyway, and it made long blank runs quadratic
 _WORD = re.compile(r"\s+")
 _LEVELS = (_PARAGRAPH, _SENTENCE, _LINE, _WORD)
 _NON_SPACE = re.compile(r"\S")

@@ -203,10 +203,30 @@ def _clean(text: str) -> str:
 
 # --- Markdown (also the shape HTML and DOCX are converted to) ------------------------------------
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_ATX_OPEN = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FRONT_TITLE = re.compile(r"^title:\s*(.+?)\s*$", re.MULTILINE)
+
+
+# User text reaches these parsers unchecked (a 1 MB line is possible), so they are linear
+# string operations, not regular expressions that backtrack on long runs of spaces.
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading line (``## Title ##``), else None."""
+    opening = _ATX_OPEN.match(line)
+    if not opening:
+        return None
+    title = line[opening.end():].strip(" \t")
+    without_closing = title.rstrip("#")
+    if without_closing != title and (not without_closing or without_closing[-1] in " \t"):
+        title = without_closing.rstrip(" \t")
+    return len(opening.group(1)), title
+
+
+def _front_matter_title(front_matter: str) -> str | None:
+    for line in front_matter.splitlines():
+        if line.startswith("title:") and line[6:].strip():
+            return line[6:].strip().strip("'\" ")
+    return None
 
 
 def markdown_sections(text: str) -> tuple[list[Section], str | None]:
@@ -218,9 +238,7 @@ def markdown_sections(text: str) -> tuple[list[Section], str | None]:
     if text.startswith(("---\n", "---\r\n")):
         end = text.find("\n---", 3)
         if end != -1 and end < 8192:
-            match = _FRONT_TITLE.search(text, 4, end)
-            if match:
-                front_title = match.group(1).strip("'\" ")
+            front_title = _front_matter_title(text[4:end])
             after = text.find("\n", end + 4)
             body_start = len(text) if after == -1 else after + 1
 
@@ -243,9 +261,9 @@ def markdown_sections(text: str) -> tuple[list[Section], str | None]:
             fence = fence_match.group(1)
             prev, prev_blank = None, False
             continue
-        atx = _ATX.match(stripped)
+        atx = _atx_heading(stripped)
         if atx:
-            headings.append((start, pos, len(atx.group(1)), _clean(atx.group(2) or "")))
+            headings.append((start, pos, atx[0], _clean(atx[1])))
             prev, prev_blank = None, False
             continue
         setext = _SETEXT.match(stripped)
