@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_cli import run
 
 DOCS = [
@@ -126,3 +128,16 @@ def test_unreadable_record_files_are_clear_errors(tmp_path: Path) -> None:
         proc = run("upsert", str(path), "--db", db, check=False)
         assert proc.returncode == 2, path
         assert words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.postgres
+def test_a_database_password_is_never_printed(postgres_dsn: str) -> None:
+    # The test server trusts local connections, so any password is accepted and must not show.
+    secret = "hunter2-very-secret"
+    uri = postgres_dsn.replace("@", f":{secret}@", 1)
+    assert secret in uri
+    listed = run("collections", "--db", uri)
+    prompt = run("drop", "nothing-here", "--db", uri, stdin=b"n\n", check=False)
+    for proc in (listed, prompt):
+        assert secret not in proc.stdout + proc.stderr
+    assert ":***@" in listed.stdout and ":***@" in prompt.stdout + prompt.stderr

@@ -10,6 +10,7 @@ import typer
 
 from ..config import DEFAULT_DB
 from ..errors import ConfigError, MissingDependency
+from ..redaction import redact_uri
 from . import output
 from .options import DbOpt, JsonOpt
 
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
             if not store.active():
                 output.stderr.print(f"[yellow]no API keys in {store.path}: every request will get 401. "
                                     "Create one with `semkit keys create`.[/yellow]")
-        output.stderr.print(f"semkit serving {db} on http://{host}:{port} (UI: http://{host}:{port}/ui/)")
+        output.stderr.print(f"semkit serving {redact_uri(db)} on http://{host}:{port} (UI: http://{host}:{port}/ui/)")
         uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
     @keys_app.command("create")

@@ -9,6 +9,7 @@ import typer
 
 from ..config import DEFAULT_DB
 from ..errors import SemkitError
+from ..redaction import redact_uri
 from . import output
 from .options import CollectionOpt, DbOpt, JsonOpt
 from .records import RecordFormat, check_file, parse_column_types, read_batches
@@ -73,7 +74,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json(infos)
             return
-        output.table(f"collections in {db}", ["name", "count", "model", "dims", "metric"],
+        output.table(f"collections in {redact_uri(db)}", ["name", "count", "model", "dims", "metric"],
                      [(i["name"], i["count"], i.get("embedder") or "(own vectors)", i["dimensions"], i["metric"])
                       for i in infos], justify_right=("count", "dims"))
 
@@ -115,7 +116,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete a collection and everything in it."""
         if not yes:
-            typer.confirm(f"Delete collection '{collection}' from {db}?", abort=True)
+            typer.confirm(f"Delete collection '{collection}' from {redact_uri(db)}?", abort=True)
         with semkit.connect(db) as database:
             database.drop(collection)
         output.stdout.print(f"dropped '{collection}'")
