@@ -45,7 +45,6 @@ import hashlib
 import json
 import logging
 import math
-import mmap
 import os
 import re
 import sqlite3
@@ -72,7 +71,6 @@ DB_NAME = "store.sqlite"
 LOCK_NAME = "write.lock"
 INDEX_DIR = "index"
 SCHEMA_VERSION = 1
-_WAL_HEADER = 136  # two copies of the WAL-index header + checkpoint info, at the start of -shm
 DEAD_LOG_MAX = 100_000
 _CHUNK = 900  # bound parameters per statement (SQLite's default limit is 999 on old builds)
 _DTYPES = ("float32", "float16", "int8", "binary")
@@ -234,8 +232,6 @@ class EmbeddedStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database in {self.path}: {exc}") from None
         self._init_schema()
-        self._shm = self._map_wal_header()
-        self._shm_head = b""
         self._store_id = self._db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
         self._remove_orphans()
 
@@ -324,30 +320,14 @@ class EmbeddedStore:
 
     # --- registry ---------------------------------------------------------------------------
 
-    def _map_wal_header(self) -> mmap.mmap | None:
-        """Map the WAL-index header (the first 136 bytes of ``store.sqlite-shm``) read-only.
-
-        SQLite rewrites that header on every commit (mxFrame, iChange and, after a WAL reset,
-        the salts change; format: sqlite.org/walformat.html). Comparing its bytes is a
-        ~0.2 us test for "nothing was committed since we last looked", where
-        ``PRAGMA data_version`` costs ~10 us on a file database (it takes the WAL read locks)
-        — a tenth of an HNSW query. Any doubt falls back to ``data_version``.
-        """
-        try:
-            with open(self.path / f"{DB_NAME}-shm", "rb") as fh:
-                return mmap.mmap(fh.fileno(), _WAL_HEADER, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            return None
-
     def _refresh(self) -> None:
-        """Reload the registry when any other connection committed since we last looked."""
-        shm = self._shm
-        if shm is not None:
-            head = shm[:_WAL_HEADER]
-            if head == self._shm_head and self._registry_version is not None:
-                return
-            # Remember the header *before* reading: a commit landing meanwhile changes it again.
-            self._shm_head = head
+        """Reload the registry when any other connection committed since we last looked.
+
+        ``PRAGMA data_version`` is SQLite's own answer (~1.4 us here). SQLite's files are never
+        opened beside it: on Linux, closing any descriptor of a file drops every POSIX lock the
+        process holds on it, SQLite's WAL-index lock included, which let another process reset
+        the WAL index under this one (SIGBUS during a commit).
+        """
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._registry_version:
             return
@@ -903,8 +883,6 @@ class EmbeddedStore:
                     self._maybe_save(live, spec, force=True)
             self._lives.clear()
             self._closed = True
-            if self._shm is not None:
-                self._shm.close()
             self._db.close()
 
 
