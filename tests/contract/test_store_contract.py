@@ -552,3 +552,45 @@ def test_collection_names_round_trip_or_are_refused(store: VectorStore, label: s
     store.upsert(name, ["a"], np.ones((1, 2), np.float32))
     assert store.count(name) == 1
     assert store.get_collection(name.lower() if name != name.lower() else name.upper()) is None
+
+
+# --- filters at the sizes users reach: every backend accepts what the others accept ---------
+
+def _nested_and(depth: int) -> dict[str, Any]:
+    where: dict[str, Any] = {"year": {"$gte": 2005}}
+    for _ in range(depth - 1):
+        where = {"$and": [where, {"tag": {"$ne": "beta"}}]}
+    return where
+
+
+LARGE_FILTERS = {
+    "in-2000-numbers": {"year": {"$in": list(range(1000, 3000))}},
+    "in-5000-strings": {"tag": {"$in": [f"t{i}" for i in range(5000)] + ["alpha", "épsilon"]}},
+    "in-mixed-kinds": {"mixed": {"$in": [3, "3", True, None, 2.0, *range(100, 1200)]}},
+    "nin-3000": {"year": {"$nin": list(range(2000, 2010)) + list(range(5000, 8000))}},
+    "or-1200": {"$or": [{"year": 1990 + i % 30} for i in range(1200)]},
+    "and-30-deep": _nested_and(30),
+    "huge-int": {"year": {"$lt": 10**300}},
+}
+
+
+@pytest.mark.parametrize("where", list(LARGE_FILTERS.values()), ids=list(LARGE_FILTERS))
+def test_large_filters_answer_as_the_reference_does(loaded: Loaded, where: Any) -> None:
+    node = filters.parse(where)
+    expected = sum(filters.matches(node, m) for m in loaded.metadata)
+    assert loaded.store.count(loaded.names["cosine"], node) == expected
+    query = np.random.default_rng(8).normal(size=(1, DIMS)).astype(np.float32)
+    got = loaded.store.query(loaded.names["l2"], query, 10, where=node)[0]
+    assert_exact_top_k(got, eligible_scores(loaded, "l2", query[0], where), 10, f"large filter {where!r:.80}")
+
+
+@pytest.mark.parametrize("where", [
+    _nested_and(40),
+    {"year": 10**400},
+    {"tag": "\ud800"},
+    {"$or": [{"year": i} for i in range(5000)]},
+    {"year": {"$in": list(range(100_001))}},
+], ids=["too-deep", "int-beyond-double", "lone-surrogate", "too-many-clauses", "in-too-long"])
+def test_filters_beyond_the_limits_are_invalid_filter_errors(where: Any) -> None:
+    with pytest.raises(filters.InvalidFilter):
+        filters.parse(where)

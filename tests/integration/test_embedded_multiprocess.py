@@ -113,8 +113,9 @@ def test_a_serving_process_survives_200_processes_opening_its_store(tmp_path: Pa
             while not stop.is_set():
                 ids = [f"w{batch}-{i}" for i in range(20)]
                 vectors = rng.normal(size=(20, DIMS)).round(4).tolist()
-                answer = client.post("/v1/collections/live/upsert", json={
-                    "records": [{"id": i, "vector": v, "metadata": {"batch": batch}} for i, v in zip(ids, vectors)]})
+                records = [{"id": i, "vector": v, "metadata": {"batch": batch}}
+                           for i, v in zip(ids, vectors, strict=True)]
+                answer = client.post("/v1/collections/live/upsert", json={"records": records})
                 if answer.status_code != 200:
                     writer_errors.append(f"{answer.status_code} {answer.text[:200]}")
                 else:

@@ -12,6 +12,11 @@ Grammar (MongoDB-style, like Chroma/Qdrant/Pinecone users expect)::
 Values are JSON scalars (str, int, float, bool, None); ``$in``/``$nin`` take a non-empty list of
 scalars; ``$exists`` takes a bool. Ordering ops take numbers or strings. Anything else raises
 ``InvalidFilter`` naming the offending part.
+
+Limits, the same for every backend so a filter one accepts the others accept too:
+``$and``/``$or`` nest at most ``MAX_DEPTH`` deep, a filter holds at most ``MAX_CLAUSES``
+comparisons, a ``$in``/``$nin`` list at most ``MAX_IN_VALUES`` values; strings must be valid
+Unicode (no lone surrogates) and numbers finite.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ CompareOp = Literal["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]
 COMPARE_OPS: tuple[str, ...] = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
 ORDER_OPS: tuple[str, ...] = ("$gt", "$gte", "$lt", "$lte")
 _FIELD = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+
+MAX_DEPTH = 32
+"""How deep ``$and``/``$or`` may nest."""
+MAX_CLAUSES = 4096
+"""Comparisons in one filter (a ``$in`` list counts once)."""
+MAX_IN_VALUES = 100_000
+"""Values in one ``$in``/``$nin`` list."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ def parse(spec: Mapping[str, Any] | str | None) -> Node | None:
             spec = json.loads(spec)
         except json.JSONDecodeError as exc:
             raise InvalidFilter(f"filter is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidFilter(f"filter nests too deeply; $and/$or may nest at most {MAX_DEPTH} deep") from None
     if isinstance(spec, (And, Or, Compare, Exists)):
         return spec
     if not isinstance(spec, Mapping):
@@ -76,10 +90,13 @@ def parse(spec: Mapping[str, Any] | str | None) -> Node | None:
         )
     if not spec:
         return None
-    return _parse_object(spec, "filter")
+    budget = [MAX_CLAUSES]
+    return _parse_object(spec, "filter", 0, budget)
 
 
-def _parse_object(spec: Mapping[str, Any], where: str) -> Node:
+def _parse_object(spec: Mapping[str, Any], where: str, depth: int, budget: list[int]) -> Node:
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"{where}: $and/$or nest more than {MAX_DEPTH} deep; flatten the filter")
     if not isinstance(spec, Mapping):
         raise InvalidFilter(f"{where}: expected an object, got {_show(spec)}")
     if not spec:
@@ -91,7 +108,7 @@ def _parse_object(spec: Mapping[str, Any], where: str) -> Node:
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise InvalidFilter(f"{where}: {key} needs a non-empty list of filters, got {_show(value)}")
-            parts = tuple(_parse_object(v, f"{key}[{i}]") for i, v in enumerate(value))
+            parts = tuple(_parse_object(v, f"{key}[{i}]", depth + 1, budget) for i, v in enumerate(value))
             clauses.append(And(parts) if key == "$and" else Or(parts))
         elif key.startswith("$"):
             raise InvalidFilter(
@@ -99,22 +116,32 @@ def _parse_object(spec: Mapping[str, Any], where: str) -> Node:
                 "field operators go inside a field: {\"field\": {\"$gt\": 1}}"
             )
         else:
-            clauses.append(_parse_field(key, value))
+            clauses.append(_parse_field(key, value, budget))
     return clauses[0] if len(clauses) == 1 else And(tuple(clauses))
 
 
-def _parse_field(field: str, value: Any) -> Node:
+def _spend(budget: list[int], n: int = 1) -> None:
+    budget[0] -= n
+    if budget[0] < 0:
+        raise InvalidFilter(
+            f"the filter holds more than {MAX_CLAUSES} comparisons; use $in for many values of one field"
+        )
+
+
+def _parse_field(field: str, value: Any, budget: list[int]) -> Node:
     if not _FIELD.match(field):
         raise InvalidFilter(
             f"field name {field!r} is not valid; use letters, digits, _ and -, with dots for nesting"
         )
     path = tuple(field.split("."))
     if not isinstance(value, Mapping):
+        _spend(budget)
         return Compare(path, "$eq", _scalar(value, field, "$eq"))
     if not value:
         raise InvalidFilter(f"field {field!r}: empty operator object; use e.g. {{\"$eq\": 1}}")
     conditions: list[Node] = []
     for op, operand in value.items():
+        _spend(budget)
         if op == "$exists":
             if not isinstance(operand, bool):
                 raise InvalidFilter(f"field {field!r}: $exists takes true or false, got {_show(operand)}")
@@ -122,6 +149,8 @@ def _parse_field(field: str, value: Any) -> Node:
         elif op in ("$in", "$nin"):
             if not isinstance(operand, list) or not operand:
                 raise InvalidFilter(f"field {field!r}: {op} takes a non-empty list, got {_show(operand)}")
+            if len(operand) > MAX_IN_VALUES:
+                raise InvalidFilter(f"field {field!r}: {op} holds {len(operand):,} values; at most {MAX_IN_VALUES:,}")
             items = tuple(_scalar(v, field, op) for v in operand)
             conditions.append(Compare(path, op, items))  # type: ignore[arg-type]
         elif op in COMPARE_OPS:
@@ -140,14 +169,34 @@ def _scalar(value: Any, field: str, op: str) -> Scalar:
         if isinstance(value, float) and not math.isfinite(value):
             # JSON (and so every backend's metadata) cannot hold NaN or infinity.
             raise InvalidFilter(f"field {field!r}: {op} cannot compare with {value}; use a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST_INT:
+            raise InvalidFilter(f"field {field!r}: {op} compares with an integer of {len(str(abs(value)))} digits; "
+                                "numbers must fit a double (about 1.8e308)")
+        if isinstance(value, str) and not _is_unicode(value):
+            raise InvalidFilter(f"field {field!r}: {op} compares with a string holding a lone surrogate "
+                                "(invalid Unicode); send valid UTF-8")
         return value
     raise InvalidFilter(
         f"field {field!r}: {op} takes a string, number, boolean or null, got {_show(value)}"
     )
 
 
+_LARGEST_INT = int(1.7976931348623157e308)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _show(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    try:
+        text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    except (RecursionError, ValueError):
+        return f"a deeply nested {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
