@@ -18,8 +18,9 @@ def as_matrix(vectors: Any, dimensions: int | None = None) -> Matrix:
     ``dimensions`` is given and does not match.
     """
     try:
-        arr = np.asarray(vectors, dtype=np.float32)
-    except (ValueError, TypeError) as exc:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
+            arr = np.asarray(vectors, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
             f"vectors must be numeric and all of one length ({exc}); pass a list of equal-length "
             "lists of floats or a 2-D NumPy array"
@@ -29,7 +30,8 @@ def as_matrix(vectors: Any, dimensions: int | None = None) -> Matrix:
     if arr.ndim != 2:
         raise InvalidInput(f"vectors must be 1-D or 2-D, got an array of shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise InvalidInput("vectors contain NaN or infinite values; drop or fix those rows")
+        raise InvalidInput("vectors contain NaN, infinite values, or values beyond float32's range (±3.4e38); "
+                           "drop or fix those rows")
     if dimensions is not None and arr.shape[1] != dimensions:
         raise DimensionMismatch(dimensions, arr.shape[1])
     return np.ascontiguousarray(arr)
@@ -38,7 +40,9 @@ def as_matrix(vectors: Any, dimensions: int | None = None) -> Matrix:
 def normalize(vectors: Any) -> Matrix:
     """Scale rows to unit L2 length (zero rows stay zero)."""
     arr = as_matrix(vectors)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    # float64 norms: squaring a float32 component near 1e20 overflows to inf, and x / inf
+    # would store the vector as all zeros.
+    norms = np.linalg.norm(arr.astype(np.float64), axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (arr / norms).astype(np.float32, copy=False)
 

@@ -100,3 +100,20 @@ def test_check_texts_says_what_is_wrong(texts: object, message: str) -> None:
 
 def test_a_lone_string_is_one_text() -> None:
     assert vectors.check_texts("hello") == ["hello"]
+
+
+def test_normalising_huge_finite_vectors_keeps_their_direction() -> None:
+    from semkit.vectors import normalize
+
+    big = np.array([[1e20, -2e20, 3e20], [3e38, 3e38, 0.0]], dtype=np.float32)
+    unit = normalize(big)
+    assert np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-6)
+    assert np.allclose(unit[0], np.array([1, -2, 3]) / np.sqrt(14), atol=1e-6)
+
+
+def test_values_beyond_float32_are_a_clear_error() -> None:
+    from semkit.errors import InvalidInput
+    from semkit.vectors import as_matrix
+
+    with pytest.raises(InvalidInput, match="float32's range"):
+        as_matrix([[1e39, 0.0]])
