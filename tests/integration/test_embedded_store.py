@@ -432,3 +432,31 @@ def test_closed_store_refuses_work_and_scan_streams_in_insertion_order(tmp_path:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.count("c")
+
+
+def test_every_bit_flip_in_the_index_header_is_a_rebuild_never_a_crash(tmp_path: Path) -> None:
+    """224 of 2,160 single-bit flips used to raise KeyError (a damaged key name) instead of the
+    IndexFileError that triggers a rebuild."""
+    from semkit.store.ann_index import MAGIC, IndexFileError
+
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        fill(store, "c", 200)
+        store.build_index("c")
+    index = tmp_path / "index" / "c1.ann"
+    good = index.read_bytes()
+    header_end = len(MAGIC) + 8 + int.from_bytes(good[len(MAGIC):len(MAGIC) + 8], "little")
+    tag = {"cid": 1, "store_id": _store_id(tmp_path)}
+    outcomes = {"rebuild": 0, "same": 0}
+    for byte in range(len(MAGIC), header_end):
+        for bit in range(8):
+            data = bytearray(good)
+            data[byte] ^= 1 << bit
+            index.write_bytes(bytes(data))
+            try:
+                _, seq, rowids = AnnIndex.load(index, dims=DIMS, metric="cosine", dtype="float32", tag=tag)
+            except IndexFileError:
+                outcomes["rebuild"] += 1
+            else:  # a flip that leaves the meaning intact (e.g. in JSON whitespace) must load the same
+                outcomes["same"] += 1
+                assert len(rowids) == 200
+    assert outcomes["rebuild"] > 0

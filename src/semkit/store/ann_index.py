@@ -180,16 +180,13 @@ class AnnIndex:
             raise IndexFileError(f"{path} is not a semkit index file (bad magic)")
         (hlen,) = struct.unpack_from("<Q", data, len(MAGIC))
         start = len(MAGIC) + 8
-        try:
-            header = json.loads(data[start:start + hlen])
-        except (ValueError, UnicodeDecodeError):
-            raise IndexFileError(f"{path} has a corrupt header") from None
+        header = _header(data[start:start + hlen], path)
         body = memoryview(data)[start + hlen:]
         expected = {"format": FORMAT, "dims": dims, "metric": metric, "dtype": dtype, **tag}
         for key, value in expected.items():
             if header.get(key) != value:
                 raise IndexFileError(f"{path} was built for {key}={header.get(key)!r}, not {value!r}")
-        rbytes, pbytes = int(header["rowids_bytes"]), int(header["payload_bytes"])
+        rbytes, pbytes = header["rowids_bytes"], header["payload_bytes"]
         if len(body) != rbytes + pbytes:
             raise IndexFileError(f"{path} is truncated or padded ({len(body)} of {rbytes + pbytes} bytes)")
         if zlib.crc32(body) != header["crc32"]:
@@ -201,8 +198,31 @@ class AnnIndex:
             raise IndexFileError(f"{path}: FAISS could not read the index ({exc})") from None
         if index.ntotal != len(rowids) or index.d != dims:
             raise IndexFileError(f"{path}: index holds {index.ntotal} vectors for {len(rowids)} rowids")
-        params = AnnParams(int(header.get("m", 16)), int(header.get("ef_construction", 64)))
-        return cls(dims, metric, dtype, params, _index=index), int(header["seq"]), rowids
+        params = AnnParams(header.get("m", 16), header.get("ef_construction", 64))
+        return cls(dims, metric, dtype, params, _index=index), header["seq"], rowids
+
+
+_HEADER_INTS = ("rowids_bytes", "payload_bytes", "crc32", "seq")
+
+
+def _header(raw: bytes, path: Path) -> dict[str, Any]:
+    """The parsed header, with every field ``load`` relies on present and of the right type:
+    any damage (a flipped bit in a key or a value) is an ``IndexFileError`` and so a rebuild."""
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise IndexFileError(f"{path} has a corrupt header") from None
+    if not isinstance(header, dict):
+        raise IndexFileError(f"{path} has a corrupt header (not an object)")
+    for key in _HEADER_INTS:
+        value = header.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise IndexFileError(f"{path} has a corrupt header ({key}={value!r})")
+    for key in ("m", "ef_construction"):
+        value = header.get(key, 16)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise IndexFileError(f"{path} has a corrupt header ({key}={value!r})")
+    return header
 
 
 def fsync_dir(path: Path) -> None:
