@@ -141,3 +141,15 @@ def test_a_database_password_is_never_printed(postgres_dsn: str) -> None:
     for proc in (listed, prompt):
         assert secret not in proc.stdout + proc.stderr
     assert ":***@" in listed.stdout and ":***@" in prompt.stdout + prompt.stderr
+
+
+def test_a_garbage_import_file_is_a_clear_error(tmp_path: Path) -> None:
+    db = str(tmp_path / "kb")
+    cases = {"junk.parquet": (b"PAR1 not really parquet", "Parquet"),
+             "junk.jsonl": (b"\xff\xfe\x00 binary", "UTF-8"),
+             "junk.csv": (b"id,text\n\xff\xfe,x\n", "collection spec")}
+    for name, (data, words) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        proc = run("import", str(path), "--db", db, "-c", "x", check=False)
+        assert proc.returncode in (1, 2) and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

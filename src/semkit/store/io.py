@@ -82,6 +82,11 @@ def read_spec(path: str | os.PathLike[str], format: str | None = None) -> Collec
     """The spec recorded in an export, or ``None`` when the file records none."""
     fmt = detect_format(path, format)
     _check_exists(path)
+    with _unreadable(path, fmt):
+        return _read_spec(path, fmt)
+
+
+def _read_spec(path: str | os.PathLike[str], fmt: str) -> CollectionSpec | None:
     if fmt == "parquet":
         pq = _pyarrow_parquet()
         meta = pq.read_schema(path).metadata or {}
@@ -103,18 +108,37 @@ def read_records(
     """Records of an export (or any file of the same layout), ``batch_size`` at a time."""
     fmt = detect_format(path, format)
     _check_exists(path)
-    if fmt == "parquet":
-        yield from _read_parquet(path, batch_size)
-        return
-    rows = _read_jsonl(path) if fmt == "jsonl" else _read_csv(path)
-    batch: list[Record] = []
-    for record in rows:
-        batch.append(record)
-        if len(batch) >= batch_size:
+    with _unreadable(path, fmt):
+        if fmt == "parquet":
+            yield from _read_parquet(path, batch_size)
+            return
+        rows = _read_jsonl(path) if fmt == "jsonl" else _read_csv(path)
+        batch: list[Record] = []
+        for record in rows:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
+
+
+@contextlib.contextmanager
+def _unreadable(path: str | os.PathLike[str], fmt: str) -> Iterator[None]:
+    """Foreign read errors (not UTF-8, broken CSV, not Parquet) as one clear ``InvalidInput``."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); "
+                           f"is it really a .{fmt} export?") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{path} is not valid CSV ({exc})") from None
+    except RecursionError:
+        raise InvalidInput(f"{path} holds JSON nested too deeply to read") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("pyarrow") or (fmt == "parquet" and isinstance(exc, OSError)):
+            raise InvalidInput(f"{path} is not a readable Parquet file ({exc})") from None
+        raise
 
 
 # --- Parquet ------------------------------------------------------------------------------
