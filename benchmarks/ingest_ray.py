@@ -62,7 +62,8 @@ def run_single(corpus: Path, work: Path) -> tuple[float, int]:
 
 def run_ray(corpus: Path, work: Path, workers: int) -> tuple[float, float, int]:
     import semkit
-    from semkit.ingest.distributed import _RayRun, index_paths_ray
+    from semkit.ingest import index_paths
+    from semkit.ingest.distributed import _RayRun
 
     os.environ["SEMKIT_CACHE_DIR"] = str(work / "cache")
     col = semkit.connect(work / "kb").collection("docs", model="local")
@@ -72,7 +73,7 @@ def run_ray(corpus: Path, work: Path, workers: int) -> tuple[float, float, int]:
     startup = time.perf_counter() - started
     try:
         started = time.perf_counter()
-        report = index_paths_ray(col, [corpus], workers=workers)
+        report = index_paths(col, [corpus], engine="ray", workers=workers)
         seconds = time.perf_counter() - started
     finally:
         run.close()

@@ -44,14 +44,9 @@ def model(spec: str = "local", *, cache: bool = True, cache_dir: str | None = No
     With ``cache=True`` (the default) vectors are kept in a persistent content-addressed cache,
     so the same text is never embedded, or paid for, twice.
     """
-    from .models.registry import create
+    from .models.build import build_model
 
-    embedder = create(spec, **options)
-    if cache:
-        from .models.cache import CachedEmbedder, EmbeddingCache
-
-        embedder = CachedEmbedder(embedder, EmbeddingCache.open(cache_dir))
-    return embedder
+    return build_model(spec, cache=cache, cache_dir=cache_dir, **options)
 
 
 _loaded: dict[tuple[str, bool, tuple[tuple[str, Any], ...]], Embedder] = {}

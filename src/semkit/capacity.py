@@ -39,17 +39,15 @@ from importlib import resources
 from typing import Any, Literal
 
 from .errors import InvalidInput, StoreError
-from .types import StorageDtype
+from .store import registry
+from .types import STORAGE_DTYPES, StorageDtype
 from .vectors import bytes_per_vector
 
 Backend = Literal["embedded", "pgvector", "qdrant-local"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "pgvector", "qdrant-local")
-DTYPES: tuple[StorageDtype, ...] = ("float32", "float16", "int8", "binary")
-SUPPORTED: dict[str, tuple[StorageDtype, ...]] = {
-    "embedded": ("float32", "float16", "int8", "binary"),
-    "pgvector": ("float32", "float16"),
-    "qdrant-local": ("float32",),
-}
+DTYPES: tuple[StorageDtype, ...] = STORAGE_DTYPES
+SUPPORTED: dict[str, tuple[StorageDtype, ...]] = {name: registry.capabilities(name).dtypes for name in BACKENDS}
+"""The dtypes each measured backend accepts (the store registry's capabilities)."""
 PG_MAX_VECTOR_INDEX_DIMS = 2000
 PG_MAX_HALFVEC_INDEX_DIMS = 4000
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DimensionMismatch, InvalidInput, ModelMismatch
+from .models.build import model_from_id, resolve_model, split_embedder_id
 from .store import filters
-from .store.base import CollectionSpec, Record, VectorStore
+from .store.base import CollectionSpec, Record, VectorStore, check_batch_size, check_ids, check_k, metadata_json
 from .types import Matrix
 from .vectors import as_matrix, check_texts, normalize
 
@@ -153,7 +153,7 @@ class Collection:
 
         ``progress``, if given, is called with the number of rows done after each batch.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(ids, str):
             raise InvalidInput("ids must be a list of strings; wrap a single id in a list: ids=[id]")
         if texts is None and vectors is None and metadata is None:
@@ -199,7 +199,7 @@ class Collection:
         already embedded are skipped). Records written to the collection while a re-embed runs
         may be missed: pause writers. Returns this collection, now using ``model``.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         embedder = resolve_model(model, None)
         missing = self._store.count(self.name) - sum(
             1 for batch in self._store.scan(self.name, batch_size=10_000, include_vectors=False)
@@ -275,7 +275,7 @@ class Collection:
         exact: bool = False, ef: int | None = None, include_vectors: bool = False,
     ) -> list[list[Hit]]:
         """``search`` for a batch of texts or a matrix of query vectors, one list per query."""
-        _check_k(k)
+        check_k(k)
         node = filters.parse(where)
         matrix = self._query_vectors(queries)
         if len(matrix) == 0:
@@ -295,7 +295,7 @@ class Collection:
     def keyword_search(self, text: str, k: int = 10, where: Filter = None) -> list[Hit]:
         """Full-text (BM25-style) search with the backend's own engine; scores are the
         backend's and not comparable with vector scores."""
-        _check_k(k)
+        check_k(k)
         check_texts([text])
         answer = self._store.keyword_query(self.name, text, k, filters.parse(where))
         records = {r.id: r for r in self._store.get(self.name, answer.ids)}
@@ -316,7 +316,7 @@ class Collection:
         where: Filter = None,
     ) -> Iterator[list[Record]]:
         """Every record (or every match of ``where``) in batches, with bounded memory."""
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         return self._store.scan(
             self.name, batch_size=batch_size, include_vectors=include_vectors,
             where=filters.parse(where),
@@ -395,15 +395,8 @@ class Collection:
 
     def _check_batch(self, ids: list[Any], texts: list[Any] | None, vectors: Any,
                      metadata: list[Any] | None) -> _Batch:
-        for i in ids:
-            if not isinstance(i, str) or not i:
-                raise InvalidInput(
-                    f"ids must be non-empty strings, got {i!r}; convert ids with str()"
-                )
-        ids = [str(i) for i in ids]  # plain str: NumPy/pandas string scalars confuse DB drivers
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise InvalidInput(f"id {dup!r} appears more than once in this upsert; keep one row per id")
+        # The store's own checks, run before anything is embedded: a bad row costs no model call.
+        ids = check_ids(ids)
         matrix = None
         if vectors is not None:
             matrix = as_matrix(vectors) if len(vectors) else np.zeros((0, self.dimensions), np.float32)
@@ -422,7 +415,7 @@ class Collection:
             texts = [None if t is None else str(t) for t in texts]
         meta = None
         if metadata is not None:
-            meta = [_check_metadata(m, ids[n]) for n, m in enumerate(metadata)]
+            meta = [None if m is None else json.loads(metadata_json(m, ids[n])) for n, m in enumerate(metadata)]
         return _Batch(ids, texts, matrix, meta)
 
     def _write(self, batch: _Batch) -> tuple[int, int]:
@@ -508,50 +501,8 @@ class Collection:
 
 
 # --- model resolution ---------------------------------------------------------------------
-
-
-def resolve_model(model: str | Embedder, dimensions: int | None) -> Embedder:
-    """An embedder from a spec string or an embedder object (checking ``dimensions``)."""
-    if isinstance(model, str):
-        import semkit
-
-        options: dict[str, Any] = {"dimensions": dimensions} if dimensions is not None else {}
-        embedder = semkit.model(model, **options)
-    else:
-        embedder = model
-        for attr in ("id", "dimensions", "embed"):
-            if not hasattr(embedder, attr):
-                raise InvalidInput(
-                    f"model must be a spec like 'local' or an Embedder, got {type(model).__name__}"
-                )
-    if dimensions is not None and embedder.dimensions != dimensions:
-        raise DimensionMismatch(dimensions, embedder.dimensions, f"model {embedder.id}")
-    return embedder
-
-
-def split_embedder_id(embedder_id: str) -> tuple[str, int | None]:
-    """``local:all-MiniLM-L6-v2@384`` → (``local:all-MiniLM-L6-v2``, 384)."""
-    spec, sep, dims = embedder_id.rpartition("@")
-    if sep and dims.isdigit():
-        return spec, int(dims)
-    return embedder_id, None
-
-
-def model_from_id(embedder_id: str) -> Embedder:
-    """Re-create the embedder a collection recorded (its id is the spec plus ``@dims``)."""
-    import semkit
-
-    from .models import catalog, registry
-
-    spec, dims = split_embedder_id(embedder_id)
-    info = catalog.find(*registry.parse_spec(spec))
-    if info is not None and dims is not None and info.dimensions != dims:
-        return semkit.model(spec, dimensions=dims)  # a Matryoshka / API-sized variant
-    embedder = semkit.model(spec)
-    if dims is not None and embedder.dimensions != dims:
-        # A truncated (Matryoshka) or API-sized model: the size is an option of the spec.
-        embedder = semkit.model(spec, dimensions=dims)
-    return embedder
+# Building models lives in the models floor (``models.build``); ``resolve_model``,
+# ``split_embedder_id`` and ``model_from_id`` are imported above and stay importable from here.
 
 
 def check_compatible(source: CollectionSpec | None, target: CollectionSpec, where: str) -> None:
@@ -589,16 +540,6 @@ def _check_model(spec: CollectionSpec, model: Embedder) -> None:
 # --- validation helpers -------------------------------------------------------------------
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInput(f"k must be a positive integer, got {k!r}")
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
 def _id_list(ids: Iterable[str] | str) -> list[str]:
     return [ids] if isinstance(ids, str) else list(ids)
 
@@ -618,48 +559,6 @@ def _zip_exact(columns: list[Iterator[Any]], names: list[str]) -> Iterator[tuple
                 f"{', '.join(short)} ran out before the other inputs: pass exactly one entry per id"
             )
         yield row
-
-
-def _check_metadata(meta: Any, record_id: str) -> dict[str, Any] | None:
-    if meta is None:
-        return None
-    if not isinstance(meta, Mapping):
-        raise InvalidInput(
-            f"metadata for id {record_id!r} is a {type(meta).__name__}; pass a dict (or None)"
-        )
-    problem = _json_problem(meta, "metadata")
-    if problem:
-        raise InvalidInput(f"metadata for id {record_id!r}: {problem}; metadata must be JSON data")
-    # A JSON round trip gives every backend the same thing back (tuples become lists...).
-    return dict(json.loads(json.dumps(meta, default=_plain)))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()  # NumPy scalars (pandas columns) are plain numbers to JSON
-    raise TypeError(type(value).__name__)
-
-
-def _json_problem(value: Any, path: str) -> str | None:
-    if value is None or isinstance(value, (str, bool, int, np.bool_, np.integer)):
-        return None
-    if isinstance(value, (float, np.floating)):
-        return None if math.isfinite(value) else f"{path} is {value}, which JSON cannot hold"
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"key {key!r} in {path} is not a string"
-            problem = _json_problem(item, f"{path}.{key}")
-            if problem:
-                return problem
-        return None
-    if isinstance(value, (list, tuple)):
-        for n, item in enumerate(value):
-            problem = _json_problem(item, f"{path}[{n}]")
-            if problem:
-                return problem
-        return None
-    return f"{path} is a {type(value).__name__}, not a JSON value (str, number, bool, null, list, dict)"
 
 
 def _short(value: Any) -> str:

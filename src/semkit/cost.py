@@ -8,7 +8,7 @@ record, a page, a heading's section, a whole plain-text file). Two inputs ``semk
 not take are counted too: standard input (``-``, one text per non-blank line) and a
 gzip-compressed file named on the command line (``corpus.jsonl.gz``).
 
-Token counts come from ``embed.tokens.counter_for_model(model, bias="central")``: each model's
+Token counts come from ``models.tokens.counter_for_model(model, bias="central")``: each model's
 own tokenizer where one is available offline (OpenAI: ``cl100k_base``, counted the way OpenAI
 bills, without special tokens; local models: the model's ``tokenizer.json``, counting what the
 model processes: the text's tokens plus ``[CLS]``/``[SEP]``, capped at its context, because
@@ -25,19 +25,18 @@ those, is ``semkit.capacity.estimate`` (``semkit cost`` prints both).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import InvalidInput, ModelNotAvailable
-from .ingest.pipeline import DEFAULT_MAX_FILE_BYTES, FileProblem, SourceFile, discover, read_source
 from .ingest.readers import Document, read_lines
+from .ingest.sources import DEFAULT_MAX_FILE_BYTES, FileProblem, SourceFile, discover, read_source
 from .models import catalog
 from .models.catalog import ModelInfo
+from .models.registry import describe
 from .models.tokens import CHARS_PER_TOKEN as CHARS_PER_TOKEN  # the central estimate's ratio
 from .models.tokens import TokenCounter, counter_for_model, model_tokens
 from .types import StorageDtype
@@ -72,7 +71,7 @@ def count_tokens(texts: Sequence[str] | str, model: ModelInfo | str) -> int:
     """
     if isinstance(texts, str):
         texts = [texts]
-    info = _resolve(model)[0] if isinstance(model, str) else model
+    info = _resolve(model) if isinstance(model, str) else model
     counter = tokenizer_for(model)
     return sum(model_tokens(counter.count(list(texts)), counter, info.max_tokens))
 
@@ -80,45 +79,18 @@ def count_tokens(texts: Sequence[str] | str, model: ModelInfo | str) -> int:
 # --- model specs ------------------------------------------------------------------------------
 
 
-def _resolve(spec: str) -> tuple[ModelInfo, Path | None]:
-    """Catalogue entry (or a stand-in for models outside it) and, for ``local:/folder``, the folder."""
-    from .models.registry import parse_spec
-
-    provider, name = parse_spec(spec)
-    info = catalog.find(provider, name)
-    if info is not None:
-        return info, None
-    if provider == "local":
-        folder = Path(name).expanduser()
-        if not folder.is_dir():
-            raise ModelNotAvailable(
-                f"{spec!r} is neither a catalogue model nor a model folder; `semkit models` "
-                "lists the catalogue, or pass local:/path/to/model"
-            )
-        dims, max_tokens = _folder_shape(folder)
-        return ModelInfo(name=str(folder), provider="local", dimensions=dims, max_tokens=max_tokens,
-                         local=True), folder
-    # Unknown remote model: counted with its provider's tokenizer, price unknown (0).
-    # http: servers can run any model, so only openai: gets OpenAI's tokenizer.
-    tokenizer = "cl100k_base" if provider == "openai" else "estimate"
-    return ModelInfo(name=name, provider=provider, dimensions=0, max_tokens=sys.maxsize,  # type: ignore[arg-type]
-                     tokenizer=tokenizer), None
-
-
-def _folder_shape(folder: Path) -> tuple[int, int]:
-    """(dimensions, max_tokens) of a sentence-transformers / Hugging Face model folder; 0 when
-    unknown."""
-    def read(name: str) -> dict[str, Any]:
-        try:
-            return json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-
-    dims = (read("1_Pooling/config.json").get("word_embedding_dimension")
-            or read("config.json").get("hidden_size") or 0)
-    max_tokens = (read("sentence_bert_config.json").get("max_seq_length")
-                  or read("config.json").get("max_position_embeddings") or 512)
-    return int(dims), int(max_tokens)
+def _resolve(spec: str) -> ModelInfo:
+    """The catalogue entry of ``spec``, or what its provider can tell about a model outside it
+    (``models.registry.describe``: a local folder's size and context); an unknown context is
+    ``sys.maxsize`` (nothing is cut), unknown dimensions stay 0."""
+    described = describe(spec)
+    info = described.info
+    if info.local and described.folder is None and catalog.find(info.provider, info.name) is None:
+        raise ModelNotAvailable(
+            f"{spec!r} is neither a catalogue model nor a model folder; `semkit models` "
+            "lists the catalogue, or pass local:/path/to/model"
+        )
+    return info if info.max_tokens else replace(info, max_tokens=sys.maxsize)
 
 
 # --- reading files ---------------------------------------------------------------------------
@@ -319,7 +291,7 @@ def estimate(paths: Sequence[str | os.PathLike[str]] | None, models: Sequence[st
 
 
 def _tally(spec: str, dims: int | None) -> _Tally:
-    info = _resolve(spec)[0]
+    info = _resolve(spec)
     tokenizer = tokenizer_for(spec)
     if dims is not None:
         if dims < 1 or (info.dimensions and not info.accepts_dimensions(dims)):

@@ -1,9 +1,11 @@
 """``Database``: a store of named collections, opened from a URI by ``connect``.
 
-URI schemes map to store factories in ``SCHEMES`` (``register_scheme`` adds one):
+Which URI opens which store is the table in ``store/registry.py`` (``register_scheme`` adds a
+scheme of your own):
 
 - a plain path or ``file://PATH`` → the embedded store (one folder, no server)
 - ``postgresql://...`` / ``postgres://...`` → PostgreSQL with pgvector
+- ``qdrant://host:6333`` / ``qdrant+local://PATH`` → Qdrant (a server, or qdrant-client's local mode)
 - ``memory://`` → the in-process reference store (a fresh, empty one on every ``connect``)
 
 Backends are imported only when their scheme is used.
@@ -12,13 +14,13 @@ Backends are imported only when their scheme is used.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .collection import REEMBED_SUFFIX, Collection, check_compatible, resolve_model
 from .config import database_uri
 from .errors import (
+    CollectionExists,
     CollectionNotFound,
     ConfigError,
     DimensionMismatch,
@@ -26,15 +28,14 @@ from .errors import (
     ModelMismatch,
     ModelNotAvailable,
 )
+from .redaction import redact_uri
+from .store import registry
 from .store.base import CollectionSpec, VectorStore
-from .types import METRICS, Metric, StorageDtype
+from .store.registry import Capabilities, StoreBackend, StoreFactory
+from .types import METRICS, STORAGE_DTYPES, Metric, StorageDtype
 
 if TYPE_CHECKING:
     from .models.base import Embedder
-
-StoreFactory = Callable[..., VectorStore]
-"""``factory(target, **options)``: ``target`` is the URI without ``scheme://`` for paths, the
-whole URI for servers."""
 
 
 class _Recorded:
@@ -47,55 +48,13 @@ class _Recorded:
 
 RECORDED: Any = _Recorded()
 DEFAULT_MODEL = "local"
-STORAGE_DTYPES = ("float32", "float16", "int8", "binary")
-
-
-def _embedded(target: str, **options: Any) -> VectorStore:
-    from .store.embedded import EmbeddedStore
-
-    return EmbeddedStore(target, **options)
-
-
-def _pgvector(target: str, **options: Any) -> VectorStore:
-    from .store.pgvector import PgVectorStore
-
-    return PgVectorStore(target, **options)
-
-
-def _qdrant(target: str, **options: Any) -> VectorStore:
-    from .store.qdrant import QdrantStore
-
-    return QdrantStore(target, **options)
-
-
-def _qdrant_local(target: str, **options: Any) -> VectorStore:
-    from .store.qdrant import QdrantStore
-
-    return QdrantStore(target, local=True, **options)
-
-
-def _memory(target: str, **options: Any) -> VectorStore:
-    from .store.memory import MemoryStore
-
-    if options:
-        raise ConfigError(f"memory:// takes no options, got {', '.join(sorted(options))}")
-    return MemoryStore()
-
-
-SCHEMES: dict[str, tuple[StoreFactory, bool]] = {
-    # scheme: (factory, whether the factory wants the whole URI rather than the path after ://)
-    "file": (_embedded, False),
-    "memory": (_memory, False),
-    "postgresql": (_pgvector, True),
-    "postgres": (_pgvector, True),
-    "qdrant": (_qdrant, True),
-    "qdrant+local": (_qdrant_local, False),
-}
 
 
 def register_scheme(scheme: str, factory: StoreFactory, *, pass_uri: bool = True) -> None:
-    """Let ``connect("scheme://...")`` open a new backend (``factory(uri, **options)``)."""
-    SCHEMES[scheme.lower()] = (factory, pass_uri)
+    """Let ``connect("scheme://...")`` open a new backend: ``factory(uri, **options)``, or
+    ``factory(path_after_scheme, **options)`` with ``pass_uri=False``."""
+    name = scheme.lower()
+    registry.register(StoreBackend(name, (name,), factory, pass_uri=pass_uri))
 
 
 def connect(uri: str | os.PathLike[str] | None = None, **options: Any) -> Database:
@@ -107,31 +66,31 @@ def connect(uri: str | os.PathLike[str] | None = None, **options: Any) -> Databa
     text = database_uri(uri)
     if not text:
         raise ConfigError("empty database URI; pass a folder path, postgresql://... or memory://")
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        factory, target = _embedded, text
-    else:
-        entry = SCHEMES.get(scheme.lower())
-        if entry is None:
-            known = ", ".join(f"{s}://" for s in SCHEMES)
-            raise ConfigError(
-                f"unknown database scheme {scheme!r} in {text!r}; use a folder path or one of {known}"
-            )
-        factory, pass_uri = entry
-        target = text if pass_uri else rest
-    return Database(factory(target, **options), uri=text)
+    backend, target = registry.find(text)
+    return Database(backend.open(target, **options), uri=text, backend=backend)
 
 
 class Database:
     """Named collections in one store. A context manager; ``close()`` releases the store."""
 
-    def __init__(self, store: VectorStore, *, uri: str = "") -> None:
+    def __init__(self, store: VectorStore, *, uri: str = "", backend: StoreBackend | None = None) -> None:
         self._store = store
         self.uri = uri
+        self._backend = backend
 
     @property
     def store(self) -> VectorStore:
         return self._store
+
+    @property
+    def backend(self) -> StoreBackend | None:
+        """The registry entry ``connect`` opened the store with (``None`` for a store passed in)."""
+        return self._backend
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the store can do (keyword engine, ANN index, dtypes...); ``None`` when unknown."""
+        return self._backend.capabilities if self._backend is not None else None
 
     def collection(
         self,
@@ -187,7 +146,14 @@ class Database:
             embedder=embedder.id if embedder is not None else None,
             dtype=dtype or "float32", normalized=chosen_metric == "cosine",
         )
-        self._store.create_collection(spec)
+        try:
+            self._store.create_collection(spec)
+        except CollectionExists:
+            # Another process created it since we looked: "created on first use" is theirs.
+            existing = self._store.get_collection(name)
+            if existing is None:
+                raise
+            return self._open(existing, model, metric, dtype, dimensions)
         return Collection(self._store, spec, embedder)
 
     def _open(self, spec: CollectionSpec, model: Any, metric: Metric | None,
@@ -264,7 +230,7 @@ class Database:
         return isinstance(name, str) and self._store.get_collection(name) is not None
 
     def __repr__(self) -> str:
-        return f"<Database {self.uri or type(self._store).__name__}>"
+        return f"<Database {redact_uri(self.uri) if self.uri else type(self._store).__name__}>"
 
 
 def _names_recorded_model(model: Any, spec: CollectionSpec) -> bool:

@@ -76,6 +76,15 @@ class CollectionNotFound(StoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class CollectionExists(StoreError):
+    """A collection of that name exists already (another process may have just created it)."""
+
+
+class StoreCorrupt(StoreError):
+    """A store's files are damaged beyond what semkit repairs by itself; the message says what
+    to do (restore a backup, or export what is readable)."""
+
+
 class ProviderError(SemkitError):
     """A remote embedding provider failed."""
 
@@ -115,6 +124,7 @@ class BadRequest(ProviderError):
 __all__ = [
     "AuthError",
     "BadRequest",
+    "CollectionExists",
     "CollectionNotFound",
     "ConfigError",
     "DimensionMismatch",
@@ -127,6 +137,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "SemkitError",
+    "StoreCorrupt",
     "StoreError",
     "StoreLocked",
 ]

@@ -19,3 +19,4 @@ Matrix = npt.NDArray[np.float32]
 
 KINDS: tuple[Kind, ...] = ("document", "query")
 METRICS: tuple[Metric, ...] = ("cosine", "dot", "l2")
+STORAGE_DTYPES: tuple[StorageDtype, ...] = ("float32", "float16", "int8", "binary")

@@ -58,4 +58,6 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     (docs / "a.txt").write_text("Some words to index here.", encoding="utf-8")
     too_big = run("index", str(docs), "--db", db, "--chunk-tokens", "1000", check=False)
     assert too_big.returncode == 2 and "256-token context" in too_big.stderr
+    ray_only = run("index", str(docs), "--db", db, "--workers", "2", check=False)
+    assert ray_only.returncode == 2 and "--engine ray" in ray_only.stderr
     assert "Traceback" not in too_big.stderr

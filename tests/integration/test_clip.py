@@ -22,7 +22,8 @@ from PIL import Image
 
 import semkit
 from semkit.errors import InvalidInput, ModelNotAvailable
-from semkit.models.clip import ClipEmbedder, UnreadableImage, image_metadata
+from semkit.models.clip import ClipEmbedder
+from semkit.models.images import UnreadableImage, image_metadata
 from tests.support.tiny_clip import build_tiny_clip, save_photos
 
 PROMPTS = {"chelsea": "a photo of a cat", "coffee": "a cup of coffee", "rocket": "a rocket",

@@ -168,3 +168,44 @@ def test_a_serving_process_survives_200_processes_opening_its_store(tmp_path: Pa
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
+
+
+WRITER = textwrap.dedent(f"""
+    import sys, time
+    import numpy as np
+    import semkit
+
+    path, tag, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with semkit.connect(path) as db:
+        col = db.collection("v", model=None, dimensions={DIMS})
+        rng = np.random.default_rng(len(tag))
+        print("ready", flush=True)
+        sys.stdin.readline()  # both start together
+        end, n = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            col.upsert(ids=[f"{{tag}}{{n}}"], vectors=rng.normal(size=(1, {DIMS})).astype(np.float32),
+                       metadata=[{{"n": n}}])
+            n += 1
+    print(n, flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_two_writers_both_make_progress(tmp_path: Path) -> None:
+    """Writers in tight loops on one store take turns closely enough that neither starves."""
+    import semkit
+
+    store = tmp_path / "kb"
+    semkit.connect(store).collection("v", model=None, dimensions=DIMS)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(store), tag, "15"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    counts = [int(proc.communicate(timeout=120)[0].strip()) for proc in procs]
+    assert min(counts) > 0 and max(counts) <= 3 * min(counts), counts
+    with semkit.connect(store) as db:
+        assert len(db.collection("v", create=False)) == sum(counts)

@@ -85,7 +85,7 @@ def test_sql_filters_agree_with_reference_semantics(tmp_path: Path) -> None:
 def test_metadata_that_is_not_json_is_rejected_and_nothing_lands(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path) as store:
         store.create_collection(CollectionSpec("c", 2))
-        with pytest.raises(InvalidInput, match="not JSON"):
+        with pytest.raises(InvalidInput, match=r"metadata\.x is nan, which JSON cannot hold"):
             store.upsert("c", ["a", "b"], np.ones((2, 2)), metadata=[{"x": 1}, {"x": float("nan")}])
         with pytest.raises(InvalidInput, match="more than once"):
             store.upsert("c", ["a", "a"], np.ones((2, 2)))
@@ -460,3 +460,36 @@ def test_every_bit_flip_in_the_index_header_is_a_rebuild_never_a_crash(tmp_path:
                 outcomes["same"] += 1
                 assert len(rowids) == 200
     assert outcomes["rebuild"] > 0
+
+
+def test_an_emptied_database_file_is_store_corrupt_and_nothing_is_deleted(tmp_path: Path) -> None:
+    from semkit.errors import StoreCorrupt
+
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        fill(store, "c", 300)
+        store.build_index("c")
+    index_files = sorted((tmp_path / "index").iterdir())
+    assert index_files
+    (tmp_path / "store.sqlite").write_bytes(b"")
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"store.sqlite{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreCorrupt, match="backup"):
+        EmbeddedStore(tmp_path)
+    assert sorted((tmp_path / "index").iterdir()) == index_files  # not deleted as orphans
+
+
+def test_a_damaged_database_page_is_store_corrupt_not_a_sqlite_error(tmp_path: Path) -> None:
+    from semkit.errors import StoreCorrupt
+
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        fill(store, "c", 3000)
+    db = tmp_path / "store.sqlite"
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for offset in range(2 * page, len(data) - page, page):  # scribble over every page but the first two
+        data[offset:offset + 64] = b"\xa5" * 64
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt, match="recover"), EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        store.count("c")
+        store.query("c", clustered(1, seed=5), 5, exact=True)
+        list(store.scan("c"))

@@ -16,8 +16,8 @@ import pytest
 
 import semkit
 from semkit.errors import InvalidInput
-from semkit.ingest import index_paths
-from semkit.ingest.pipeline import ChunkPlan
+from semkit.ingest import IndexOptions, index_paths
+from semkit.ingest.plan import ChunkPlan
 from tests.support.hash_embedder import HashEmbedder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
@@ -92,6 +92,40 @@ def test_unchanged_folder_embeds_nothing_and_writes_nothing(tmp_path: Path) -> N
         assert again.unchanged == 3 and again.indexed == [] and again.chunks_written == 0
         assert again.embedded == 0 and len(embedder.calls) == calls, "an unchanged run must not embed"
         assert _records(col) == before
+
+
+def test_unchanged_run_never_builds_the_chunk_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The plan loads the collection's model (its context size and tokenizer): a re-run over
+    # unchanged files needs neither.
+    root = _tree(tmp_path / "docs")
+    db, col = _open(tmp_path, HashEmbedder())
+    with db:
+        index_paths(col, [root])
+
+        def no_model(*_args: object) -> ChunkPlan:
+            raise AssertionError("the chunk plan was built for an unchanged run")
+
+        monkeypatch.setattr(ChunkPlan, "for_collection", no_model)
+        assert index_paths(col, [root]).unchanged == 3
+
+
+def test_an_options_object_and_keywords_are_the_same_call(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "docs")
+    db = semkit.connect(tmp_path / "kb")
+    with db:
+        by_object = db.collection("object", model=HashEmbedder())
+        by_keywords = db.collection("keywords", model=HashEmbedder())
+        overridden = db.collection("overridden", model=HashEmbedder())
+        options = IndexOptions(chunk_tokens=100, overlap=10, include=["*.md"])
+        first = index_paths(by_object, [root], options)
+        second = index_paths(by_keywords, [root], chunk_tokens=100, overlap=10, include=["*.md"])
+        assert sorted(first.indexed) == sorted(second.indexed) == ["a.md", "sub/long.md"]
+        assert _records(by_object) == _records(by_keywords)
+        # Keywords override the object's fields: here the glob.
+        third = index_paths(overridden, [root], options, include=["*.txt"])
+        assert third.indexed == ["b.txt"] and _records(overridden)["b.txt#0"][1]["settings"] == "v1:100/10/auto"
+        with pytest.raises(TypeError, match="unknown indexing option"):
+            index_paths(by_object, [root], chunk_size=100)
 
 
 def test_edited_file_replaces_only_its_own_chunks(tmp_path: Path) -> None:
@@ -285,6 +319,10 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
             index_paths(col, [tmp_path / "missing"])
         with pytest.raises(InvalidInput, match="overlap"):
             index_paths(col, [root], chunk_tokens=100, overlap=80)
+        with pytest.raises(InvalidInput, match="apply to the Ray engine"):
+            index_paths(col, [root], workers=2)
+        with pytest.raises(InvalidInput, match="engine must be one of"):
+            index_paths(col, [root], engine="spark")  # type: ignore[arg-type]
         own = db.collection("vectors", model=None, dimensions=8)
         with pytest.raises(InvalidInput, match="own vectors"):
             index_paths(own, [root])
@@ -355,3 +393,43 @@ def test_a_chunker_error_fails_only_that_file(tmp_path: Path, monkeypatch: pytes
         monkeypatch.setattr(ChunkPlan, "rows", rows)
         again = index_paths(col, [root])
         assert again.indexed == ["b.txt"] and again.unchanged == 2
+
+
+def test_allowed_roots_stop_symlinks_that_lead_out(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "served")
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("The launch code is 0000 and nobody outside may read it.\n", encoding="utf-8")
+    (root / "sub" / "innocent.txt").symlink_to(secret)
+    (root / "linked-dir").symlink_to(secret.parent, target_is_directory=True)  # folders links are not walked
+    (root / "inner.md").symlink_to(root / "a.md")  # a link that stays inside is fine (same file as a.md)
+    embedder = HashEmbedder()
+    db, col = _open(tmp_path, embedder)
+    with db:
+        report = index_paths(col, [root / "sub", root / "sub" / "innocent.txt", root / "inner.md"],
+                             allowed_roots=[root])
+        failed = {p.source: p.reason for p in report.failed}
+        assert "innocent.txt" in failed and "outside the folders" in failed["innocent.txt"]
+        assert str(secret) not in " ".join(failed.values())  # the target is not revealed
+        texts = " ".join(text or "" for text, _ in _records(col).values())
+        assert "launch code" not in texts and "cache entry" in texts and "alpha document" in texts
+
+        # The same run without the confinement reads the linked file: the option is what stops it.
+        free = index_paths(db.collection("free", model=embedder), [root / "sub"])
+        assert "innocent.txt" in free.indexed
+
+
+def test_allowed_roots_recheck_a_link_swapped_after_discovery(tmp_path: Path) -> None:
+    from semkit.ingest.sources import discover, read_source
+
+    root = tmp_path / "served"
+    root.mkdir()
+    (root / "note.txt").write_text("A harmless note.\n", encoding="utf-8")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret\n", encoding="utf-8")
+    found = discover([root], allowed_roots=[root.resolve()])
+    [source] = found.files
+    (root / "note.txt").unlink()
+    (root / "note.txt").symlink_to(outside)  # swapped between discovery and reading
+    read = read_source(source, None, None, 1_000_000, [root.resolve()])
+    assert read.doc is None and read.problem is not None and "outside" in read.problem

@@ -1,7 +1,7 @@
-"""``index_paths_ray`` / ``semkit index --engine ray`` on a local Ray instance (2 CPUs here),
-with the real bundled model: it writes what the single-process engine writes, re-runs embed only
-what is new, and a run killed half-way finishes on the next run without re-embedding the part
-that was done.
+"""``index_paths(..., engine="ray")`` (alias ``index_paths_ray``) / ``semkit index --engine ray`` on
+a local Ray instance (2 CPUs here), with the real bundled model: it writes what the single-process
+engine writes, re-runs embed only what is new, and a run killed half-way finishes on the next run
+without re-embedding the part that was done.
 
 Each test gets its own embedding cache, so "the model embedded N chunks" is a measured count
 (``embedded - cached``), never satisfied by an earlier test's cache.
@@ -24,8 +24,8 @@ import pytest
 
 import semkit
 from semkit.errors import ConfigError, InvalidInput
-from semkit.ingest import index_paths
-from semkit.ingest.distributed import _RayRun, index_paths_ray
+from semkit.ingest import index_paths, index_paths_ray
+from semkit.ingest.distributed import _RayRun
 from tests.support.shared_data import shared
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
@@ -116,7 +116,7 @@ def test_ray_engine_updates_like_the_single_process_engine(ray_instance: Path, t
     corpus = _corpus(tmp_path / "docs")
     db = semkit.connect(tmp_path / "kb")
     _clear_cache(ray_instance)
-    index_paths_ray(db.collection("ray", model="local"), [corpus])
+    index_paths(db.collection("ray", model="local"), [corpus], engine="ray")
     index_paths(db.collection("single", model="local"), [corpus])
 
     long_md = corpus / "notes" / "long.md"
@@ -124,7 +124,7 @@ def test_ray_engine_updates_like_the_single_process_engine(ray_instance: Path, t
     (corpus / "notes" / "extra.md").write_text("# Extra\n\nA file added later about sourdough bread.\n",
                                                 encoding="utf-8")
     (corpus / "indoor-plants.md").unlink()
-    update = index_paths_ray(db.collection("ray"), [corpus])
+    update = index_paths(db.collection("ray"), [corpus], engine="ray")
     index_paths(db.collection("single"), [corpus])
 
     assert sorted(update.indexed) == ["notes/extra.md", "notes/long.md"]
@@ -148,7 +148,7 @@ def test_bad_ray_options_are_clear_errors(ray_instance: Path, tmp_path: Path) ->
 def test_unreachable_cluster_is_a_config_error(tmp_path: Path) -> None:
     code = (
         "import semkit, sys\n"
-        "from semkit.ingest.distributed import index_paths_ray\n"
+        "from semkit.ingest import index_paths_ray\n"
         "from semkit.errors import ConfigError\n"
         f"col = semkit.connect({str(tmp_path / 'kb')!r}).collection('docs', model='local')\n"
         "try:\n"

@@ -329,6 +329,28 @@ def test_bad_rows_are_rejected_before_anything_is_written(store: PgVectorStore) 
     assert store.count("c") == 0
 
 
+def test_nul_is_refused_wherever_postgresql_would_store_it(store: PgVectorStore) -> None:
+    store.create_collection(CollectionSpec("n", 2))
+    one = np.ones((1, 2), np.float32)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"ids": ["a\x00"]}, "the id at position 0"),
+        ({"texts": ["a\x00b"]}, "the text for id 'a'"),
+        ({"metadata": [{"k\x00": 1}]}, r"metadata for id 'a' \(a key in metadata\)"),
+        ({"metadata": [{"v": ["x", "y\x00"]}]}, r"metadata for id 'a' \(metadata.v\[1\]\)"),
+    ]
+    for bad, where in cases:
+        args: dict[str, Any] = {"ids": ["a"], "texts": None, "metadata": None, **bad}
+        with pytest.raises(InvalidInput, match=where + r" contains a NUL character"):
+            store.upsert("n", args["ids"], one, args["texts"], args["metadata"])
+    # A backslash followed by "u0000" is text, not a NUL: it is stored as written.
+    store.upsert("n", ["ok"], one, [r"C:\u0000 path"], [{"p": r"\u0000", r"\u0000": "key"}])
+    [record] = store.get("n", ["ok"])
+    assert record.text == r"C:\u0000 path" and record.metadata == {"p": r"\u0000", r"\u0000": "key"}
+    with pytest.raises(InvalidInput, match="NUL character"):
+        store.update_metadata("n", ["ok"], [{"v": "\x00"}])
+    assert store.count("n") == 1 and store.get("n", ["ok"])[0].metadata == record.metadata
+
+
 def test_rename_moves_table_indexes_and_registry_in_one_step(store: PgVectorStore, postgres_dsn: str,
                                                              schema: str) -> None:
     store.create_collection(CollectionSpec("staging", 2, embedder="m:new@2"))

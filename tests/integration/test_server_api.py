@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from semkit.server.limits import Limits
-from tests.support.server import RunningServer, secret_of, serve
+from tests.support.server import RunningServer, secret_of, serve, wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -160,6 +160,28 @@ def test_search_modes_filters_and_snippets(admin: httpx.Client, mode: str) -> No
     assert {h["id"] for h in r.json()["hits"]} <= {"b"}
 
 
+@pytest.mark.parametrize("body", [
+    {"query": "bread and sauce", "mode": "hybrid", "k": 3},
+    {"query": "bread and sauce", "mode": "hybrid", "k": 3, "diversity": 0.5},
+    {"query": "attention", "mode": "keyword", "k": 2},
+    {"query": "learning", "mode": "vector", "k": 2, "where": {"topic": "ml"}},
+])
+def test_search_answers_what_semkit_apps_search_gives(server: RunningServer, admin: httpx.Client,
+                                                      body: dict[str, Any]) -> None:
+    # One search path: the route is semkit.apps.search over the same collection, nothing else.
+    from semkit import apps
+
+    r = admin.post("/v1/collections/docs/search", json=body)
+    assert r.status_code == 200, r.text
+    diversity = body.get("diversity", 0.0)
+    expected = apps.search(server.state.collection("docs"), body["query"], k=body["k"], mode=body["mode"],
+                           where=body.get("where"), mmr=1.0 - diversity if diversity else None)
+    got = r.json()
+    assert got["mode"] == body["mode"]
+    assert [(h["id"], h["snippet"]) for h in got["hits"]] == [(h.id, h.as_dict()["snippet"]) for h in expected]
+    assert [h["score"] for h in got["hits"]] == pytest.approx([h.score for h in expected])
+
+
 def test_search_with_diversity_returns_k_distinct(admin: httpx.Client) -> None:
     r = admin.post("/v1/collections/docs/search", json={"query": "food", "diversity": 0.5, "k": 3})
     ids = [h["id"] for h in r.json()["hits"]]
@@ -203,6 +225,23 @@ def test_limits_answer_413(admin: httpx.Client) -> None:
     assert r.status_code == 413 and error(r)["code"] == "too_many_records"
 
 
+def test_k_and_id_limits_hold_in_every_route(server: RunningServer, admin: httpx.Client) -> None:
+    limits = server.state.limits
+    over_k = limits.max_k + 1
+    for path, body in [("search", {"query": "x", "k": over_k}),
+                       ("recommend", {"liked": ["a"], "k": over_k}),
+                       ("context", {"query": "x", "k": over_k})]:
+        r = admin.post(f"/v1/collections/docs/{path}", json=body)
+        assert r.status_code == 422 and f"limit of {limits.max_k}" in error(r)["message"], (path, r.text)
+    many = [str(i) for i in range(limits.max_ids + 1)]
+    for path, body in [("get", {"ids": many}), ("delete", {"ids": many}),
+                       ("recommend", {"liked": many[:1], "disliked": many[1:]})]:
+        r = admin.post(f"/v1/collections/docs/{path}", json=body)
+        assert r.status_code == 413 and error(r)["code"] == "too_many_ids", (path, r.text)
+        assert f"the limit is {limits.max_ids}" in error(r)["message"]
+    assert admin.get("/v1/collections/docs").json()["count"] == 4  # the refused delete deleted nothing
+
+
 # --- apps -----------------------------------------------------------------------------------------
 
 def test_apps(admin: httpx.Client) -> None:
@@ -232,14 +271,6 @@ def test_apps(admin: httpx.Client) -> None:
     assert any(m["spec"] == "local:all-MiniLM-L6-v2" and m["served"] for m in admin.get("/v1/catalog").json()["models"])
 
 
-def _wait(c: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job = c.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError("job did not finish")
 
 
 def test_background_jobs_report_progress_and_results(server: RunningServer, admin: httpx.Client) -> None:
@@ -247,15 +278,15 @@ def test_background_jobs_report_progress_and_results(server: RunningServer, admi
     assert admin.post("/v1/collections", json={"name": "bg"}).status_code == 201
     r = admin.post("/v1/collections/bg/upsert", json={"records": records, "background": True})
     assert r.status_code == 202 and r.json()["state"] in ("queued", "running", "succeeded")
-    job = _wait(admin, r.json()["id"])
+    job = wait_for_job(admin, r.json()["id"])
     assert job["state"] == "succeeded" and job["result"]["count"] == 20
     assert job["progress"] == {"done": 20, "total": 20, "fraction": 1.0}
     r = admin.post("/v1/collections/bg/cluster", json={"k": 3, "background": True})
-    job = _wait(admin, r.json()["id"])
+    job = wait_for_job(admin, r.json()["id"])
     assert job["state"] == "succeeded" and job["result"]["k"] == 3
     assert any(j["id"] == job["id"] for j in admin.get("/v1/jobs").json())
     r = admin.post("/v1/collections/bg/cluster", json={"k": 50, "background": True})
-    job = _wait(admin, r.json()["id"])
+    job = wait_for_job(admin, r.json()["id"])
     assert job["state"] == "failed" and job["error"]["code"] == "invalid_input" and "k=50" in job["error"]["message"]
     # jobs are private to the key that started them
     other, _ = server.state.keys.create()
@@ -314,6 +345,19 @@ def test_secrets_never_reach_logs_or_errors(server: RunningServer, admin: httpx.
     assert secret not in caplog.text
 
 
+def test_error_bodies_are_redacted_by_the_one_redaction_helper() -> None:
+    from semkit import errors
+    from semkit.server.responses import describe_error, error_response
+
+    leaky = errors.StoreError("cannot reach host=db user=me password=hunter22 (postgresql://me:s3cret@db/kb)")
+    assert "hunter22" not in describe_error(leaky)["message"] and "s3cret" not in describe_error(leaky)["message"]
+    body = error_response(500, str(leaky), "store_error").body.decode()
+    assert "hunter22" not in body and "s3cret" not in body
+    # A hint about the header keeps its placeholder: only real credentials are hidden.
+    hint = "missing API key: send 'Authorization: Bearer <key>'"
+    assert hint in error_response(401, hint, "missing_api_key").body.decode()
+
+
 def test_no_auth_server_and_unknown_routes(tmp_path: Path) -> None:
     with serve(str(tmp_path / "kb"), auth=False, preload=False) as s:
         c = httpx.Client(base_url=s.url, timeout=120)
@@ -339,7 +383,7 @@ def test_server_side_indexing_only_inside_index_roots(tmp_path: Path) -> None:
         assert r.status_code == 403
         r = c.post("/v1/collections/kb/index", json={"paths": [str(root)]})
         assert r.status_code == 202
-        job = _wait(c, r.json()["id"])
+        job = wait_for_job(c, r.json()["id"])
         assert job["state"] == "succeeded", job
         assert sorted(job["result"]["indexed"]) == ["guide/install.md", "notes.txt"]
         assert job["progress"]["done"] == job["progress"]["total"] == 2

@@ -175,3 +175,33 @@ def test_int8_requests_are_never_merged() -> None:
         batched.close()
     np.testing.assert_array_equal(got, np.stack([model.embed([t])[0] for t in TEXTS_64[:5]]))
     assert metrics.registry.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID}) == 6
+
+
+# --- usage.prompt_tokens: the library's one count, never the server's own ---------------------
+
+
+def test_usage_of_a_model_without_a_tokenizer_is_the_central_estimate(
+        tmp_path: object, fake_provider: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from semkit.models.tokens import CharsEstimate, counter_for_model
+
+    # An OpenAI-compatible server's model has no tokenizer here: what `semkit cost` counts for
+    # it is CharsEstimate (ceil(chars / 4)), and /v1/embeddings reports that same number.
+    assert isinstance(counter_for_model("http:served-elsewhere", bias="central"), CharsEstimate)
+    monkeypatch.setenv("SEMKIT_HTTP_BASE_URL", fake_provider.openai_url)  # type: ignore[attr-defined]
+    with serve(str(tmp_path / "kb"), auth=False, cache=False,  # type: ignore[operator]
+               models=["http:served-elsewhere"]) as running:
+        sdk = openai.OpenAI(base_url=f"{running.url}/v1", api_key="unused", max_retries=0)
+        resp = sdk.embeddings.create(model="http:served-elsewhere", input=TEXTS, encoding_format="float")
+    expected = sum(CharsEstimate().count(TEXTS))
+    assert resp.usage.prompt_tokens == expected == semkit.cost.count_tokens(TEXTS, "http:served-elsewhere")
+
+
+def test_usage_falls_back_to_the_central_estimate_when_the_model_cannot_be_described() -> None:
+    # ceil(chars / 4), as CharsEstimate counts: "short" is 2 tokens, not floor(5 / 4) = 1.
+    from semkit.models.tokens import CharsEstimate
+    from semkit.server.routes_openai import prompt_tokens
+
+    with pytest.raises(semkit.errors.ModelNotAvailable):
+        semkit.cost.count_tokens(TEXTS, "local:/no/such/model/folder")
+    assert prompt_tokens(TEXTS, "local:/no/such/model/folder") == sum(CharsEstimate().count(TEXTS))
+    assert prompt_tokens(TEXTS, "local") == semkit.cost.count_tokens(TEXTS, "local")

@@ -85,3 +85,14 @@ def secret_of(key: str) -> str:
     parts = split_key(key)
     assert parts is not None, f"not a semkit key: {key[:12]}…"
     return parts[1]
+
+
+def wait_for_job(client: Any, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{id}`` until the job leaves queued/running; its final state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish within {timeout:g} s")

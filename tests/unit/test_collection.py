@@ -24,7 +24,8 @@ from semkit.errors import (
     InvalidInput,
     ModelMismatch,
 )
-from semkit.models import registry
+from semkit.models import providers
+from semkit.models.base import Provider
 from semkit.store.memory import MemoryStore
 from tests.support.hash_embedder import HashEmbedder
 
@@ -54,7 +55,7 @@ def test_scheme(monkeypatch: pytest.MonkeyPatch) -> list[HashEmbedder]:
         built.append(HashEmbedder(dimensions, name=name))
         return built[-1]
 
-    monkeypatch.setitem(registry._FACTORIES, "test", factory)
+    monkeypatch.setitem(providers.PROVIDERS, "test", Provider("test", factory))
     return built
 
 
@@ -71,9 +72,9 @@ def test_connect_schemes(tmp_path: Path) -> None:
 
 
 def test_register_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
-    from semkit import database
+    from semkit.store import registry
 
-    monkeypatch.setattr(database, "SCHEMES", dict(database.SCHEMES))
+    monkeypatch.setattr(registry, "SCHEMES", dict(registry.SCHEMES))
     seen: list[str] = []
 
     def factory(uri: str, **options: Any) -> MemoryStore:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from semkit import cost
-from semkit.errors import InvalidInput
+from semkit.errors import InvalidInput, ModelNotAvailable
 from semkit.models import catalog
 from semkit.models.tokens import EstimateCounter
 
@@ -162,6 +162,30 @@ def test_unknown_remote_model_gets_a_note_and_its_dimensions() -> None:
     assert m.price_per_million is None and m.embedding_dollars == 0.0 and m.estimated
     assert m.storage_bytes["float32"] == 768 * 4
     assert any("price is unknown" in w for w in report.warnings)
+
+
+def test_a_model_folder_is_read_the_way_the_local_provider_reads_it(tmp_path: Path) -> None:
+    # A sentence-transformers folder whose pooling sits in a custom path and ends with a Dense
+    # layer: the vectors are Dense's out_features wide, and the context is max_seq_length.
+    folder = tmp_path / "model"
+    for sub in ("pool", "dense"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "modules.json").write_text(json.dumps([
+        {"path": "", "type": "sentence_transformers.models.Transformer"},
+        {"path": "pool", "type": "sentence_transformers.models.Pooling"},
+        {"path": "dense", "type": "sentence_transformers.models.Dense"},
+    ]))
+    (folder / "config.json").write_text(json.dumps({"hidden_size": 384, "max_position_embeddings": 512}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    (folder / "pool" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384,
+                                                             "pooling_mode_mean_tokens": True}))
+    (folder / "dense" / "config.json").write_text(json.dumps({"in_features": 384, "out_features": 256}))
+    report = cost.estimate(None, [f"local:{folder}"], texts=["word " * 200])
+    (m,) = report.models
+    assert (m.dimensions, m.over_context, m.estimated) == (256, 1, True)
+    assert any("128-token context" in w for w in report.warnings)
+    with pytest.raises(ModelNotAvailable, match="neither a catalogue model nor a model folder"):
+        cost.estimate(None, [f"local:{tmp_path / 'nowhere'}"], texts=["a"])
 
 
 # --- reading files ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
-from semkit.models.local import ModelFolder, find_in_hf_cache, load_local, pool, resolve
+from semkit.models.local import ModelFolder, load_local, pool, resolve
+from semkit.models.locate import find_in_hf_cache
 from semkit.models.tokenize_local import LocalTokenizer
 
 

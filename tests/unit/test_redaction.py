@@ -32,3 +32,11 @@ def test_messages_lose_keys_but_keep_hints() -> None:
     assert "postgresql://u:***@h/db" in out and "sk-***" in out and "Bearer ***" in out
     hint = "send the key as 'Authorization: Bearer <key>' (create one with: semkit keys create)"
     assert redact(hint) == hint
+
+
+def test_a_database_repr_hides_its_password() -> None:
+    from semkit.database import Database
+    from semkit.store.memory import MemoryStore
+
+    db = Database(MemoryStore(), uri="postgresql://me:s3cret@db.example/kb")
+    assert "s3cret" not in repr(db) and "me:***@db.example" in repr(db)

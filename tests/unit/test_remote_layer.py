@@ -15,6 +15,7 @@ import pytest
 from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
 from semkit.models.remote import (
     MalformedReply,
+    RemoteOptions,
     RetryPolicy,
     Secret,
     decode_embedding,
@@ -156,3 +157,27 @@ def test_http_needs_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     other = OpenAICompatibleEmbedder("any-model-name", base_url="http://127.0.0.2:9/v1", dimensions=8,
                                      query_prefix="q: ")
     assert other.id == m.id and other.fingerprint != m.fingerprint
+
+
+def test_remote_knobs_are_one_options_object() -> None:
+    import semkit
+    from semkit.models.cohere import CohereEmbedder
+    from semkit.models.openai import OpenAICompatibleEmbedder, OpenAIEmbedder
+
+    # Plain keyword arguments, as users pass them through semkit.model(), become RemoteOptions.
+    m = semkit.model("openai:text-embedding-3-small", cache=False, max_retries=2, batch_size=8, timeout=5)
+    assert isinstance(m, OpenAIEmbedder)
+    assert m.options == RemoteOptions(max_retries=2, batch_size=8, timeout=5)
+    assert (m.retry.max_retries, m.batch_size, m.timeout, m.concurrency) == (2, 8, 5.0, 4)
+    # An options object, with single knobs on top of it.
+    shared = RemoteOptions(concurrency=2, max_retry_wait=5.0)
+    c = CohereEmbedder("embed-v4.0", options=shared, retry_base_delay=0.1)
+    assert c.options == RemoteOptions(concurrency=2, max_retry_wait=5.0, retry_base_delay=0.1)
+    assert (c.concurrency, c.retry.max_wait, c.retry.base_delay) == (2, 5.0, 0.1)
+    # Batch sizes left out are each provider's own default.
+    h = OpenAICompatibleEmbedder("m", base_url="http://127.0.0.1:9/v1", dimensions=4, options=shared)
+    assert [(e.batch_size, e.max_batch_tokens) for e in (m, c, h)] == [(8, 300_000), (96, 500_000), (64, 100_000)]
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) for openai: max_retry.*accepted: .*dimensions"):
+        semkit.model("openai:text-embedding-3-small", cache=False, max_retry=2)
+    with pytest.raises(InvalidInput, match="max_retries"):
+        OpenAIEmbedder("text-embedding-3-small", options=RemoteOptions(max_retries=-1))

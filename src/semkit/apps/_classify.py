@@ -117,9 +117,9 @@ def _is_texts(items: Any) -> bool:
 
 def _embedder(embedder: Any) -> Any:
     if embedder is None or isinstance(embedder, str):
-        import semkit
+        from ..models.build import build_model
 
-        return semkit.model(embedder or "local")
+        return build_model(embedder or "local")
     return embedder
 
 

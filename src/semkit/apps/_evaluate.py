@@ -231,7 +231,8 @@ def evaluate_retrieval(
     """
     import time
 
-    import semkit
+    from ..database import connect
+    from ..models.build import build_model
 
     if not models:
         raise InvalidInput("give at least one model to evaluate (e.g. models=['local'])")
@@ -243,9 +244,9 @@ def evaluate_retrieval(
     results: list[RetrievalResult] = []
     keyword_done = False
     for spec in models:
-        model = semkit.model(spec) if isinstance(spec, str) else spec
+        model = build_model(spec) if isinstance(spec, str) else spec
         with tempfile.TemporaryDirectory(prefix="semkit-eval-", dir=work_dir) as tmp, \
-                semkit.connect(str(Path(tmp) / "kb")) as db:
+                connect(str(Path(tmp) / "kb")) as db:
             col = db.collection("eval", model=model)
             _say(progress, f"embedding {len(data.doc_ids):,} documents with {model.id}")
             col.upsert(ids=data.doc_ids, texts=data.doc_texts,
@@ -349,13 +350,12 @@ def load_pairs(path: str | Path, columns: Sequence[str | int] = ("sentence1", "s
 def evaluate_sts(pairs: Pairs, models: Sequence[Any] = ("local",),
                  progress: Progress | None = None) -> list[StsResult]:
     """Spearman (and Pearson) x100 of cosine similarity against the gold scores, per model."""
-    import semkit
-
+    from ..models.build import build_model
     from ..vectors import normalize
 
     out = []
     for spec in models:
-        model = semkit.model(spec) if isinstance(spec, str) else spec
+        model = build_model(spec) if isinstance(spec, str) else spec
         _say(progress, f"embedding {2 * len(pairs):,} sentences with {model.id}")
         a = normalize(model.embed(pairs.first, "document"))
         b = normalize(model.embed(pairs.second, "document"))
@@ -424,8 +424,7 @@ def evaluate_classification(
 ) -> list[ClassifyResult]:
     """Train on ``train`` (all of it, or ``per_label`` random examples of each label, drawn
     ``experiments`` times) and score on ``test``; one row per model."""
-    import semkit
-
+    from ..models.build import build_model
     from ._classify import Classifier
 
     if per_label is not None and per_label < 1:
@@ -442,7 +441,7 @@ def evaluate_classification(
     test_y = np.asarray(test.labels)
     out = []
     for spec in models:
-        model = semkit.model(spec) if isinstance(spec, str) else spec
+        model = build_model(spec) if isinstance(spec, str) else spec
         _say(progress, f"embedding {len(train) + len(test):,} texts with {model.id}")
         x_train = np.asarray(model.embed(train.texts, "document"), dtype=np.float32)
         x_test = np.asarray(model.embed(test.texts, "document"), dtype=np.float32)

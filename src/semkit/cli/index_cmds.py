@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from . import output
 
 if TYPE_CHECKING:
-    from ..ingest import IndexReport
+    from ..ingest import Engine, IndexReport
 
 from ..config import DEFAULT_DB
+from ..redaction import redact_uri
 
 
 def _mixed_collection(database: Any, name: str, clip_model: Any) -> Any:
@@ -96,12 +97,15 @@ def register(app: typer.Typer) -> None:
         replace their chunks, deleted files lose theirs. Unreadable files are reported, not fatal.
         """
         from ..errors import InvalidInput
-        from ..ingest import IndexReport, discover, index_paths
+        from ..ingest import IndexOptions, IndexReport, discover, index_paths
 
-        if engine not in ("local", "ray"):
-            raise InvalidInput(f"--engine must be 'local' or 'ray', got {engine!r}")
-        if engine == "local" and (address is not None or workers is not None):
-            raise InvalidInput("--address and --workers apply to --engine ray; add --engine ray")
+        # Checked here, before the store is opened or a folder walked.
+        options = IndexOptions(
+            chunk_tokens=chunk_tokens, overlap=overlap, text_field=text_field, include=include or (),
+            exclude=exclude or (), max_file_bytes=int(max_file_mb * 1024 * 1024), remove_missing=not keep_missing,
+            address=address, workers=workers,
+        )
+        options.check_engine(engine)
 
         mixed = clip is not None and image_collection == collection
         if mixed and model is not None:
@@ -112,26 +116,16 @@ def register(app: typer.Typer) -> None:
             if mixed:
                 col = _mixed_collection(database, collection, clip_model)
             elif clip is not None and collection not in database.collections() and not discover(
-                    [str(p) for p in paths], include=include or (), exclude=exclude or ()).files:
+                    [str(p) for p in paths], include=options.include, exclude=options.exclude).files:
                 col = None  # only images here: no empty text collection
             else:
                 col = database.collection(collection, model=model) if model else database.collection(collection)
             with _file_progress(not as_json and col is not None) as progress:
-                options: dict[str, Any] = {
-                    "chunk_tokens": chunk_tokens, "overlap": overlap, "text_field": text_field,
-                    "include": include or (), "exclude": exclude or (),
-                    "max_file_bytes": int(max_file_mb * 1024 * 1024), "remove_missing": not keep_missing,
-                    "progress": progress,
-                }
                 if col is None:
                     report = IndexReport(collection)
-                elif engine == "ray":
-                    from ..ingest.distributed import index_paths_ray
-
-                    report = index_paths_ray(col, [str(p) for p in paths], address=address, workers=workers,
-                                             **options)
                 else:
-                    report = index_paths(col, [str(p) for p in paths], **options)
+                    report = index_paths(col, [str(p) for p in paths], options, engine=cast("Engine", engine),
+                                         progress=progress)
             total = len(col) if col is not None else 0
             images = None
             if clip_model is not None:
@@ -177,7 +171,7 @@ def _print_report(report: IndexReport, total: int, db: str) -> None:
         rows.append(("files ignored (type or --include/--exclude)", report.ignored))
     rows.append((f"chunks in '{report.collection}'", f"{total:,}"))
     rows.append(("seconds", f"{report.seconds:.1f}"))
-    output.table(f"semkit index -> {db}", ["", "count"], rows, justify_right=("count",))
+    output.table(f"semkit index -> {redact_uri(db)}", ["", "count"], rows, justify_right=("count",))
     problems = [("failed", p.source, p.reason) for p in report.failed]
     problems += [("warning", p.source, p.reason) for p in report.warnings]
     if problems:

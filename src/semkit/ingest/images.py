@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..models.clip import IMAGE_SUFFIXES
+from ..models.base import supports_images
+from ..models.images import IMAGE_SUFFIXES
 
 THUMBNAIL_PX = 128
 
@@ -78,11 +79,11 @@ def index_images(collection: Any, paths: Sequence[str | os.PathLike[str]] | str 
     """
     from PIL import Image
 
-    from ..models.clip import load_image
+    from ..models.images import load_image
 
     started = time.perf_counter()
     model = model if model is not None else collection.model
-    if model is None or "image" not in model.modalities:
+    if not supports_images(model):
         raise InvalidInput(f"collection {collection.name!r} needs a model that embeds images "
                            "(clip:...) to index images; create it with model='clip:/path'")
     if collection.dimensions != model.dimensions:

@@ -1,17 +1,26 @@
-"""The ``Embedder`` contract every provider implements, and the result it returns."""
+"""The contracts of the models floor: the ``Embedder`` every provider implements (with its
+optional image capability), the result it returns, and the ``Provider`` descriptor a provider
+module declares once for the table in ``providers.py``."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import InvalidInput
 from ..types import KINDS, Kind, Matrix
 from ..vectors import check_texts
+from .catalog import ModelInfo
+
+if TYPE_CHECKING:
+    from .images import ImageBatch
+
+ImageErrors = Literal["raise", "skip"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,21 @@ class Embedder(Protocol):
     exact numbers (backend, precision, prefixes) and keys the embedding cache.
     """
 
-    id: str
-    dimensions: int
-    max_tokens: int
-    modalities: frozenset[str]
-    meter: CostMeter
+    # Read-only here: a wrapper (the cache, the server's batcher) reads them through.
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def modalities(self) -> frozenset[str]: ...
+
+    @property
+    def meter(self) -> CostMeter: ...
 
     @property
     def fingerprint(self) -> str: ...
@@ -84,6 +103,23 @@ class Embedder(Protocol):
     def embed(self, items: Sequence[Any], kind: Kind = "document") -> Matrix: ...
 
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult: ...
+
+
+@runtime_checkable
+class ImageEmbedder(Embedder, Protocol):
+    """An ``Embedder`` that also embeds images (``"image" in modalities``): a ``pathlib.Path``,
+    the bytes of an image file, or a ``PIL.Image`` (see ``models.images``).
+
+    ``errors="raise"`` raises ``UnreadableImage`` listing every unreadable image (nothing is
+    embedded); ``errors="skip"`` embeds the readable ones and returns the failures beside them.
+    """
+
+    def embed_images(self, items: Sequence[Any], *, errors: ImageErrors = "raise") -> ImageBatch: ...
+
+
+def supports_images(embedder: Any) -> bool:
+    """Whether ``embedder`` (a model or any wrapper around one) can embed images."""
+    return embedder is not None and "image" in getattr(embedder, "modalities", ())
 
 
 class BaseEmbedder:
@@ -180,5 +216,64 @@ class EmbedderWrapper:
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
         raise NotImplementedError
 
+    def embed_images(self, items: Sequence[Any], *, errors: ImageErrors = "raise") -> ImageBatch:
+        """Images go straight to the inner model: a wrapper neither caches nor merges them."""
+        if not supports_images(self.inner):
+            raise InvalidInput(f"{self.id} embeds text only; images need a model that embeds them (clip:...)")
+        embed_images: Callable[..., ImageBatch] = self.inner.embed_images  # type: ignore[attr-defined]
+        return embed_images(items, errors=errors)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self.inner!r}>"
+
+
+# --- what a provider is ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What is known about a model without loading it: its catalogue entry (or a stand-in with
+    the fields token counting and cost need; 0 where unknown) and where its files are."""
+
+    info: ModelInfo
+    folder: Path | None = None
+    """The folder holding the model's files (its ``tokenizer.json``), for models on disk."""
+
+
+Factory = Callable[..., Embedder]
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Everything semkit knows about one provider, declared once, next to its code; the table in
+    ``providers.py`` lists every descriptor and the spec parser, catalogue lookups, availability,
+    token counting and the distributed workers' environment all read it.
+
+    A provider module imports nothing heavy at module level: torch, onnxruntime or an HTTP
+    client load when ``factory`` builds a model.
+    """
+
+    scheme: str
+    """The spec prefix: ``semkit.model("scheme:name")``."""
+    factory: Factory
+    """``factory(name, **options)`` builds the embedder."""
+    key_variables: tuple[str, ...] = ()
+    """Environment variables holding the API key, the first one set wins; empty: no key."""
+    key_required: bool = True
+    """Whether requests need a key (a self-hosted server may not)."""
+    variables: tuple[str, ...] = ()
+    """The other environment variables the provider reads (base URLs, backends, model folders):
+    a distributed worker needs them as the driver has them."""
+    tokenizer: str = "estimate"
+    """How texts of a model outside the catalogue are counted: ``cl100k_base``, ``hf`` (the
+    model's ``tokenizer.json``, found through ``describe``) or ``estimate``."""
+    default_name: str | None = None
+    """What a bare ``scheme`` (or ``scheme:``) names; ``None``: a model name is required."""
+    describe: Callable[[str], ModelDescription] | None = None
+    """A model outside the catalogue, without loading it (its folder, its size when on disk)."""
+    availability: Callable[[ModelInfo], tuple[bool, str]] | None = None
+    """(usable now, why) for a catalogue entry; by default, whether a key variable is set."""
+
+    @property
+    def worker_variables(self) -> tuple[str, ...]:
+        return self.key_variables + self.variables

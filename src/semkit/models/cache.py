@@ -31,7 +31,7 @@ from .. import config
 from ..errors import InvalidInput, StoreError, StoreLocked
 from ..types import Kind, Matrix
 from ..vectors import check_texts
-from .base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind
+from .base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind, supports_images
 
 logger = logging.getLogger(__name__)
 
@@ -414,7 +414,7 @@ class CachedEmbedder(EmbedderWrapper):
     Misses are embedded in chunks of ``chunk_size`` distinct texts and each chunk is written
     to the cache before the next is embedded, so an interrupted run resumes where it stopped
     instead of paying again. Items that are not strings (images) go to the inner embedder
-    uncached.
+    uncached, and so does ``embed_images`` (``EmbedderWrapper``).
     """
 
     def __init__(self, inner: Embedder, cache: EmbeddingCache, *, chunk_size: int = 256) -> None:
@@ -428,7 +428,7 @@ class CachedEmbedder(EmbedderWrapper):
         check_kind(kind)
         if not isinstance(items, str) and isinstance(items, Sequence) and any(
             not isinstance(item, str) for item in items
-        ) and self.inner.modalities != frozenset({"text"}):
+        ) and supports_images(self.inner):
             return self.inner.embed_result(items, kind)
         texts = check_texts(items)
         fingerprint = self.inner.fingerprint

@@ -11,11 +11,8 @@ results copied from the public ``embeddings-benchmark/results`` repository (snap
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ..errors import InvalidInput
-
-Provider = Literal["local", "openai", "cohere", "http", "clip"]
 
 MTEB_SOURCE = "MTEB results repo embeddings-benchmark/results@f4cc6c8b, results/{folder}/{task}.json"
 
@@ -31,7 +28,8 @@ class Score:
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    provider: Provider
+    provider: str
+    """The scheme of a provider in the table (``models.providers``): ``local``, ``openai``..."""
     dimensions: int
     max_tokens: int
     price_per_million: float = 0.0

@@ -1,33 +1,43 @@
 """``clip:`` provider: one CLIP model embeds texts and images into the same normalised space.
 
 Inputs: a ``str`` is always TEXT. An image is a ``pathlib.Path``, raw ``bytes`` (an encoded
-file) or a ``PIL.Image.Image``. A batch may mix both; vectors come back in input order.
-``embed_images`` is the image-only entry point with ``errors="skip"``, which returns the
-vectors of every readable image plus a report of the unreadable ones.
+file) or a ``PIL.Image.Image`` (``models.images``). A batch may mix both; vectors come back in
+input order. ``embed_images`` is the image-only entry point of the ``ImageEmbedder`` protocol;
+with ``errors="skip"`` it returns the vectors of every readable image plus a report of the
+unreadable ones.
 
 Nothing is downloaded: the model is a local folder (a Hugging Face ``CLIPModel`` folder or
 sentence-transformers' ``clip-ViT-B-32`` layout), named in the spec or by ``SEMKIT_CLIP_MODEL``.
-torch, transformers and PIL are imported only when a model is loaded.
+torch, transformers and PIL are imported only when a model is loaded. The provider's
+descriptor (``CLIP``) is at the end of this module.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInput, MissingDependency, ModelNotAvailable
+from ..errors import InvalidInput, MissingDependency, ModelNotAvailable, SemkitError
 from ..types import Kind, Matrix
-from .base import BaseEmbedder, EmbeddingResult, check_kind, empty_matrix
+from .base import (
+    BaseEmbedder,
+    EmbeddingResult,
+    ImageErrors,
+    ModelDescription,
+    Provider,
+    check_kind,
+    empty_matrix,
+)
+from .catalog import ModelInfo
+from .images import ImageBatch, ImageFailure, UnreadableImage, image_source, is_image_item, load_image
+from .locate import find_in_hf_cache
 
 ENV_VAR = "SEMKIT_CLIP_MODEL"
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
 
 HOW_TO_GET = (
     "No CLIP weights ship with semkit and nothing is downloaded at run time. On a machine with "
@@ -35,97 +45,6 @@ HOW_TO_GET = (
     "./models/clip` (or save sentence-transformers' 'clip-ViT-B-32'), copy the folder here, then "
     f"`export {ENV_VAR}=./models/clip` or use semkit.model('clip:/path/to/folder')."
 )
-
-
-class UnreadableImage(InvalidInput):
-    """One or more images in a batch could not be decoded; ``failures`` lists every one."""
-
-    def __init__(self, failures: list[ImageFailure]) -> None:
-        shown = "; ".join(f"item {f.index} ({f.source}): {f.reason}" for f in failures[:10])
-        more = f"; and {len(failures) - 10} more" if len(failures) > 10 else ""
-        super().__init__(
-            f"{len(failures)} image(s) could not be read: {shown}{more}. Fix or drop them, or "
-            "call embed_images(items, errors='skip') to embed the readable ones and get this "
-            "list back"
-        )
-        self.failures = failures
-
-
-@dataclass(frozen=True)
-class ImageFailure:
-    index: int
-    source: str
-    """The path, or a short description of bytes / an in-memory image."""
-    reason: str
-
-
-@dataclass(frozen=True)
-class ImageBatch:
-    """Vectors of the readable images (``indices`` says which inputs), and the failures."""
-
-    vectors: Matrix
-    indices: list[int]
-    failures: list[ImageFailure] = field(default_factory=list)
-
-
-def is_image_item(item: Any) -> bool:
-    if isinstance(item, (Path, bytes, bytearray, memoryview)):
-        return True
-    try:
-        from PIL import Image
-    except ImportError:
-        return False
-    return isinstance(item, Image.Image)
-
-
-def describe(item: Any) -> str:
-    if isinstance(item, Path):
-        return str(item)
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return f"{len(item)} bytes"
-    return type(item).__name__
-
-
-def load_image(item: Any) -> Any:
-    """An RGB ``PIL.Image`` fully decoded (so a truncated file fails here, not in the model).
-
-    Raises ``OSError``/``ValueError`` with the reason when the item is not a readable image.
-    """
-    from PIL import Image, ImageOps
-
-    if isinstance(item, Image.Image):
-        img = item
-    else:
-        if isinstance(item, Path):
-            if not item.is_file():
-                raise OSError("no such file")
-            source: Any = item
-        elif isinstance(item, (bytes, bytearray, memoryview)):
-            source = io.BytesIO(bytes(item))
-        else:
-            raise ValueError(f"a {type(item).__name__} is not an image")
-        try:
-            img = Image.open(source)
-            img.load()
-        except Image.DecompressionBombError as exc:
-            raise ValueError(f"image too large: {exc}") from exc
-        except Image.UnidentifiedImageError as exc:
-            raise ValueError("not an image file (or a format PIL cannot read)") from exc
-        # Phone photos store rotation in EXIF; the model should see what a person sees.
-        img = ImageOps.exif_transpose(img)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return img
-
-
-def image_metadata(path: Path) -> dict[str, Any]:
-    """What a collection row keeps for an image: its path and size, without decoding pixels."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        width, height = img.size
-        fmt = img.format
-    return {"path": str(path), "width": width, "height": height, "format": fmt}
 
 
 def find_clip_dir(root: Path) -> Path | None:
@@ -156,8 +75,6 @@ def resolve_folder(name: str) -> Path:
         # environment, wherever the model lives on this machine.
         path = Path(env).expanduser()
     if not path.is_dir():
-        from .local import find_in_hf_cache
-
         cached = find_in_hf_cache(raw) if "/" in raw and not path.is_absolute() else None
         if cached is None:
             raise ModelNotAvailable(
@@ -232,7 +149,7 @@ class ClipEmbedder(BaseEmbedder):
             out[text_at] = vecs
         return EmbeddingResult(vectors=out, tokens=tokens, truncated=truncated)
 
-    def embed_images(self, items: Sequence[Any], *, errors: Literal["raise", "skip"] = "raise",
+    def embed_images(self, items: Sequence[Any], *, errors: ImageErrors = "raise",
                      _positions: Sequence[int] | None = None) -> ImageBatch:
         """Embed images. Every item is decoded first; with ``errors="raise"`` any failure raises
         ``UnreadableImage`` listing all of them (nothing is embedded), with ``errors="skip"`` the
@@ -253,7 +170,7 @@ class ClipEmbedder(BaseEmbedder):
             try:
                 images.append(load_image(item))
             except (OSError, ValueError, SyntaxError) as exc:
-                failures.append(ImageFailure(pos, describe(item), str(exc) or type(exc).__name__))
+                failures.append(ImageFailure(pos, image_source(item), str(exc) or type(exc).__name__))
                 continue
             indices.append(pos)
         if failures and errors == "raise":
@@ -303,17 +220,6 @@ class ClipEmbedder(BaseEmbedder):
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32), tokens, truncated
 
 
-def image_embedder(embedder: Any) -> ClipEmbedder | None:
-    """The CLIP model under ``embedder``'s wrappers (cache, server batcher), or ``None`` when
-    the model embeds text only. Images skip the wrappers: they are neither cached nor merged."""
-    seen = 0
-    while embedder is not None and seen < 16:
-        if isinstance(embedder, ClipEmbedder):
-            return embedder
-        embedder, seen = getattr(embedder, "inner", None), seen + 1
-    return None
-
-
 def load_clip(name: str = "", *, batch_size: int = 32, dimensions: int | None = None) -> ClipEmbedder:
     """``clip:/path`` (or ``clip`` with ``SEMKIT_CLIP_MODEL``) to a loaded ``ClipEmbedder``.
     ``dimensions`` (passed when a collection reopens its model) must match the model's."""
@@ -338,3 +244,32 @@ def _digest(folder: Path) -> str | None:
         return content_digest(folder)
     except (ExportFailed, OSError):
         return None
+
+
+def describe(name: str) -> ModelDescription:
+    """``clip:NAME`` without loading it: its folder (which carries the ``tokenizer.json`` that
+    keeps chunks within CLIP's 77 tokens) and, from its config, its size and context."""
+    try:
+        folder: Path | None = resolve_folder(name)
+    except SemkitError:
+        folder = None
+    dimensions = max_tokens = 0
+    if folder is not None:
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            dimensions = int(config.get("projection_dim") or 0)
+            max_tokens = int((config.get("text_config") or {}).get("max_position_embeddings") or 0)
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    info = ModelInfo(name=name, provider="clip", dimensions=dimensions, max_tokens=max_tokens, local=True)
+    return ModelDescription(info, folder)
+
+
+CLIP = Provider(
+    scheme="clip",
+    factory=load_clip,
+    variables=(ENV_VAR,),
+    tokenizer="hf",
+    default_name="",  # a bare 'clip' is the folder SEMKIT_CLIP_MODEL names
+    describe=describe,
+)

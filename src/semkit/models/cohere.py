@@ -4,7 +4,8 @@ Wire format: ``POST {base_url}/v2/embed`` with ``{"model", "texts": [...], "inpu
 "embedding_types": ["float"], "output_dimension"?, "truncate": "END"}``; the reply carries
 ``embeddings.float`` in request order and ``meta.billed_units.input_tokens``. Cohere embeds
 documents and queries differently, so ``kind`` maps to ``input_type`` (``search_document`` /
-``search_query``). Batching, retries and the cost meter are the shared remote layer's.
+``search_query``). Batching, retries and the cost meter are the shared remote layer's, tuned
+with its ``RemoteOptions``. The provider's descriptor (``COHERE``) is at the end.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any
 from ..errors import ModelNotAvailable
 from ..types import Kind, Matrix
 from . import catalog
-from .remote import MalformedReply, Progress, RemoteEmbedder, decode_embedding, stack
-from .tokens import counter_for
+from .base import Provider
+from .counters import counter_for
+from .remote import MalformedReply, RemoteEmbedder, RemoteOptions, decode_embedding, stack
 
 COHERE_BASE_URL = "https://api.cohere.com"
 COHERE_MAX_TEXTS = 96
+COHERE_BASE_URL_VARIABLE = "COHERE_BASE_URL"
 
 INPUT_TYPES: dict[Kind, str] = {"document": "search_document", "query": "search_query"}
 
@@ -36,9 +39,11 @@ class CohereEmbedder(RemoteEmbedder):
     """
 
     provider = "cohere"
-    key_env = "COHERE_API_KEY"
+    key_variables = ("COHERE_API_KEY", "CO_API_KEY")  # the second is the Cohere SDK's name
     truncation = "server"
     max_batch_size = COHERE_MAX_TEXTS
+    default_batch_size = COHERE_MAX_TEXTS
+    default_batch_tokens = 500_000
 
     def __init__(
         self,
@@ -47,14 +52,8 @@ class CohereEmbedder(RemoteEmbedder):
         dimensions: int | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 6,
-        batch_size: int = COHERE_MAX_TEXTS,
-        max_batch_tokens: int = 500_000,
-        concurrency: int = 4,
-        retry_base_delay: float = 0.5,
-        max_retry_wait: float = 60.0,
-        progress: Progress | None = None,
+        options: RemoteOptions | None = None,
+        **knobs: Any,
     ) -> None:
         info = catalog.find("cohere", name)
         if info is None:
@@ -71,14 +70,9 @@ class CohereEmbedder(RemoteEmbedder):
             if info.matryoshka_dimensions:
                 self._output_dimension = dimensions
         self.max_tokens = info.max_tokens
-        if api_key is None:
-            api_key = os.environ.get("COHERE_API_KEY") or os.environ.get("CO_API_KEY")
         super().__init__(
-            base_url=base_url or os.environ.get("COHERE_BASE_URL") or COHERE_BASE_URL,
-            api_key=api_key, counter=counter_for(info.tokenizer), batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens, concurrency=concurrency, timeout=timeout,
-            max_retries=max_retries, retry_base_delay=retry_base_delay,
-            max_retry_wait=max_retry_wait, progress=progress,
+            base_url=base_url or os.environ.get(COHERE_BASE_URL_VARIABLE) or COHERE_BASE_URL,
+            api_key=api_key, counter=counter_for(info.tokenizer), options=options, **knobs,
         )
         self.meter.price_per_million = info.price_per_million
         self.id = f"cohere:{self.model}@{self.dimensions}"
@@ -107,3 +101,12 @@ class CohereEmbedder(RemoteEmbedder):
         tokens = ((data.get("meta") or {}).get("billed_units") or {}).get("input_tokens")
         vectors = stack([decode_embedding(r) for r in rows])
         return vectors, (int(tokens) if isinstance(tokens, int | float) else None)
+
+
+COHERE = Provider(
+    scheme="cohere",
+    factory=CohereEmbedder,
+    key_variables=CohereEmbedder.key_variables,
+    variables=(COHERE_BASE_URL_VARIABLE,),
+    tokenizer="estimate",  # Cohere's tokenizer is not available offline
+)

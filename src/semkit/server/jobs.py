@@ -2,10 +2,12 @@
 starts, then polls for progress and result.
 
 Jobs run one at a time on their own thread (the machine's cores are what they share; two
-jobs at once would each take twice as long). A job's function gets a ``Progress`` it may
-update (``done``/``total``; upserts report rows, apps that have no progress report stay
-indeterminate) and may check ``cancelled`` between steps. Jobs live in memory: the last
-``keep`` finished jobs are kept, and a restart forgets them (their effects on the database
+jobs at once would each take twice as long). Waiting jobs are taken round-robin by owner, so
+one key's 500 queued jobs delay another key's job by at most one job, not 500; and a key may
+have at most ``max_per_owner`` jobs queued or running (``TooManyJobs``, 429). A job's
+function gets a ``Progress`` it may update (``done``/``total``; upserts report rows, apps
+that have no progress report stay indeterminate) and may check ``cancelled`` between steps.
+Jobs live in memory: the last ``keep`` finished jobs are kept, and a restart forgets them (their effects on the database
 stay, since every write goes through the library).
 """
 
@@ -15,9 +17,8 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +31,12 @@ State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 class JobCancelled(SemkitError):
     """The job was cancelled by its owner."""
+
+
+class TooManyJobs(SemkitError):
+    """The caller already has as many jobs queued or running as one key may."""
+
+    retryable = True
 
 
 @dataclass
@@ -74,24 +81,42 @@ class Job:
         return out
 
 
+Work = Callable[[Progress], Any]
+
+DEFAULT_MAX_PER_OWNER = 16
+
+
 class JobManager:
-    def __init__(self, *, keep: int = 200, on_change: Callable[[dict[str, int]], None] | None = None,
+    def __init__(self, *, keep: int = 200, max_per_owner: int = DEFAULT_MAX_PER_OWNER,
+                 on_change: Callable[[dict[str, int]], None] | None = None,
                  describe_error: Callable[[BaseException], dict[str, Any]] | None = None) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semkit-job")
+        self._wake = threading.Condition(self._lock)
+        # Waiting work by owner; owners are served in turn (the first key of the dict is next).
+        self._waiting: OrderedDict[str, deque[tuple[Job, Work]]] = OrderedDict()
+        self._closed = False
         self._keep = keep
+        self.max_per_owner = max_per_owner
         self._on_change = on_change
         self._describe = describe_error or (lambda exc: {"message": str(exc), "type": type(exc).__name__})
+        self._worker = threading.Thread(target=self._serve, name="semkit-job", daemon=True)
+        self._worker.start()
 
-    def submit(self, kind: str, owner: str, collection: str | None,
-               fn: Callable[[Progress], Any]) -> Job:
+    def submit(self, kind: str, owner: str, collection: str | None, fn: Work) -> Job:
         job = Job(id=uuid.uuid4().hex[:16], kind=kind, owner=owner, collection=collection)
         with self._lock:
+            if self._closed:
+                raise InvalidInput("the server is shutting down; no new jobs")
+            active = sum(1 for j in self._jobs.values() if j.owner == owner and j.finished is None)
+            if active >= self.max_per_owner:
+                raise TooManyJobs(f"this key has {active} jobs queued or running, the most one key may have; "
+                                  "wait for some to finish (GET /v1/jobs) or cancel them")
             self._jobs[job.id] = job
             self._prune()
+            self._waiting.setdefault(owner, deque()).append((job, fn))
+            self._wake.notify()
         self._changed()
-        self._pool.submit(self._run, job, fn)
         return job
 
     def get(self, job_id: str, owner: str | None) -> Job:
@@ -115,11 +140,33 @@ class JobManager:
         return job
 
     def close(self) -> None:
-        for job in self.list(None):
-            job.progress.cancelled = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            for job in self._jobs.values():
+                job.progress.cancelled = True
+            self._waiting.clear()
+            self._wake.notify_all()
+        self._worker.join(timeout=60)
 
-    def _run(self, job: Job, fn: Callable[[Progress], Any]) -> None:
+    def _next(self) -> tuple[Job, Work] | None:
+        """The next job to run, round-robin by owner; None once closed."""
+        with self._lock:
+            while not self._waiting and not self._closed:
+                self._wake.wait()
+            if self._closed:
+                return None
+            owner, queue = next(iter(self._waiting.items()))
+            item = queue.popleft()
+            del self._waiting[owner]
+            if queue:
+                self._waiting[owner] = queue  # back of the line
+            return item
+
+    def _serve(self) -> None:
+        while (item := self._next()) is not None:
+            self._run(*item)
+
+    def _run(self, job: Job, fn: Work) -> None:
         if job.progress.cancelled:
             return
         job.state = "running"

@@ -13,6 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..errors import InvalidInput
+from .responses import ApiError
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -40,6 +43,30 @@ class Limits:
     """Store/app calls running at once in the worker threads."""
     max_batch_texts: int = 256
     """Texts merged into one model call from concurrent requests."""
+
+    # --- the checks routes make, one message each --------------------------------------------
+
+    def check_k(self, k: int) -> None:
+        """422 for a result count above ``max_k``."""
+        if k > self.max_k:
+            raise InvalidInput(f"k={k} is above the server's limit of {self.max_k}")
+
+    def check_ids(self, count: int) -> None:
+        """413 for more ids in one request than ``max_ids``."""
+        _check_batch(count, self.max_ids, "ids", "too_many_ids")
+
+    def check_upsert_records(self, count: int) -> None:
+        """413 for more records in one upsert than ``max_upsert_records``."""
+        _check_batch(count, self.max_upsert_records, "records", "too_many_records")
+
+    def check_embedding_inputs(self, count: int) -> None:
+        """413 for more inputs in one ``/v1/embeddings`` request than ``max_embedding_inputs``."""
+        _check_batch(count, self.max_embedding_inputs, "inputs", "too_many_inputs")
+
+
+def _check_batch(count: int, limit: int, what: str, code: str) -> None:
+    if count > limit:
+        raise ApiError(413, f"{count} {what} in one request; the limit is {limit}: send smaller batches", code)
 
 
 class RateLimiter:

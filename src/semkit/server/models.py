@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..models.base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind
+from ..models.build import build_model, model_from_id
 from ..types import Kind
 from ..vectors import check_texts
 from .metrics import Metrics
@@ -171,9 +172,7 @@ class ModelPool:
             found = self._by_spec.get(spec)
         if found is not None:
             return found
-        import semkit
-
-        model = semkit.model(spec, cache=self._cache, cache_dir=self._cache_dir)
+        model = build_model(spec, cache=self._cache, cache_dir=self._cache_dir)
         return self._register(model, spec)
 
     def peek(self, spec: str) -> BatchedEmbedder | None:
@@ -188,9 +187,7 @@ class ModelPool:
             found = self._by_spec.get(key)
         if found is not None:
             return found
-        import semkit
-
-        model = semkit.model(spec, cache=self._cache, cache_dir=self._cache_dir, dimensions=dimensions)
+        model = build_model(spec, cache=self._cache, cache_dir=self._cache_dir, dimensions=dimensions)
         return self._register(model, key)
 
     def for_id(self, embedder_id: str) -> BatchedEmbedder:
@@ -199,15 +196,7 @@ class ModelPool:
             found = self._by_id.get(embedder_id)
         if found is not None:
             return found
-        from ..collection import model_from_id
-
-        loaded = model_from_id(embedder_id)
-        # The recorded model comes wrapped in the default cache; use this pool's cache instead.
-        model: Any = getattr(loaded, "inner", loaded)
-        if self._cache:
-            from ..models.cache import CachedEmbedder, EmbeddingCache
-
-            model = CachedEmbedder(model, EmbeddingCache.open(self._cache_dir))
+        model = model_from_id(embedder_id, cache=self._cache, cache_dir=self._cache_dir)
         return self._register(model, None)
 
     def loaded(self) -> list[BatchedEmbedder]:

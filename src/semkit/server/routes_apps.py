@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from .. import errors
-from .app import ApiError, authorize, caller, state_of
+from .. import apps, errors
+from ..cost import estimate as estimate_cost
+from ..models import registry
+from ..models.catalog import MODELS
+from ..models.catalog import find as catalogue_entry
 from .auth import Principal
+from .dependencies import Caller, NamePath, accepted, authorize, state_of
 from .jobs import Progress
-from .routes_collections import optional_app
 from .schemas import (
     ClassifyRequest,
     ClusterRequest,
@@ -31,9 +33,6 @@ from .schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["apps"])
-
-Caller = Annotated[Principal, Depends(caller)]
-NamePath = Annotated[str, Path(min_length=1, max_length=200, description="Collection name", examples=["docs"])]
 
 
 def plain(value: Any) -> Any:
@@ -54,15 +53,14 @@ def plain(value: Any) -> Any:
 
 async def _run_app(request: Request, principal: Principal, name: str, kind: str, background: bool,
                    fn: Callable[[], Any]) -> Any:
+    """Run an app on collection ``name`` for a reading key: now, or as a background job."""
     state = state_of(request)
     authorize(principal, name, write=False)
     if background:
-        await state.run(state.collection, name)  # a missing collection fails the request, not the job
-
         def job(progress: Progress) -> Any:
             return fn()
 
-        return JSONResponse(state.jobs.submit(kind, principal.id, name, job).as_dict(), status_code=202)
+        return accepted(await state.start_job(kind, principal.id, name, job))
     return await state.run(fn)
 
 
@@ -71,9 +69,7 @@ async def dedup(name: NamePath, body: DedupRequest, request: Request, principal:
     state = state_of(request)
 
     def work() -> Any:
-        from ..apps import duplicates
-
-        report = duplicates(state.collection(name), threshold=body.threshold, k=body.k, keep=body.keep,
+        report = apps.duplicates(state.collection(name), threshold=body.threshold, k=body.k, keep=body.keep,
                             linkage=body.linkage)
         return plain(report.to_dict())
 
@@ -83,15 +79,11 @@ async def dedup(name: NamePath, body: DedupRequest, request: Request, principal:
 @router.post("/collections/{name}/recommend", summary="Items like the liked ones, unlike the disliked")
 async def recommend(name: NamePath, body: RecommendRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
-    if body.k > state.limits.max_k:
-        raise errors.InvalidInput(f"k={body.k} is above the server's limit of {state.limits.max_k}")
-    if len(body.liked) + len(body.disliked) > state.limits.max_ids:
-        raise ApiError(413, f"more than {state.limits.max_ids} liked/disliked ids", "too_many_ids")
+    state.limits.check_k(body.k)
+    state.limits.check_ids(len(body.liked) + len(body.disliked))
 
     def work() -> Any:
-        from ..apps import recommend as rec
-
-        return plain(rec(state.collection(name), liked=body.liked, disliked=body.disliked, k=body.k,
+        return plain(apps.recommend(state.collection(name), liked=body.liked, disliked=body.disliked, k=body.k,
                          diversity=body.diversity, where=body.where))
 
     return await _run_app(request, principal, name, "recommend", False, work)
@@ -102,9 +94,7 @@ async def cluster(name: NamePath, body: ClusterRequest, request: Request, princi
     state = state_of(request)
 
     def work() -> Any:
-        from ..apps import cluster as run_cluster
-
-        report = run_cluster(state.collection(name), method=body.method, k=body.k,
+        report = apps.cluster(state.collection(name), method=body.method, k=body.k,
                              min_cluster_size=body.min_cluster_size, projection=body.projection)
         out = plain(report.to_dict(items=body.items))
         if body.items and body.hover_chars:
@@ -122,20 +112,20 @@ async def classify(name: NamePath, body: ClassifyRequest, request: Request, prin
     state = state_of(request)
     if (body.labels is None) == (body.examples is None):
         raise errors.InvalidInput("give labels (zero-shot) or examples (few-shot), one of the two")
+    if body.examples is not None:
+        state.limits.check_embedding_inputs(sum(len(texts) for texts in body.examples.values()))
 
     def work() -> Any:
-        from .. import apps as cls
-
         col = state.collection(name)
         items: Any = body.texts if body.texts is not None else col
         if body.labels is not None:
             model = col.model
             if model is None:
                 raise errors.InvalidInput(f"collection {name!r} has no model to embed the labels with")
-            preds = cls.zero_shot(items, body.labels, embedder=model, top=body.top)
+            preds = apps.zero_shot(items, body.labels, embedder=model, top=body.top)
         else:
             assert body.examples is not None
-            clf = cls.train(body.examples, embedder=col.model)
+            clf = apps.train(body.examples, embedder=col.model)
             preds = clf.classify(items, top=body.top)
         return plain(preds)
 
@@ -147,9 +137,7 @@ async def outliers(name: NamePath, body: OutliersRequest, request: Request, prin
     state = state_of(request)
 
     def work() -> Any:
-        from ..apps import outliers as find
-
-        return plain(find(state.collection(name), k=body.k, method=body.method, top=body.top))
+        return plain(apps.outliers(state.collection(name), k=body.k, method=body.method, top=body.top))
 
     return await _run_app(request, principal, name, "outliers", body.background, work)
 
@@ -157,14 +145,11 @@ async def outliers(name: NamePath, body: OutliersRequest, request: Request, prin
 @router.post("/collections/{name}/context", summary="RAG: the best passages for a question within a token budget")
 async def context(name: NamePath, body: ContextRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
-    app = optional_app("context")
-    if app is None:
-        raise ApiError(501, "context assembly needs semkit.apps.context, which this installation lacks",
-                       "not_implemented")
+    state.limits.check_k(body.k)
 
     def work() -> Any:
-        options: dict[str, Any] = {"where": body.where, "max_passages": body.k}
-        ctx = app.context(state.collection(name), body.query, body.max_tokens or 2000, **options)
+        ctx = apps.context(state.collection(name), body.query, body.max_tokens or 2000, where=body.where,
+                           max_passages=body.k)
         return ctx.as_dict()
 
     return await _run_app(request, principal, name, "context", False, work)
@@ -172,39 +157,44 @@ async def context(name: NamePath, body: ContextRequest, request: Request, princi
 
 @router.get("/catalog", tags=["models"], summary="The model catalogue (dimensions, context, price, quality)")
 async def catalog(request: Request, principal: Caller) -> Any:
-    from ..models import catalog as cat
-
     state = state_of(request)
-    out = []
-    for info in cat.MODELS:
-        d = plain(info)
-        d["spec"] = info.spec
-        try:
-            d["served"] = bool(state.served_spec(info.spec))
-        except errors.SemkitError:
-            d["served"] = False
-        out.append(d)
-    return {"models": out}
+    return {"models": [{**plain(info), "spec": info.spec, "served": state.serves(info.spec)} for info in MODELS]}
 
 
 @router.post("/collections/{name}/cost", tags=["models"],
              summary="What embedding this collection's texts would cost with each model, and its storage")
 async def cost(name: NamePath, body: CostRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
-    authorize(principal, name, write=False)
+    for spec in body.models:
+        _check_priceable(state, spec)
 
     def work() -> Any:
-        from .. import cost as cost_mod
-
         col = state.collection(name)
         texts = (r.text for batch in col.scan(batch_size=2000) for r in batch if r.text)
         options: dict[str, Any] = {"texts": texts, "dimensions": body.dimensions, "chunk_tokens": body.chunk_tokens}
         if body.price_per_gb_month is not None:
             options["price_per_gb_month"] = body.price_per_gb_month
-        report = cost_mod.estimate(None, body.models, **options)
+        report = estimate_cost(None, body.models, **options)
         return plain(report.as_dict())
 
-    return await state.run(work)
+    return await _run_app(request, principal, name, "cost", False, work)
+
+
+def _check_priceable(state: Any, spec: str) -> None:
+    """A client may price catalogue models and the models this server serves, never a model
+    folder of its choosing: reading one would tell it which server paths exist."""
+    try:
+        scheme, model_name = registry.parse_spec(spec)
+    except errors.SemkitError:
+        raise errors.ModelNotAvailable(f"unknown model {spec!r}; GET /v1/catalog lists what can be priced") from None
+    if catalogue_entry(scheme, model_name) is not None:
+        return
+    try:
+        state.served_spec(spec)
+    except errors.SemkitError:
+        raise errors.ModelNotAvailable(
+            f"{spec!r} is neither a catalogue model nor one this server serves; GET /v1/catalog lists what can "
+            "be priced (local folders are priced with `semkit cost` on the machine that holds them)") from None
 
 
 def _clip(text: str | None, limit: int) -> str:

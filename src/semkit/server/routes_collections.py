@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import json
 import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, Request
 
-from .. import errors
-from .app import ApiError, ServerState, authorize, caller, state_of
+from .. import apps, errors
 from .auth import Principal
+from .dependencies import Caller, NamePath, accepted, authorize, state_of
 from .jobs import Progress
+from .responses import ApiError
 from .schemas import (
     CollectionInfo,
     CountRequest,
@@ -34,11 +33,9 @@ from .schemas import (
     UpsertRequest,
     UpsertResponse,
 )
+from .state import ServerState
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
-
-Caller = Annotated[Principal, Depends(caller)]
-NamePath = Annotated[str, Path(min_length=1, max_length=200, description="Collection name", examples=["docs"])]
 
 
 def _info(state: ServerState, name: str) -> dict[str, Any]:
@@ -105,9 +102,7 @@ async def drop_collection(name: NamePath, request: Request, principal: Caller) -
 async def upsert(name: NamePath, body: UpsertRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
     authorize(principal, name, write=True)
-    if len(body.records) > state.limits.max_upsert_records:
-        raise ApiError(413, f"{len(body.records)} records in one upsert; the limit is "
-                            f"{state.limits.max_upsert_records}: send smaller batches", "too_many_records")
+    state.limits.check_upsert_records(len(body.records))
     recs = body.records
     with_vec = [r.vector is not None for r in recs]
     if any(with_vec) and not all(with_vec):
@@ -128,9 +123,7 @@ async def upsert(name: NamePath, body: UpsertRequest, request: Request, principa
         return {"count": result.count, "embedded": result.embedded, "unchanged": result.unchanged}
 
     if body.background:
-        await state.run(state.collection, name)  # fail now, not in the job, for a missing collection
-        job = state.jobs.submit("upsert", principal.id, name, work)
-        return JSONResponse(job.as_dict(), status_code=202)
+        return accepted(await state.start_job("upsert", principal.id, name, work))
     return await state.run(work)
 
 
@@ -148,7 +141,6 @@ async def index(name: NamePath, body: IndexRequest, request: Request, principal:
         if not any(path == root or root in path.parents for root in state.index_roots):
             raise ApiError(403, f"{raw!r} is outside the folders this server may index", "path_not_allowed")
         paths.append(path)
-    await state.run(state.collection, name)
 
     def work(progress: Progress) -> Any:
         from ..ingest import index_paths
@@ -156,19 +148,19 @@ async def index(name: NamePath, body: IndexRequest, request: Request, principal:
         report = index_paths(
             state.collection(name), paths, chunk_tokens=body.chunk_tokens, overlap=body.overlap,
             include=body.include, exclude=body.exclude, remove_missing=body.remove_missing,
+            allowed_roots=state.index_roots,  # a symlink inside a root must not lead out of it
             progress=lambda done, total, _source: progress.update(done, total),
         )
         return report.as_dict()
 
-    job = state.jobs.submit("index", principal.id, name, work)
-    return JSONResponse(job.as_dict(), status_code=202)
+    return accepted(await state.start_job("index", principal.id, name, work))
 
 
 @router.post("/{name}/get", response_model=list[RecordOut], summary="Records by id, in the order asked")
 async def get_records(name: NamePath, body: GetRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
     authorize(principal, name, write=False)
-    _check_ids(state, body.ids)
+    state.limits.check_ids(len(body.ids))
 
     def work() -> list[dict[str, Any]]:
         return [_record(r) for r in state.collection(name).get(body.ids, include_vectors=body.include_vectors)]
@@ -197,7 +189,7 @@ async def delete_records(name: NamePath, body: DeleteRequest, request: Request, 
     state = state_of(request)
     authorize(principal, name, write=True)
     if body.ids is not None:
-        _check_ids(state, body.ids)
+        state.limits.check_ids(len(body.ids))
 
     def work() -> dict[str, Any]:
         return {"deleted": state.collection(name).delete(ids=body.ids, where=body.where)}
@@ -224,8 +216,7 @@ def _checked_search(name: str, body: SearchRequest, has_image: bool, request: Re
                     principal: Principal) -> ServerState:
     state = state_of(request)
     authorize(principal, name, write=False)
-    if body.k > state.limits.max_k:
-        raise errors.InvalidInput(f"k={body.k} is above the server's limit of {state.limits.max_k}")
+    state.limits.check_k(body.k)
     if body.query is None and body.vector is None and not has_image:
         raise errors.InvalidInput("give query (text), vector or image")
     if has_image and (body.query is not None or body.vector is not None):
@@ -237,8 +228,7 @@ def _checked_search(name: str, body: SearchRequest, has_image: bool, request: Re
 
 
 async def _run_search(state: ServerState, name: str, body: SearchRequest, image: bytes | None) -> Any:
-    """The search itself; ``image``: the query image's bytes (embedded here, in the worker)."""
-    apps_search = optional_app("search")
+    """``semkit.apps.search`` in a worker; ``image``: the query image's bytes (embedded there too)."""
 
     def work() -> dict[str, Any]:
         nonlocal body
@@ -246,10 +236,8 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
         if image is not None:
             vector = _image_vector(col, image, state.limits.max_image_pixels)
             body = body.model_copy(update={"vector": vector.tolist(), "image": None})
-        if apps_search is None:
-            return _plain_search(col, body)
         query: Any = body.query if body.query is not None else body.vector
-        hits = apps_search.search(
+        hits = apps.search(
             col, query, k=body.k, mode=body.mode, where=body.where,
             mmr=(1.0 - body.diversity) if body.diversity > 0 else None, exact=body.exact,
             vector=body.vector if body.query is not None else None, include_vectors=body.include_vectors,
@@ -292,26 +280,6 @@ async def search_by_image_file(
     return await _run_search(state, name, body, data)  # the bytes as sent: no base64 round trip
 
 
-def _plain_search(col: Any, body: SearchRequest) -> dict[str, Any]:
-    """Before ``semkit.apps.search`` existed: vector and keyword only, straight from the collection."""
-    if body.mode == "hybrid" or body.diversity > 0:
-        raise ApiError(501, "hybrid search and diversity (MMR) need semkit.apps.search, which this "
-                            "installation lacks; use mode='vector' or 'keyword'", "not_implemented")
-    if body.mode == "keyword":
-        if body.query is None:
-            raise errors.InvalidInput("keyword search needs query text")
-        hits = col.keyword_search(body.query, k=body.k, where=body.where)
-    else:
-        query = body.query if body.query is not None else body.vector
-        hits = col.search(query, k=body.k, where=body.where, exact=body.exact,
-                          include_vectors=body.include_vectors)
-    return {"mode": body.mode, "hits": [
-        {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata,
-         "vector": h.vector.tolist() if getattr(h, "vector", None) is not None else None}
-        for h in hits
-    ]}
-
-
 def _decode_image(data: str) -> bytes:
     if data.startswith("data:"):
         data = data.partition(",")[2]  # a data: URI as a browser's FileReader makes it
@@ -322,17 +290,17 @@ def _decode_image(data: str) -> bytes:
 
 
 def _image_vector(col: Any, image: bytes, max_pixels: int) -> Any:
-    from ..models.clip import UnreadableImage, image_embedder
+    from ..models.base import supports_images
+    from ..models.images import UnreadableImage
 
     model = col.model
-    clip = image_embedder(model) if model is not None else None
-    if clip is None:
+    if not supports_images(model):
         what = f"model {model.id}" if model is not None else "no model (it stores your own vectors)"
         raise errors.InvalidInput(f"collection {col.name!r} has {what}, which cannot embed images; "
                                   "search by image needs a collection made with a CLIP model (clip:...)")
     _check_pixels(image, max_pixels)
     try:
-        return clip.embed_images([image]).vectors[0]
+        return model.embed_images([image]).vectors[0]
     except UnreadableImage as exc:
         reason = exc.failures[0].reason if exc.failures else "unreadable"
         raise errors.InvalidInput(f"the image could not be read: {reason}; send the bytes of a JPEG, PNG, "
@@ -362,22 +330,6 @@ def _check_pixels(image: bytes, max_pixels: int) -> None:
         size = f"{width} x {height} pixels"
     raise ApiError(413, f"the image has {size}; this server searches images of at most {max_pixels:,} "
                         "pixels: send a smaller copy", "image_too_large")
-
-
-def optional_app(name: str) -> Any:
-    """``semkit.apps.<name>`` if this installation has it (routes answer 501 otherwise)."""
-    try:
-        return importlib.import_module(f"semkit.apps.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"semkit.apps.{name}":
-            raise
-        return None
-
-
-def _check_ids(state: ServerState, ids: list[str]) -> None:
-    if len(ids) > state.limits.max_ids:
-        raise ApiError(413, f"{len(ids)} ids in one request; the limit is {state.limits.max_ids}",
-                       "too_many_ids")
 
 
 def _record(r: Any) -> dict[str, Any]:

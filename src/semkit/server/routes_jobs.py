@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from .. import errors
-from .app import ApiError, caller, state_of
 from .auth import Principal
+from .dependencies import Caller, state_of
+from .jobs import Job
+from .responses import ApiError
 from .schemas import JobOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-Caller = Annotated[Principal, Depends(caller)]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -35,7 +36,7 @@ async def cancel_job(job_id: JobId, request: Request, principal: Caller) -> Any:
     return state.jobs.cancel(job_id, principal.id).as_dict(with_result=False)
 
 
-def _find(request: Request, principal: Principal, job_id: str) -> Any:
+def _find(request: Request, principal: Principal, job_id: str) -> Job:
     try:
         return state_of(request).jobs.get(job_id, principal.id)
     except errors.InvalidInput as exc:

@@ -16,26 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from .. import errors
-from .app import ApiError, caller, state_of
-from .auth import Principal
+from .. import cost, errors
+from ..models import catalog, registry
+from ..models.tokens import OFFLINE_ENCODINGS, CharsEstimate
+from .dependencies import Caller, state_of
 from .models import BatchedEmbedder
 from .schemas import EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList, Usage
+from .state import ServerState
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-Caller = Annotated[Principal, Depends(caller)]
 
 
 @router.post("/embeddings", response_model=EmbeddingsResponse, summary="Embed texts (OpenAI-compatible)")
 async def embeddings(body: EmbeddingsRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
-    texts = await _texts(body.input, state.limits.max_embedding_inputs, state)
+    texts = await _texts(body.input, state)
     spec = state.served_spec(body.model)
     model: BatchedEmbedder | None = state.pool.peek(spec)
     if model is None:  # first use of this model: loading it takes a while, off the event loop
@@ -43,7 +43,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
     if body.dimensions is not None and body.dimensions != model.dimensions:
         model = await asyncio.to_thread(_sized_model, state, spec, body.dimensions, model.dimensions)
     result = await asyncio.wrap_future(model.submit(texts, "document"))
-    tokens = await state.run(_count_tokens, texts, spec)
+    tokens = await state.run(prompt_tokens, texts, spec)
     vectors = result.vectors
     if body.encoding_format == "base64":
         data = [EmbeddingItem(index=i, embedding=base64.b64encode(
@@ -63,24 +63,20 @@ async def list_models(request: Request, principal: Caller) -> Any:
     return ModelList(data=cards)
 
 
-async def _texts(raw: Any, limit: int, state: Any) -> list[str]:
+async def _texts(raw: Any, state: ServerState) -> list[str]:
     if isinstance(raw, str):
         items: list[Any] = [raw]
     elif raw and isinstance(raw[0], int):
         items = [raw]  # one token array
     else:
         items = list(raw)
-    if len(items) > limit:
-        raise ApiError(413, f"{len(items)} inputs in one request; the limit is {limit}: send smaller batches",
-                       "too_many_inputs")
+    state.limits.check_embedding_inputs(len(items))
     if items and isinstance(items[0], list):
         items = await state.run(_decode_tokens, items)
     return [str(t) for t in items]
 
 
 def _decode_tokens(arrays: list[list[int]]) -> list[str]:
-    from ..models.tokens import OFFLINE_ENCODINGS
-
     try:
         import tiktoken
 
@@ -105,9 +101,7 @@ def _decode_tokens(arrays: list[list[int]]) -> list[str]:
     return out
 
 
-def _sized_model(state: Any, spec: str, dimensions: int, native: int) -> BatchedEmbedder:
-    from ..models import catalog, registry
-
+def _sized_model(state: ServerState, spec: str, dimensions: int, native: int) -> BatchedEmbedder:
     scheme, name = registry.parse_spec(spec)
     info = catalog.find(scheme, name)
     if info is None or not info.accepts_dimensions(dimensions):
@@ -120,10 +114,11 @@ def _sized_model(state: Any, spec: str, dimensions: int, native: int) -> Batched
     return sized
 
 
-def _count_tokens(texts: list[str], spec: str) -> int:
-    from .. import cost
-
+def prompt_tokens(texts: list[str], spec: str) -> int:
+    """``usage.prompt_tokens``: what ``semkit cost`` counts for ``texts`` with ``spec`` (exact
+    with the model's tokenizer, else the central chars/4 estimate). A served model the library
+    cannot describe offline gets that same central estimate, never a figure of the server's own."""
     try:
         return int(cost.count_tokens(texts, spec))
     except errors.SemkitError:
-        return sum(max(1, len(t) // cost.CHARS_PER_TOKEN) for t in texts)
+        return sum(CharsEstimate().count(texts))

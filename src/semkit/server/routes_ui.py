@@ -6,11 +6,13 @@ user types in (kept in the browser's localStorage), so the UI has no privileges 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
-from .app import STATIC_DIR
+STATIC_DIR = Path(__file__).with_name("static")
 
 router = APIRouter()
 router.routes.append(Mount("/ui", app=StaticFiles(directory=STATIC_DIR, html=True), name="ui"))

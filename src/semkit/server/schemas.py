@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                             description="Collection name: letters, digits, '_', '.', '-'")]
 Id = Annotated[str, Field(min_length=1, max_length=1024)]
-Text = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, Field(min_length=1, max_length=1_000_000, description="At most 1,000,000 characters")]
+Query = Annotated[str, Field(min_length=1, max_length=8192, description=(
+    "At most 8,192 characters (models read a few hundred tokens of it)"))]
+Pattern = Annotated[str, Field(min_length=1, max_length=1000)]
+MAX_TEXTS = 2048
+"""Texts in one classify request (the same as /v1/embeddings' inputs)."""
 Where = Annotated[dict[str, Any] | None, Field(
     description='Metadata filter, e.g. {"year": {"$gte": 2020}} ($eq $ne $gt $gte $lt $lte $in $nin $and $or)')]
 Vector = Annotated[list[StrictFloat | StrictInt], Field(min_length=1, max_length=65536)]
@@ -39,7 +44,7 @@ class EmbeddingsRequest(BaseModel):
     model: Annotated[str, Field(min_length=1, max_length=300)]
     dimensions: Annotated[int | None, Field(ge=1, le=65536)] = None
     encoding_format: Literal["float", "base64"] = "float"
-    user: str | None = None
+    user: Annotated[str | None, Field(max_length=256)] = None
 
 
 class EmbeddingItem(BaseModel):
@@ -133,7 +138,7 @@ class CountRequest(Strict):
 
 
 class SearchRequest(Strict):
-    query: Text | None = Field(None, description="Text to search for (or give vector or image)")
+    query: Query | None = Field(None, description="Text to search for (or give vector or image)")
     vector: Vector | None = None
     image: str | None = Field(None, min_length=1, description=(
         "An image to search by, base64-encoded (JPEG, PNG, WebP, GIF); the collection's model must "
@@ -191,25 +196,28 @@ class ClusterRequest(Background):
 
 
 class ClassifyRequest(Background):
-    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)] | dict[str, str] | None = Field(
-        None, description="Zero-shot: label names, or label -> description")
-    examples: dict[str, Annotated[list[Text], Field(min_length=1)]] | None = Field(
+    labels: (Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]], Field(min_length=2, max_length=1000)]
+             | Annotated[dict[str, Annotated[str, Field(max_length=10_000)]], Field(max_length=1000)] | None) = Field(
+        None, description="Zero-shot: label names, or label -> description (at most 1,000 labels)")
+    examples: Annotated[dict[str, Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]],
+                        Field(max_length=1000)] | None = Field(
         None, description="Few-shot: label -> example texts")
-    texts: Annotated[list[Text], Field(min_length=1)] | None = Field(
-        None, description="Classify these texts (embedded with the collection's model) instead of the collection")
-    top: Annotated[int | None, Field(ge=1)] = None
+    texts: Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)] | None = Field(
+        None, description="Classify these texts (embedded with the collection's model) instead of the collection; "
+                          f"at most {MAX_TEXTS}")
+    top: Annotated[int | None, Field(ge=1, le=1000)] = None
 
 
 class OutliersRequest(Background):
     k: Annotated[int, Field(ge=1, le=200)] = 10
     method: Literal["knn", "lof"] = "knn"
-    top: Annotated[int, Field(ge=1)] = 20
+    top: Annotated[int, Field(ge=1, le=100_000)] = 20
 
 
 class ContextRequest(Strict):
-    query: Text
+    query: Query
     k: Annotated[int, Field(ge=1)] = 10
-    max_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     where: Where = None
 
 
@@ -219,8 +227,8 @@ class IndexRequest(Strict):
         description="Files or folders on the server, inside one of its --index-root folders")]
     chunk_tokens: Annotated[int | None, Field(ge=8, le=8192)] = None
     overlap: Annotated[int | None, Field(ge=0, le=4096)] = None
-    include: list[str] = []
-    exclude: list[str] = []
+    include: Annotated[list[Pattern], Field(max_length=100)] = []
+    exclude: Annotated[list[Pattern], Field(max_length=100)] = []
     remove_missing: bool = True
 
 

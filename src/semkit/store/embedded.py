@@ -41,31 +41,42 @@ texts are never held in memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
-import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from ..errors import CollectionNotFound, DimensionMismatch, InvalidInput, StoreError, StoreLocked
+from ..errors import (
+    CollectionExists,
+    CollectionNotFound,
+    DimensionMismatch,
+    InvalidInput,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+)
 from ..types import Matrix
-from ..vectors import as_matrix, normalize
+from ..vectors import as_matrix
+from . import base
 from .ann_index import AnnIndex, AnnParams, IndexFileError
-from .base import CollectionSpec, Neighbors, Record, check_rows, check_spec
+from .base import CollectionSpec, Neighbors, Record
 from .filters import Node
+from .keyword import query_terms
 from .sqlite_sql import compile_filter
 
 log = logging.getLogger("semkit.store.embedded")
+_R = TypeVar("_R")
 
 DB_NAME = "store.sqlite"
 LOCK_NAME = "write.lock"
@@ -73,9 +84,7 @@ INDEX_DIR = "index"
 SCHEMA_VERSION = 1
 DEAD_LOG_MAX = 100_000
 _CHUNK = 900  # bound parameters per statement (SQLite's default limit is 999 on old builds)
-_DTYPES = ("float32", "float16", "int8", "binary")
 _FTS_TOKENIZE = "porter unicode61 remove_diacritics 0 tokenchars '_'"
-_TOKEN = re.compile(r"\w+")  # the same word tokens as MemoryStore's BM25
 
 
 @dataclass
@@ -166,6 +175,32 @@ class _Live:
         return self.alive_bits
 
 
+def _translated(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
+    """A SQLite error as the store error it means: damage, a lock held too long, or other."""
+    code = getattr(exc, "sqlite_errorname", "")
+    if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in str(exc) or "not a database" in str(exc):
+        return StoreCorrupt(
+            f"{path / DB_NAME} is damaged ({exc}); semkit left it as it is. Restore the folder from a backup, "
+            f"or recover what is readable with: sqlite3 {path / DB_NAME} .recover | sqlite3 recovered.sqlite"
+        )
+    if code in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in str(exc):
+        return StoreLocked(f"{path} stayed locked by another process ({exc}); retry later")
+    return StoreError(f"SQLite failed on {path}: {exc}")
+
+
+def _sqlite_errors(method: Callable[..., _R]) -> Callable[..., _R]:
+    """Foreign SQLite errors leave the store as ``StoreError`` subclasses (``StoreCorrupt``...)."""
+
+    @functools.wraps(method)
+    def translating(self: EmbeddedStore, *args: Any, **kwargs: Any) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise _translated(exc, self.path) from None
+
+    return translating
+
+
 class EmbeddedStore:
     """A ``VectorStore`` in one folder: SQLite (WAL) for data, FAISS HNSW as a derived index.
 
@@ -231,8 +266,15 @@ class EmbeddedStore:
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database in {self.path}: {exc}") from None
-        self._init_schema()
-        self._store_id = self._db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        try:
+            self._init_schema()
+            self._store_id = self._db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise _translated(exc, self.path) from None
+        except StoreError:
+            self._db.close()
+            raise
         self._remove_orphans()
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -268,6 +310,14 @@ class EmbeddedStore:
         has_meta = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
+        if not has_meta and any((self.path / INDEX_DIR).glob("c*.ann")):
+            # Index files with no database: store.sqlite was emptied or replaced. Treating the
+            # folder as a new store would delete those files as orphans.
+            raise StoreCorrupt(
+                f"{self.path / DB_NAME} holds no semkit data, but {self.path / INDEX_DIR} holds index files "
+                "of collections: the database file was truncated or replaced. Restore the folder from a "
+                "backup; nothing was changed"
+            )
         if has_meta:
             version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if version and int(version[0]) > SCHEMA_VERSION:
@@ -356,13 +406,14 @@ class EmbeddedStore:
 
     # --- collections ------------------------------------------------------------------------
 
+    @_sqlite_errors
     def create_collection(self, spec: CollectionSpec) -> None:
-        _check_spec(spec)
+        base.check_spec(spec)
         with self._write_lock(), self._lock:
             self._check_open()
             with self._txn() as db:
                 if db.execute("SELECT 1 FROM collections WHERE name=?", (spec.name,)).fetchone():
-                    raise StoreError(
+                    raise CollectionExists(
                         f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
                     )
                 cur = db.execute(
@@ -372,6 +423,7 @@ class EmbeddedStore:
                 _create_tables(db, int(cur.lastrowid or 0))
             self._touched()
 
+    @_sqlite_errors
     def get_collection(self, name: str) -> CollectionSpec | None:
         with self._lock:
             self._check_open()
@@ -379,12 +431,14 @@ class EmbeddedStore:
             entry = self._registry.get(name)
             return entry.spec if entry else None
 
+    @_sqlite_errors
     def list_collections(self) -> list[CollectionSpec]:
         with self._lock:
             self._check_open()
             self._refresh()
             return [self._registry[n].spec for n in sorted(self._registry)]
 
+    @_sqlite_errors
     def drop_collection(self, name: str) -> None:
         with self._write_lock(), self._lock:
             self._entry(name)
@@ -398,6 +452,7 @@ class EmbeddedStore:
             self._lives.pop(row[0], None)
             self._index_path(row[0]).unlink(missing_ok=True)
 
+    @_sqlite_errors
     def rename_collection(self, old: str, new: str) -> None:
         """One SQLite transaction: ``new`` (if any) is dropped and ``old`` takes its name.
 
@@ -430,6 +485,7 @@ class EmbeddedStore:
 
     # --- writes -----------------------------------------------------------------------------
 
+    @_sqlite_errors
     def upsert(
         self,
         name: str,
@@ -438,28 +494,15 @@ class EmbeddedStore:
         texts: Sequence[str | None] | None = None,
         metadata: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        ids = list(ids)
         with self._lock:
             entry = self._entry(name)
-        spec = entry.spec
-        if not ids and np.size(vectors) == 0:
-            matrix = np.zeros((0, spec.dimensions), dtype=np.float32)
-        else:
-            matrix = as_matrix(vectors, spec.dimensions)
-        _check_rows(ids, matrix, texts, metadata)
-        if spec.metric == "cosine":
-            matrix = normalize(matrix)
         # Validated and serialised before any lock or transaction: all rows land or none, and
         # other writers wait only for the SQL.
+        prepared = base.prepare_rows(entry.spec, ids, vectors, texts, metadata)
+        ids = prepared.ids
         rows = [
-            (
-                i,
-                texts[n] if texts is not None else None,
-                _text_hash(texts[n]) if texts is not None else None,
-                _dump_metadata(metadata[n], i) if metadata is not None else "{}",
-                matrix[n].tobytes(),
-            )
-            for n, i in enumerate(ids)
+            (i, text, _text_hash(text), meta, vector.tobytes())
+            for i, text, meta, vector in zip(ids, prepared.texts, prepared.metadata, prepared.vectors, strict=True)
         ]
         if not rows:
             return
@@ -478,15 +521,14 @@ class EmbeddedStore:
                 )
             self._touched()
 
+    @_sqlite_errors
     def update_metadata(
         self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]
     ) -> int:
-        ids = list(ids)
-        if len(metadata) != len(ids):
-            raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+        ids, texts = base.prepare_metadata_update(ids, metadata)
         with self._write_lock(), self._lock:
             cid = self._entry(name).cid
-            rows = [(_dump_metadata(m, i), i) for i, m in zip(ids, metadata, strict=True)]
+            rows = list(zip(texts, ids, strict=True))
             if not rows:
                 return 0
             with self._txn() as db:
@@ -496,9 +538,9 @@ class EmbeddedStore:
             self._touched()
             return max(found, 0)
 
+    @_sqlite_errors
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
-        if ids is None and where is None:
-            raise InvalidInput("delete needs ids=, where= or both; to remove every record drop the collection")
+        base.check_delete(ids, where)
         with self._write_lock(), self._lock:
             cid = self._entry(name).cid
             with self._txn() as db:
@@ -526,6 +568,7 @@ class EmbeddedStore:
 
     # --- reads ------------------------------------------------------------------------------
 
+    @_sqlite_errors
     def get(self, name: str, ids: Sequence[str], include_vectors: bool = False) -> list[Record]:
         ids = list(ids)
         with self._lock:
@@ -542,6 +585,7 @@ class EmbeddedStore:
             return [found[i] for i in ids]
         return [_copy(found[i]) for i in ids if i in found]
 
+    @_sqlite_errors
     def texts(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
         ids = list(ids)
         with self._lock:
@@ -554,6 +598,7 @@ class EmbeddedStore:
                     out.update(db.execute(f"SELECT id, text FROM c{cid} WHERE id IN ({marks})", chunk))
         return {i: out[i] for i in ids if i in out}
 
+    @_sqlite_errors
     def count(self, name: str, where: Node | None = None) -> int:
         with self._lock:
             cid = self._entry(name).cid
@@ -566,8 +611,13 @@ class EmbeddedStore:
     ) -> Iterator[list[Record]]:
         """Batches in insertion (pk) order; each batch is read in its own short transaction,
         so a long scan neither holds memory nor blocks writers."""
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        try:
+            yield from self._scan(name, batch_size, include_vectors, where)
+        except sqlite3.DatabaseError as exc:
+            raise _translated(exc, self.path) from None
+
+    def _scan(self, name: str, batch_size: int, include_vectors: bool, where: Node | None) -> Iterator[list[Record]]:
+        base.check_batch_size(batch_size)
         with self._lock:
             cid = self._entry(name).cid
         sql, params = compile_filter(where)
@@ -585,13 +635,13 @@ class EmbeddedStore:
             last = rows[-1][0]
             yield [_record(r[1:], include_vectors) for r in rows]
 
+    @_sqlite_errors
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
         """SQLite FTS5 ``bm25()`` (k1=1.2, b=0.75); records sharing at least one term with the
         query, scores higher-is-better. Query words are quoted, so FTS5 syntax in user text
         (``AND``, ``*``, ``"``, ``:``) is searched for literally."""
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
-        terms = list(dict.fromkeys(_TOKEN.findall(text.lower())))
+        k = base.check_k(k)
+        terms = query_terms(text)
         with self._lock:
             cid = self._entry(name).cid
             if not terms:
@@ -607,12 +657,12 @@ class EmbeddedStore:
 
     # --- vector search ----------------------------------------------------------------------
 
+    @_sqlite_errors
     def query(
         self, name: str, vectors: Matrix, k: int, where: Node | None = None,
         exact: bool = False, ef: int | None = None,
     ) -> list[Neighbors]:
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
+        k = base.check_k(k)
         with self._lock:
             entry = self._entry(name)
             spec = entry.spec
@@ -863,6 +913,7 @@ class EmbeddedStore:
     def _tag(self, cid: int) -> dict[str, Any]:
         return {"store_id": self._store_id, "cid": cid}
 
+    @_sqlite_errors
     def build_index(self, name: str) -> None:
         """Build (or catch up) the HNSW index now and save it, instead of on the first query."""
         with self._lock:
@@ -1032,32 +1083,6 @@ def _prepare_queries(vectors: Any, spec: CollectionSpec) -> np.ndarray:
 
 def _text_hash(text: str | None) -> bytes | None:
     return None if text is None else hashlib.sha256(text.encode()).digest()[:16]
-
-
-def _dump_metadata(meta: Mapping[str, Any], record_id: str) -> str:
-    if not isinstance(meta, Mapping):
-        raise InvalidInput(f"metadata for {record_id!r} must be a dict, got {type(meta).__name__}")
-    try:
-        return json.dumps(dict(meta), allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"metadata for {record_id!r} is not JSON ({exc}); use strings, numbers, booleans, null, "
-            "lists and dicts"
-        ) from None
-
-
-def _check_spec(spec: CollectionSpec) -> None:
-    check_spec(spec)
-    if spec.dtype not in _DTYPES:
-        raise InvalidInput(f"unknown dtype {spec.dtype!r}; use one of {', '.join(_DTYPES)}")
-
-
-def _check_rows(ids: list[Any], matrix: np.ndarray, texts: Any, metadata: Any) -> None:
-    check_rows(ids, matrix, texts, metadata)
-    if texts is not None:
-        for n, t in enumerate(texts):
-            if t is not None and not isinstance(t, str):
-                raise InvalidInput(f"text {n} is a {type(t).__name__}; pass a string or None")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -169,10 +169,10 @@ def _scalar(value: Any, field: str, op: str) -> Scalar:
         if isinstance(value, float) and not math.isfinite(value):
             # JSON (and so every backend's metadata) cannot hold NaN or infinity.
             raise InvalidFilter(f"field {field!r}: {op} cannot compare with {value}; use a finite number")
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST_INT:
-            raise InvalidFilter(f"field {field!r}: {op} compares with an integer of {len(str(abs(value)))} digits; "
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > LARGEST_INT:
+            raise InvalidFilter(f"field {field!r}: {op} compares with an integer of about {digits(value)} digits; "
                                 "numbers must fit a double (about 1.8e308)")
-        if isinstance(value, str) and not _is_unicode(value):
+        if isinstance(value, str) and not valid_unicode(value):
             raise InvalidFilter(f"field {field!r}: {op} compares with a string holding a lone surrogate "
                                 "(invalid Unicode); send valid UTF-8")
         return value
@@ -181,10 +181,20 @@ def _scalar(value: Any, field: str, op: str) -> Scalar:
     )
 
 
-_LARGEST_INT = int(1.7976931348623157e308)
+LARGEST_INT = int(1.7976931348623157e308)
+"""The largest integer a double holds: what every backend's JSON can compare (and store)."""
 
 
-def _is_unicode(text: str) -> bool:
+def digits(value: int) -> int:
+    """How many decimal digits an integer has, near enough for a message (``str()`` refuses
+    integers of more than 4,300 digits)."""
+    return int(abs(value).bit_length() * 0.30103) + 1
+
+
+def valid_unicode(text: str) -> bool:
+    """False for strings holding lone surrogates, which no backend can store or send as UTF-8."""
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -1,39 +1,30 @@
 """``MemoryStore``: the in-process reference ``VectorStore``.
 
 Obviously correct rather than fast: a dict of collections, exact NumPy search over every
-record, filters evaluated with ``filters.matches`` (the reference semantics) and a plain BM25
-for keyword search. Every other backend must answer the contract suite as this one does.
-Nothing is persisted; each ``MemoryStore()`` is independent. Thread-safe: one lock guards all
-state, and records handed out are copies.
+record, filters evaluated with ``filters.matches`` (the reference semantics) and the plain
+BM25 of ``store/keyword.py`` for keyword search. Every other backend must answer the contract
+suite as this one does. Nothing is persisted; each ``MemoryStore()`` is independent.
+Thread-safe: one lock guards all state, and records handed out are copies.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import re
+import json
 import threading
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..errors import CollectionNotFound, InvalidInput, StoreError
+from ..errors import CollectionExists, CollectionNotFound
 from ..types import Matrix
-from ..vectors import as_matrix, normalize, scores
-from .base import CollectionSpec, Neighbors, Record, check_rows, check_spec
+from ..vectors import as_matrix, scores
+from . import base
+from .base import CollectionSpec, Neighbors, Record
 from .filters import Node, matches
-
-BM25_K1 = 1.2
-BM25_B = 0.75
-_TOKEN = re.compile(r"\w+")
-
-
-def tokenize(text: str) -> list[str]:
-    """Keyword-search tokens: lower-cased runs of word characters (Unicode-aware)."""
-    return _TOKEN.findall(text.lower())
+from .keyword import bm25_top_k
 
 
 @dataclass
@@ -67,10 +58,10 @@ class MemoryStore:
     # --- collections --------------------------------------------------------------------
 
     def create_collection(self, spec: CollectionSpec) -> None:
-        check_spec(spec)
+        base.check_spec(spec)
         with self._lock:
             if spec.name in self._tables:
-                raise StoreError(
+                raise CollectionExists(
                     f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
                 )
             self._tables[spec.name] = _Table(spec)
@@ -98,33 +89,15 @@ class MemoryStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def upsert(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: Matrix,
-        texts: Sequence[str | None] | None = None,
-        metadata: Sequence[Mapping[str, Any]] | None = None,
-    ) -> None:
-        ids = list(ids)
+    def upsert(self, name: str, ids: Sequence[str], vectors: Matrix, texts: Sequence[str | None] | None = None,
+               metadata: Sequence[Mapping[str, Any]] | None = None) -> None:
         with self._lock:
             table = self._table(name)
-            spec = table.spec
-            matrix = as_matrix(vectors, spec.dimensions) if len(ids) or np.size(vectors) else (
-                np.zeros((0, spec.dimensions), dtype=np.float32)
-            )
-            check_rows(ids, matrix, texts, metadata)
-            if spec.metric == "cosine":
-                matrix = normalize(matrix)
-            # Validate and copy everything before touching the table: all rows land or none.
+            # Validated and copied before the table is touched: all rows land or none.
+            prepared = base.prepare_rows(table.spec, ids, vectors, texts, metadata)
             rows = [
-                Record(
-                    id=i,
-                    vector=matrix[n].copy(),
-                    text=texts[n] if texts is not None else None,
-                    metadata=copy.deepcopy(dict(metadata[n])) if metadata is not None else {},
-                )
-                for n, i in enumerate(ids)
+                Record(id=i, vector=prepared.vectors[n].copy(), text=prepared.texts[n], metadata=meta)
+                for n, (i, meta) in enumerate(zip(prepared.ids, prepared.metadata_dicts(), strict=True))
             ]
             for row in rows:
                 table.rows.pop(row.id, None)  # a replaced record moves to the end, like a fresh insert
@@ -134,24 +107,20 @@ class MemoryStore:
     def update_metadata(
         self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]
     ) -> int:
-        ids = list(ids)
-        if len(metadata) != len(ids):
-            raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+        ids, texts = base.prepare_metadata_update(ids, metadata)
+        fresh = [json.loads(text) for text in texts]
         with self._lock:
             table = self._table(name)
             found = 0
-            for i, meta in zip(ids, metadata, strict=True):
+            for i, meta in zip(ids, fresh, strict=True):
                 row = table.rows.get(i)
                 if row is not None:
-                    row.metadata = copy.deepcopy(dict(meta))
+                    row.metadata = meta
                     found += 1
             return found
 
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
-        if ids is None and where is None:
-            raise InvalidInput(
-                "delete needs ids=, where= or both; to remove every record drop the collection"
-            )
+        base.check_delete(ids, where)
         with self._lock:
             table = self._table(name)
             candidates = list(table.rows) if ids is None else [i for i in dict.fromkeys(ids) if i in table.rows]
@@ -181,12 +150,9 @@ class MemoryStore:
                 return len(table.rows)
             return sum(1 for r in table.rows.values() if matches(where, r.metadata))
 
-    def scan(
-        self, name: str, batch_size: int = 10_000, include_vectors: bool = True,
-        where: Node | None = None,
-    ) -> Iterator[list[Record]]:
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+    def scan(self, name: str, batch_size: int = 10_000, include_vectors: bool = True,
+             where: Node | None = None) -> Iterator[list[Record]]:
+        base.check_batch_size(batch_size)
         with self._lock:
             ids = list(self._table(name).rows)
         # Ids are snapshotted up front; records deleted while the caller iterates are skipped.
@@ -201,13 +167,10 @@ class MemoryStore:
             if batch:
                 yield batch
 
-    def query(
-        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
-        exact: bool = False, ef: int | None = None,
-    ) -> list[Neighbors]:
+    def query(self, name: str, vectors: Matrix, k: int, where: Node | None = None, exact: bool = False,
+              ef: int | None = None) -> list[Neighbors]:
         # Always exact: `exact` and `ef` tune approximate backends and change nothing here.
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
+        base.check_k(k)
         with self._lock:
             table = self._table(name)
             queries = as_matrix(vectors, table.spec.dimensions)
@@ -228,39 +191,12 @@ class MemoryStore:
         return out
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
-        """Okapi BM25 (k1=1.2, b=0.75, Lucene's idf) over ``tokenize``d texts; only records
-        sharing at least one term with the query are returned."""
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
-        terms = set(tokenize(text))
+        """Okapi BM25 over the texts of the matching records (``store/keyword.py``)."""
+        base.check_k(k)
         with self._lock:
             table = self._table(name)
-            docs = [
-                (r.id, Counter(tokenize(r.text)))
-                for r in table.rows.values()
-                if r.text is not None and matches(where, r.metadata)
-            ]
-        if not docs or not terms:
-            return Neighbors([], np.zeros(0, dtype=np.float32))
-        n_docs = len(docs)
-        avg_len = sum(sum(c.values()) for _, c in docs) / n_docs or 1.0
-        df = {t: sum(1 for _, c in docs if t in c) for t in terms}
-        idf = {t: math.log(1 + (n_docs - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
-        ranked: list[tuple[float, int, str]] = []
-        for pos, (doc_id, counts) in enumerate(docs):
-            length = sum(counts.values())
-            score = 0.0
-            for t in terms:
-                tf = counts.get(t, 0)
-                if tf:
-                    score += idf[t] * tf * (BM25_K1 + 1) / (
-                        tf + BM25_K1 * (1 - BM25_B + BM25_B * length / avg_len)
-                    )
-            if score > 0:
-                ranked.append((-score, pos, doc_id))
-        ranked.sort()
-        top = ranked[:k]
-        return Neighbors([d for _, _, d in top], np.array([-s for s, _, _ in top], dtype=np.float32))
+            docs = [(r.id, r.text) for r in table.rows.values() if r.text is not None and matches(where, r.metadata)]
+        return bm25_top_k(text, docs, k)
 
     def close(self) -> None:
         """Nothing to release; the data lives as long as this object."""

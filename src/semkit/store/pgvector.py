@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import (
+    CollectionExists,
     CollectionNotFound,
     ConfigError,
     InvalidInput,
@@ -57,9 +58,11 @@ from ..errors import (
     StoreError,
 )
 from ..types import Matrix
-from ..vectors import as_matrix, normalize
+from ..vectors import as_matrix
+from . import base
 from .base import CollectionSpec, Neighbors, Record
 from .filters import Node
+from .keyword import query_terms
 from .pg_sql import REGISTRY_TABLE, compile_filter, index_names, table_name
 
 try:
@@ -82,7 +85,6 @@ MAX_EF_SEARCH = 1000
 
 _OPERATORS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "l2": "l2_ops"}
-_WORD = re.compile(r"\w+")
 _MAX_QUERY_WORDS = 256
 _REBUILD_MIN_ROWS = 1000
 _REBUILD_RATIO = 4  # rebuild when the table holds at most 4x the rows being written
@@ -428,7 +430,7 @@ class PgVectorStore:
         with self._session(f"creating collection {spec.name!r}") as conn, conn.transaction():
             cur = conn.execute(registry, (spec.name, table, json.dumps(spec.to_json()), self.text_search_config))
             if cur.rowcount == 0:
-                raise StoreError(
+                raise CollectionExists(
                     f"collection {spec.name!r} already exists in schema {self.schema!r}; open it, "
                     "or drop it first to start over"
                 )
@@ -505,25 +507,15 @@ class PgVectorStore:
 
     # --- writes -----------------------------------------------------------------------
 
-    def upsert(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: Matrix,
-        texts: Sequence[str | None] | None = None,
-        metadata: Sequence[Mapping[str, Any]] | None = None,
-    ) -> None:
+    def upsert(self, name: str, ids: Sequence[str], vectors: Matrix, texts: Sequence[str | None] | None = None,
+               metadata: Sequence[Mapping[str, Any]] | None = None) -> None:
         info = self._info(name)
-        ids = list(ids)
-        if not ids:
-            return
-        matrix = as_matrix(vectors, info.spec.dimensions)
-        if info.spec.metric == "cosine":
-            # Like every semkit store, cosine collections keep unit vectors: what get() returns
-            # and what a user's own `<#>`/`<->` SQL sees are the directions that were compared.
-            matrix = normalize(matrix)
-        rows = _prepare_rows(ids, matrix, texts, metadata)
-        self._write(name, info, rows)
+        # Like every semkit store, cosine collections keep unit vectors: what get() returns and
+        # what a user's own `<#>`/`<->` SQL sees are the directions that were compared.
+        prepared = base.prepare_rows(info.spec, ids, vectors, texts, metadata, check_string=_refuse_nul)
+        if prepared.ids:
+            self._write(name, info, list(zip(prepared.ids, prepared.texts, prepared.metadata, prepared.vectors,
+                                             strict=True)))
 
     def _write(self, name: str, info: _Info, rows: list[tuple[str, str | None, str, np.ndarray]]) -> None:
         target = self._qualified(info.table)
@@ -571,29 +563,19 @@ class PgVectorStore:
 
     def update_metadata(self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]) -> int:
         info = self._info(name)
-        ids = list(ids)
-        metadata = list(metadata)
-        if len(ids) != len(metadata):
-            raise InvalidInput(f"got {len(ids)} ids but {len(metadata)} metadata objects; pass one per id")
-        latest: dict[str, str] = {}
-        for i, (id_, meta) in enumerate(zip(ids, metadata, strict=True)):
-            _check_id(id_, i)
-            latest[id_] = _metadata_json(meta, i)
-        if not latest:
+        ids, texts = base.prepare_metadata_update(ids, metadata, check_string=_refuse_nul)
+        if not ids:
             return 0
         query = sql.SQL(
             "UPDATE {} AS t SET metadata = u.m FROM unnest(%s::text[], %s::jsonb[]) AS u(id, m) "
             "WHERE t.id = u.id"
         ).format(self._qualified(info.table))
         with self._session(f"updating metadata in {name!r}", name) as conn:
-            return conn.execute(query, (list(latest), list(latest.values()))).rowcount
+            return conn.execute(query, (ids, texts)).rowcount
 
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
         info = self._info(name)
-        if ids is None and where is None:
-            raise InvalidInput(
-                "delete needs ids, a filter, or both; to remove everything, drop the collection"
-            )
+        base.check_delete(ids, where)
         clause, params = compile_filter(where)
         if ids is not None:
             ids = list(ids)
@@ -645,8 +627,7 @@ class PgVectorStore:
         where: Node | None = None,
     ) -> Iterator[list[Record]]:
         info = self._info(name)
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        base.check_batch_size(batch_size)
         clause, params = compile_filter(where)
         columns = "id, content, metadata" + (f", {self._vector_column(info)}" if include_vectors else "")
         # Keyset pagination on the primary key: no cursor or transaction stays open between
@@ -700,21 +681,19 @@ class PgVectorStore:
     def _check_query(self, name: str, vectors: Matrix, k: int, ef: int | None) -> tuple[_Info, Matrix, int]:
         info = self._info(name)
         queries = as_matrix(vectors, info.spec.dimensions)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        k = base.check_k(k)
         if ef is not None and not 1 <= ef <= MAX_EF_SEARCH:
             raise InvalidInput(f"ef must be between 1 and {MAX_EF_SEARCH}, got {ef}")
-        return info, queries, int(k)
+        return info, queries, k
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
         info = self._info(name)
         if not isinstance(text, str):
             raise InvalidInput(f"keyword query must be a string, got {type(text).__name__}")
-        if k < 1:
-            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        base.check_k(k)
         if "\x00" in text:
             raise InvalidInput("the keyword query contains a NUL character (\\x00); remove it")
-        words = list(dict.fromkeys(_WORD.findall(text)))[:_MAX_QUERY_WORDS]
+        words = query_terms(text)[:_MAX_QUERY_WORDS]
         if not words:
             return Neighbors([], np.zeros(0, dtype=np.float32))
         # Any word may match (OR), like BM25 engines: an AND query (websearch_to_tsquery) finds
@@ -896,13 +875,12 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _check_spec(spec: CollectionSpec) -> None:
-    if not isinstance(spec.name, str) or not spec.name or "\x00" in spec.name or len(spec.name) > 200:
+    base.check_spec(spec)
+    if "\x00" in spec.name or len(spec.name) > 200:
         raise InvalidInput(f"collection name must be a non-empty string of at most 200 characters, "
                            f"got {spec.name!r}")
-    if not isinstance(spec.dimensions, int) or not 1 <= spec.dimensions <= MAX_DIMS:
+    if spec.dimensions > MAX_DIMS:
         raise InvalidInput(f"pgvector stores 1 to {MAX_DIMS} dimensions, got {spec.dimensions!r}")
-    if spec.metric not in _OPERATORS:
-        raise InvalidInput(f"unknown metric {spec.metric!r}; use cosine, dot or l2")
     if spec.dtype not in ("float32", "float16"):
         raise ConfigError(
             f"the PostgreSQL store keeps float32 (vector) or float16 (halfvec) vectors, not "
@@ -911,59 +889,10 @@ def _check_spec(spec: CollectionSpec) -> None:
         )
 
 
-def _check_id(id_: Any, i: int) -> None:
-    if not isinstance(id_, str) or not id_:
-        raise InvalidInput(f"ids must be non-empty strings; item {i} is {id_!r}")
-    if "\x00" in id_:
-        raise InvalidInput(f"id at position {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
-
-
-def _metadata_json(meta: Any, i: int) -> str:
-    if meta is None:
-        return "{}"
-    if not isinstance(meta, Mapping):
-        raise InvalidInput(f"metadata must be an object (dict); item {i} is {type(meta).__name__}")
-    try:
-        text = json.dumps(meta, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"metadata of item {i} is not JSON-serialisable ({exc}); use strings, numbers, "
-            "booleans, null, lists and objects (no NaN or infinity)"
-        ) from None
-    if "\\u0000" in text:
-        raise InvalidInput(f"metadata of item {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
-    return text
-
-
-def _prepare_rows(
-    ids: list[Any], matrix: np.ndarray, texts: Sequence[str | None] | None,
-    metadata: Sequence[Mapping[str, Any]] | None,
-) -> list[tuple[str, str | None, str, np.ndarray]]:
-    """Validate everything before touching the database."""
-    n = len(ids)
-    if matrix.shape[0] != n:
-        raise InvalidInput(f"got {n} ids but {matrix.shape[0]} vectors; pass one vector per id")
-    text_list = list(texts) if texts is not None else [None] * n
-    meta_list = list(metadata) if metadata is not None else [None] * n
-    if len(text_list) != n:
-        raise InvalidInput(f"got {n} ids but {len(text_list)} texts; pass one text (or None) per id")
-    if len(meta_list) != n:
-        raise InvalidInput(f"got {n} ids but {len(meta_list)} metadata objects; pass one per id")
-    rows: list[tuple[str, str | None, str, np.ndarray]] = []
-    seen: set[str] = set()
-    for i in range(n):
-        id_, text = ids[i], text_list[i]
-        _check_id(id_, i)
-        if text is not None:
-            if not isinstance(text, str):
-                raise InvalidInput(f"texts must be strings or None; item {i} is {type(text).__name__}")
-            if "\x00" in text:
-                raise InvalidInput(f"text of item {i} contains a NUL character (\\x00), which PostgreSQL cannot store")
-        if id_ in seen:
-            raise InvalidInput(f"id {id_!r} appears more than once in one upsert; keep one row per id")
-        seen.add(id_)
-        rows.append((id_, text, _metadata_json(meta_list[i], i), matrix[i]))
-    return rows
+def _refuse_nul(value: str, where: str) -> None:
+    """The ``prepare_rows`` hook: PostgreSQL's text and jsonb cannot hold NUL characters."""
+    if "\x00" in value:
+        raise InvalidInput(f"{where} contains a NUL character (\\x00), which PostgreSQL cannot store")
 
 
 def _record(row: tuple[Any, ...], include_vectors: bool) -> Record:

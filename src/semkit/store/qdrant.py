@@ -22,8 +22,12 @@ Payload indexes: on a server, the first filtered read on a field creates a paylo
 it (keyword, bool or float, from the first condition seen; Qdrant keeps one index per field),
 so filters stay fast as collections grow. Local mode ignores payload indexes, so none are made.
 
-Keyword search is a plain Python BM25 over the stored texts (same scoring as ``MemoryStore``):
-correct but O(collection) per query; fine for small collections, slow for big ones.
+Keyword search is the plain Python BM25 of ``store/keyword.py`` over the stored texts (the
+scoring ``MemoryStore`` uses): correct but O(collection) per query; fine for small collections,
+slow for big ones.
+
+Vectors are stored as float32 (``dtype="float32"`` only; ``quantization="int8"`` is Qdrant's own
+compression of its index, not a semkit dtype).
 
 Not atomic on Qdrant (documented, not hidden): an upsert larger than ``batch_size`` lands batch
 by batch (every row is validated before the first batch is sent), and ``rename_collection``
@@ -50,24 +54,23 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..errors import CollectionNotFound, InvalidInput, MissingDependency, StoreError
+from ..errors import CollectionExists, CollectionNotFound, ConfigError, InvalidInput, MissingDependency, StoreError
 from ..types import Matrix
-from ..vectors import as_matrix, normalize
-from .base import CollectionSpec, Neighbors, Record, check_rows, check_spec
+from ..vectors import as_matrix
+from . import base
+from .base import CollectionSpec, Neighbors, Record
 from .filters import And, Exists, Node, Or, matches
-from .memory import BM25_B, BM25_K1, tokenize
+from .keyword import bm25_top_k
 
 _NAMESPACE = uuid.UUID("6f1d8c53-4a57-5d1e-9a0b-5e6d6b697421")  # fixed: ids map the same forever
 _SPEC_KEY = "semkit_spec"
@@ -116,8 +119,7 @@ class QdrantStore:
         _models()
         from qdrant_client import QdrantClient
 
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        base.check_batch_size(batch_size)
         if quantization not in (None, "int8"):
             raise InvalidInput(f"quantization must be None or 'int8' (scalar), got {quantization!r}")
         self._defaults: dict[str, Any] = {
@@ -159,7 +161,7 @@ class QdrantStore:
         _check_spec(spec)
         with self._lock:
             if self._exists(spec.name):
-                raise StoreError(
+                raise CollectionExists(
                     f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
                 )
             self._create(spec)
@@ -214,35 +216,15 @@ class QdrantStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def upsert(
-        self,
-        name: str,
-        ids: Sequence[str],
-        vectors: Matrix,
-        texts: Sequence[str | None] | None = None,
-        metadata: Sequence[Mapping[str, Any]] | None = None,
-    ) -> None:
+    def upsert(self, name: str, ids: Sequence[str], vectors: Matrix, texts: Sequence[str | None] | None = None,
+               metadata: Sequence[Mapping[str, Any]] | None = None) -> None:
         models = _models()
-        ids = list(ids)
         with self._lock:
-            spec = self._require(name)
-            matrix = as_matrix(vectors, spec.dimensions) if len(ids) or np.size(vectors) else (
-                np.zeros((0, spec.dimensions), dtype=np.float32)
-            )
-            check_rows(ids, matrix, texts, metadata)
-            if spec.metric == "cosine":
-                matrix = normalize(matrix)
+            rows = base.prepare_rows(self._require(name), ids, vectors, texts, metadata)
             points = [
-                models.PointStruct(
-                    id=point_id(i),
-                    vector=matrix[n].tolist(),
-                    payload={
-                        "_id": i,
-                        "_text": texts[n] if texts is not None else None,
-                        "meta": _plain(metadata[n]) if metadata is not None else {},
-                    },
-                )
-                for n, i in enumerate(ids)
+                models.PointStruct(id=point_id(i), vector=vector.tolist(),
+                                   payload={"_id": i, "_text": text, "meta": meta})
+                for i, vector, text, meta in zip(rows.ids, rows.vectors, rows.texts, rows.metadata_dicts(), strict=True)
             ]
             for start in range(0, len(points), self._batch_size):
                 batch = points[start:start + self._batch_size]
@@ -251,16 +233,14 @@ class QdrantStore:
     def update_metadata(
         self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]
     ) -> int:
-        ids = list(ids)
-        if len(metadata) != len(ids):
-            raise InvalidInput(f"{len(ids)} ids but {len(metadata)} metadata dicts; pass one per id")
+        ids, texts = base.prepare_metadata_update(ids, metadata)
         with self._lock:
             self._require(name)
             existing = {r.id for r in self.get(name, ids)}
             found = 0
-            for i, meta in zip(ids, metadata, strict=True):
+            for i, text in zip(ids, texts, strict=True):
                 if i in existing:
-                    payload = {"meta": _plain(meta)}
+                    payload = {"meta": json.loads(text)}
                     # set_payload replaces the top-level "meta" key whole, which is what we want.
                     self._retry("set payload", lambda p=payload, i=i: self._client.set_payload(
                         name, payload=p, points=[point_id(i)], wait=True))
@@ -268,10 +248,7 @@ class QdrantStore:
             return found
 
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
-        if ids is None and where is None:
-            raise InvalidInput(
-                "delete needs ids=, where= or both; to remove every record drop the collection"
-            )
+        base.check_delete(ids, where)
         models = _models()
         with self._lock:
             self._require(name)
@@ -316,8 +293,7 @@ class QdrantStore:
         self, name: str, batch_size: int = 10_000, include_vectors: bool = True,
         where: Node | None = None,
     ) -> Iterator[list[Record]]:
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        base.check_batch_size(batch_size)
         with self._lock:
             self._require(name)
         prefilter = compile_filter(where)
@@ -341,8 +317,7 @@ class QdrantStore:
         exact: bool = False, ef: int | None = None,
     ) -> list[Neighbors]:
         models = _models()
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
+        base.check_k(k)
         with self._lock:
             spec = self._require(name)
             queries = as_matrix(vectors, spec.dimensions)
@@ -376,31 +351,15 @@ class QdrantStore:
         return Neighbors([(p.payload or {})["_id"] for p in hits], scores)
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
-        """Okapi BM25 in Python over the stored texts (``MemoryStore``'s scoring): a full scan
-        per query, so meant for small collections."""
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, got {k}")
-        terms = set(tokenize(text))
-        docs = [
-            (r.id, Counter(tokenize(r.text)))
+        """Okapi BM25 in Python over the stored texts (``store/keyword.py``): a full scan per
+        query, so meant for small collections."""
+        base.check_k(k)
+        docs = (
+            (r.id, r.text)
             for batch in self.scan(name, batch_size=self._batch_size * 4, include_vectors=False, where=where)
             for r in batch if r.text is not None
-        ]
-        if not docs or not terms:
-            return Neighbors([], np.zeros(0, dtype=np.float32))
-        n_docs = len(docs)
-        avg_len = sum(sum(c.values()) for _, c in docs) / n_docs or 1.0
-        df = {t: sum(1 for _, c in docs if t in c) for t in terms}
-        idf = {t: math.log(1 + (n_docs - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
-        ranked: list[tuple[float, int, str]] = []
-        for pos, (doc_id, counts) in enumerate(docs):
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * sum(counts.values()) / avg_len)
-            score = sum(idf[t] * counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t in terms if counts[t])
-            if score > 0:
-                ranked.append((-score, pos, doc_id))
-        ranked.sort()
-        top = ranked[:k]
-        return Neighbors([d for _, _, d in top], np.array([-s for s, _, _ in top], dtype=np.float32))
+        )
+        return bm25_top_k(text, docs, k)
 
     def close(self) -> None:
         # Closing twice or a dead connection: nothing is left to release.
@@ -558,13 +517,6 @@ def _record(point: Any, include_vector: bool) -> Record:
     return Record(id=payload["_id"], vector=vector, text=payload.get("_text"), metadata=payload.get("meta") or {})
 
 
-def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
-    try:  # a JSON round trip copies the caller's dict and refuses what Qdrant could not store
-        return dict(json.loads(json.dumps(dict(meta), allow_nan=False)))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"metadata must be JSON (str, number, bool, null, lists, objects): {exc}") from None
-
-
 def _http_url(target: str, https: bool | None) -> str:
     parts = urlsplit(target if "://" in target else f"qdrant://{target}")
     scheme = parts.scheme.lower()
@@ -592,12 +544,18 @@ def _translate(exc: Exception, what: str, where: str) -> StoreError:
 
 
 def _check_spec(spec: CollectionSpec) -> None:
-    check_spec(spec)
+    base.check_spec(spec)
     bad = sorted(set(spec.name) & _FORBIDDEN)
     if bad or len(spec.name) > 255:
         raise InvalidInput(
             f"Qdrant cannot hold the collection name {spec.name!r} (at most 255 characters, none of "
             f"{''.join(sorted(_FORBIDDEN - {chr(0)}))}); pick another name"
+        )
+    if spec.dtype != "float32":
+        raise ConfigError(
+            f"the Qdrant store keeps float32 vectors, not {spec.dtype!r}; create the collection with "
+            "dtype='float32' (quantization='int8' compresses Qdrant's index), or use the embedded store "
+            "for quantised vectors"
         )
 
 

@@ -1,0 +1,131 @@
+"""What one server holds for its routes (``app.state.semkit``): the database, the model pool
+(each model loaded once, behind its micro-batcher), the key store, limits, metrics and
+background jobs, and the open collections with their pooled models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from .. import errors
+from ..collection import Collection, split_embedder_id
+from ..database import connect
+from ..models import catalog, registry
+from .auth import KeyStore, default_keys_path
+from .jobs import Job, JobManager, Progress
+from .limits import Limits, RateLimiter
+from .metrics import Metrics
+from .models import BatchedEmbedder, ModelPool
+from .responses import describe_error
+
+log = logging.getLogger("semkit.server")
+T = TypeVar("T")
+
+
+class ServerState:
+    def __init__(self, db_uri: str, *, auth: bool, keys_path: str | Path | None, limits: Limits,
+                 models: Sequence[str], cache: bool, cache_dir: str | None,
+                 index_roots: Sequence[str | Path] = ()) -> None:
+        self.db_uri = db_uri
+        self.db = connect(db_uri)
+        self.auth = auth
+        self.keys = KeyStore(Path(keys_path) if keys_path else default_keys_path(db_uri))
+        self.limits = limits
+        self.metrics = Metrics()
+        self.rate = RateLimiter(limits.rate_limit, limits.burst)
+        self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
+                              max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
+        self.served = tuple(models)
+        self.index_roots = tuple(Path(r).resolve() for r in index_roots)
+        self.jobs = JobManager(on_change=self._job_gauge, describe_error=describe_error)
+        self.limiter = anyio.CapacityLimiter(limits.store_concurrency)
+        self._collections: dict[str, Collection] = {}
+
+    # --- calling the library off the event loop ----------------------------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking library code in a worker thread (bounded by ``store_concurrency``)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def start_job(self, kind: str, owner: str, collection: str, work: Callable[[Progress], Any]) -> Job:
+        """Queue ``work`` on ``collection`` as a background job; a missing collection fails
+        the request now rather than the job later."""
+        await self.run(self.collection, collection)
+        return self.jobs.submit(kind, owner, collection, work)
+
+    # --- models ---------------------------------------------------------------------------------
+
+    def served_spec(self, name: str) -> str:
+        """The served model spec ``name`` designates (its spec, id, bare name or alias)."""
+        wanted = split_embedder_id(name.strip())[0].lower()
+        for spec in self.served:
+            candidates = {spec.lower()}
+            try:
+                scheme, model_name = registry.parse_spec(spec)
+            except errors.SemkitError:
+                continue
+            candidates |= {f"{scheme}:{model_name}".lower(), model_name.lower()}
+            info = catalog.find(scheme, model_name)
+            if info is not None:
+                candidates |= {a.lower() for a in info.aliases}
+                if info.hub_id:
+                    candidates |= {info.hub_id.lower(), f"{scheme}:{info.hub_id}".lower()}
+            if wanted in candidates:
+                return spec
+        raise errors.ModelNotAvailable(
+            f"the model {name!r} is not served here; this server serves: {', '.join(self.served)} "
+            "(GET /v1/models lists them)"
+        )
+
+    def serves(self, name: str) -> bool:
+        try:
+            self.served_spec(name)
+        except errors.ModelNotAvailable:
+            return False
+        return True
+
+    def model(self, name: str) -> BatchedEmbedder:
+        return self.pool.for_spec(self.served_spec(name))
+
+    # --- collections ----------------------------------------------------------------------------
+
+    def collection(self, name: str) -> Collection:
+        """The open collection ``name``, with its model from the pool (re-opened when its spec
+        changed, e.g. after a drop and re-create or a re-embed)."""
+        spec = self.db.store.get_collection(name)
+        if spec is None:
+            raise errors.CollectionNotFound(
+                f"no collection named {name!r}; GET /v1/collections lists them, "
+                "POST /v1/collections creates one"
+            )
+        cached = self._collections.get(name)
+        if cached is not None and cached.spec == spec:
+            return cached
+        model: Any = None
+        if spec.embedder is not None:
+            try:
+                model = self.pool.for_id(spec.embedder)
+            except errors.SemkitError as exc:
+                # Vector search, get and delete work without the model; embedding will say why.
+                log.warning("collection %r: model %s not loaded: %s", name, spec.embedder, exc)
+        col = self.db.collection(name, model=model, create=False) if model is not None else \
+            self.db.collection(name, create=False)
+        self._collections[name] = col
+        return col
+
+    def forget(self, name: str) -> None:
+        self._collections.pop(name, None)
+
+    def _job_gauge(self, counts: dict[str, int]) -> None:
+        for state, n in counts.items():
+            self.metrics.jobs.labels(state).set(n)
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.pool.close()
+        self.db.close()
