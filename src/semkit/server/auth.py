@@ -88,10 +88,12 @@ def hash_key(key: str) -> str:
 
 def default_keys_path(db_uri: str) -> Path:
     """Where the keys of ``db_uri`` live when ``--keys`` is not given (see the module doc)."""
-    scheme, sep, rest = db_uri.partition("://")
-    if not sep or scheme.lower() == "file":
-        return Path(rest if sep else db_uri) / "keys.json"
     from ..config import cache_dir
+    from ..store.registry import find
+
+    backend, target = find(db_uri)
+    if backend.name == "embedded":  # the keys travel with the folder
+        return Path(target) / "keys.json"
 
     digest = hashlib.sha256(db_uri.encode("utf-8")).hexdigest()[:16]
     return cache_dir() / "server-keys" / f"{digest}.json"
