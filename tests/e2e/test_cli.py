@@ -32,6 +32,23 @@ def test_models_lists_the_catalogue_as_json() -> None:
     assert any(q["task"] == "STSBenchmark" for q in by_spec["local:all-MiniLM-L6-v2"]["quality"])
 
 
+def test_models_filtered_by_language() -> None:
+    rows = json.loads(run("models", "--language", "es", "--json").stdout)
+    specs = {r["spec"] for r in rows}
+    assert {"local:paraphrase-multilingual-MiniLM-L12-v2", "local:multilingual-e5-small", "local:bge-m3",
+            "openai:text-embedding-3-small", "cohere:embed-multilingual-v3.0"} <= specs
+    assert "local:all-MiniLM-L6-v2" not in specs and "cohere:embed-english-v3.0" not in specs
+    assert all(r["languages"] == "multilingual" or ("es" in r["languages"] and len(r["languages"]) > 1)
+               for r in rows)
+    english = {r["spec"]: r for r in json.loads(run("models", "--language", "EN", "--json").stdout)}
+    assert english["local:all-MiniLM-L6-v2"]["languages"] == ["en"]
+    table = run("models", "--language", "es", env={"COLUMNS": "250"}).stdout
+    assert "trained for Spanish (es)" in table and "all-MiniLM-L6-v2" not in table
+    bad = run("models", "--language", "xx", check=False)
+    assert bad.returncode != 0
+    assert "unknown language code 'xx'" in bad.stderr and "es (Spanish)" in bad.stderr
+
+
 def test_embed_json_lines_from_arguments_and_stdin() -> None:
     out = run("embed", "--json", "The cat sat on the mat", "A feline rested on a rug").stdout
     rows = [json.loads(line) for line in out.splitlines()]

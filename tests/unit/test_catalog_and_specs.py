@@ -66,3 +66,40 @@ def test_parse_spec(spec: str, expected: tuple[str, str]) -> None:
 def test_bad_specs_say_how_to_fix_them(spec: str) -> None:
     with pytest.raises(ModelNotAvailable):
         parse_spec(spec)
+
+
+def test_languages_are_data() -> None:
+    for m in catalog.MODELS:
+        assert all(code == code.lower() and len(code) in (2, 3) for code in m.languages), m.spec
+    minilm = catalog.find("local", "all-MiniLM-L6-v2")
+    paraphrase = catalog.find("local", "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
+    e5 = catalog.find("local", "multilingual-e5-small")
+    assert minilm and paraphrase and e5
+    assert minilm.languages == ("en",) and not minilm.multilingual
+    assert minilm.covers_language("en") and not minilm.covers_language("es")
+    assert paraphrase.multilingual and len(paraphrase.languages) == 50
+    assert paraphrase.covers_language("ES") and not paraphrase.covers_language("bn")
+    assert (paraphrase.dimensions, paraphrase.max_tokens) == (384, 128)
+    assert e5.languages == catalog.MULTILINGUAL and e5.covers_language("bn")
+    assert (e5.query_prefix, e5.document_prefix) == ("query: ", "passage: ")
+    ada = catalog.find("openai", "text-embedding-ada-002")
+    assert ada and ada.covers_language("en") is None  # unknown, never guessed
+
+
+def test_multilingual_models_the_issue_names_are_listed() -> None:
+    for provider, name, dimensions, max_tokens in [
+        ("local", "paraphrase-multilingual-MiniLM-L12-v2", 384, 128),
+        ("local", "multilingual-e5-small", 384, 512),
+        ("local", "bge-m3", 1024, 8192),
+        ("cohere", "embed-multilingual-v3.0", 1024, 512),
+        ("cohere", "embed-multilingual-light-v3.0", 384, 512),
+        ("openai", "text-embedding-3-small", 1536, 8191),
+        ("openai", "text-embedding-3-large", 3072, 8191),
+    ]:
+        info = catalog.find(provider, name)
+        assert info is not None, name
+        assert (info.dimensions, info.max_tokens) == (dimensions, max_tokens)
+        assert info.multilingual and info.covers_language("es")
+    spanish = {m.spec for m in catalog.covering("es")}
+    assert "local:all-MiniLM-L6-v2" not in spanish and "cohere:embed-english-v3.0" not in spanish
+    assert all(m.multilingual for m in catalog.covering("es"))

@@ -135,12 +135,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def models(
         provider: Annotated[str | None, typer.Option(help="Only this provider")] = None,
+        language: Annotated[str | None, typer.Option(
+            "--language", "-l", help="Only models trained for this language (ISO 639-1 code: es, de, zh...)")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """The model catalogue, and which models work offline right now."""
-        from ..models import availability, catalog
+        from ..models import availability, catalog, languages
 
-        entries = [m for m in catalog.MODELS if provider in (None, m.provider)]
+        code = languages.check_code(language) if language is not None else None
+        entries = [m for m in catalog.MODELS if provider in (None, m.provider)
+                   and (code is None or m.covers_language(code))]
         rows = []
         for m in entries:
             usable, why = availability.status(m)
@@ -148,6 +152,7 @@ def register(app: typer.Typer) -> None:
                 "spec": m.spec, "dimensions": m.dimensions,
                 "truncations": list(m.matryoshka_dimensions), "any_dimensions": m.any_dimensions,
                 "max_tokens": m.max_tokens, "price_per_million": m.price_per_million,
+                "languages": _languages_json(m.languages),
                 "license": m.license, "local": m.local, "usable_now": usable, "how": why,
                 "query_prefix": m.query_prefix, "document_prefix": m.document_prefix,
                 "quality": [{"task": s.task, "metric": s.metric, "value": s.value, "source": s.source}
@@ -156,10 +161,13 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json(rows)
             return
+        title = "semkit models (quality: MTEB, x100)"
+        if code is not None:
+            title += f", trained for {languages.LANGUAGE_NAMES[code]} ({code})"
         output.table(
-            "semkit models (quality: MTEB, x100)",
-            ["model", "dims", "ctx", "$/1M", "STSb", "SciFact", "B77", "usable now"],
-            [(r["spec"], _dims(r), r["max_tokens"], f"{r['price_per_million']:.2f}",
+            title,
+            ["model", "dims", "ctx", "$/1M", "languages", "STSb", "SciFact", "B77", "usable now"],
+            [(r["spec"], _dims(r), r["max_tokens"], f"{r['price_per_million']:.2f}", _languages_cell(r["languages"]),
               _q(r, "STSBenchmark"), _q(r, "SciFact"), _q(r, "Banking77Classification"),
               ("yes, " if r["usable_now"] else "no, ") + r["how"]) for r in rows],
             justify_right=("dims", "ctx", "$/1M", "STSb", "SciFact", "B77"),
@@ -350,6 +358,24 @@ def _dims(row: dict[str, Any]) -> str:
     if row["truncations"]:
         return f"{row['dimensions']} ({','.join(map(str, row['truncations']))})"
     return str(row["dimensions"])
+
+
+def _languages_json(codes: tuple[str, ...]) -> list[str] | str | None:
+    """ISO 639-1 codes; ``"multilingual"`` for ~100+ languages with no published list; ``None``
+    when unknown."""
+    from ..models.catalog import MULTILINGUAL
+
+    if not codes:
+        return None
+    return "multilingual" if codes == MULTILINGUAL else list(codes)
+
+
+def _languages_cell(codes: list[str] | str | None) -> str:
+    if codes is None:
+        return "?"
+    if isinstance(codes, str):
+        return "~100"
+    return ",".join(codes) if len(codes) <= 3 else f"{len(codes)}"
 
 
 def _q(row: dict[str, Any], task: str) -> str:
