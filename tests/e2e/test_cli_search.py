@@ -47,7 +47,7 @@ def test_search_table_shows_title_path_and_highlighted_snippet(db: str) -> None:
     out = run("search", "slow website", "--db", db, "-k", "2").stdout
     assert "Web performance" in out and "docs/perf.md" in out
     assert "**slow** **website**" in out  # not a terminal: highlights as markers
-    assert "reciprocal-rank fusion" in out
+    assert "fused relevance" in out
 
 
 def test_search_rejects_a_bad_mode_and_mmr(db: str) -> None:

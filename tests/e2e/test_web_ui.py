@@ -3,12 +3,15 @@
 Chromium comes from the system (``apt-get install -y chromium``), never from ``playwright
 install`` (nothing is downloaded at run time). Without /usr/bin/chromium the tests skip, unless
 ``SEMKIT_REQUIRE_BROWSER`` is set (CI sets it), in which case they fail. Screenshots go to
-the test's output folder (``tmp_path``) and, when ``SEMKIT_SCREENSHOTS`` names a folder, there too.
+the test's output folder (``tmp_path``) and, when ``SEMKIT_SCREENSHOTS`` names a folder, there too;
+the screenshots of indexed results also go to ``SEMKIT_TEST_ARTIFACTS`` when it names a folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +47,8 @@ DOCS = [
     ("space-3", "Mars rovers drill into rocks looking for signs of ancient water.", "Mars"),
 ]
 
+ML_1_URL = "https://example.org/notes/neural-networks"
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
@@ -58,7 +63,8 @@ def key(server: RunningServer) -> str:
     headers = {"Authorization": f"Bearer {created}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
         assert client.post("/v1/collections", json={"name": "docs"}).status_code == 201
-        records = [{"id": i, "text": t, "metadata": {"title": title}} for i, t, title in DOCS]
+        records = [{"id": i, "text": t, "metadata": {"title": title, **({"url": ML_1_URL} if i == "ml-1" else {})}}
+                   for i, t, title in DOCS]
         assert client.post("/v1/collections/docs/upsert", json={"records": records}).status_code == 200
     return created
 
@@ -114,6 +120,12 @@ def test_search_shows_the_expected_result_with_highlights_and_opens_it(page: Any
     assert first.get_attribute("data-id") == "ml-1"
     assert "Neural networks" in first.inner_text()
     assert page.locator("#results li mark").count() > 0  # the query's words are highlighted
+    link = first.locator("a.hit-source")  # a record with an http(s) url links to it
+    assert link.get_attribute("href") == ML_1_URL and link.get_attribute("rel") == "noopener noreferrer"
+    others = page.locator("#results li:not([data-id='ml-1'])")  # no url, no source: the id is the label
+    assert others.count() > 0
+    for n in range(others.count()):
+        assert others.nth(n).locator(".hit-source").inner_text() == others.nth(n).get_attribute("data-id")
     _shot(page, tmp_path, "search")
     first.click()
     page.wait_for_selector("#detail:not([hidden])")
@@ -194,3 +206,137 @@ def test_models_and_cost_page(page: Any, tmp_path: Path) -> None:
     assert "openai:text-embedding-3-small" in cost
     assert f"{len(DOCS)} texts" in page.inner_text("#cost-summary")
     _shot(page, tmp_path, "models")
+
+
+# --- result rows of an indexed folder ------------------------------------------------------------
+
+EXAMPLE_DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
+HEX_HASH = re.compile(r"\b[0-9a-f]{64}\b", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def indexed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped sample documents under a nested folder, indexed as `semkit index` does it."""
+    base = tmp_path_factory.mktemp("ui-indexed")
+    root = base / "handbook"
+    shutil.copytree(EXAMPLE_DOCS, root / "guides")
+    import semkit
+    from semkit.ingest.pipeline import index_paths
+
+    with semkit.connect(str(base / "kb")) as db:
+        report = index_paths(db.collection("docs", model="local"), [root])
+        assert not report.failed, report.failed
+    return root
+
+
+@pytest.fixture(scope="module")
+def docs_server(indexed_folder: Path) -> Iterator[RunningServer]:
+    with serve(str(indexed_folder.parent / "kb"), auth=False) as running:
+        yield running
+
+
+@pytest.fixture
+def docs_page(browser: Any, docs_server: RunningServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    outside: list[str] = []
+    context.route("**/*", lambda route: (route.continue_() if route.request.url.startswith(docs_server.url)
+                                         else (outside.append(route.request.url), route.abort())))
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(f"{docs_server.url}/ui/")
+    pg.wait_for_function("document.querySelector('#collection').options.length > 0")
+    yield pg
+    context.close()
+    assert not outside, f"the UI tried to reach other hosts: {outside}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _keep_artifact(path: Path) -> None:
+    keep = os.environ.get("SEMKIT_TEST_ARTIFACTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+
+
+def test_indexed_results_show_title_section_source_and_no_paths_or_hashes(
+        docs_page: Any, indexed_folder: Path, tmp_path: Path) -> None:
+    page = docs_page
+    page.fill("#query", "how to fix slow website")
+    page.select_option("#mode", "hybrid")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li")
+    rows = page.locator("#results li")
+    assert rows.count() >= 3
+    # No cut-off typed: the CLI's default for a text model hides the noise, and says so.
+    assert page.get_attribute("#min-score", "placeholder") == "auto: 0.15"
+    assert "scoring 0.15 or more" in page.inner_text("#status")
+    # The stored metadata does hold the absolute path and a SHA-256: the rows must not show them.
+    first_raw = page.eval_on_selector("#results li .raw-json", "p => JSON.parse(p.textContent)")
+    assert first_raw["path"].startswith(str(indexed_folder)) and HEX_HASH.fullmatch(first_raw["file_hash"])
+    for n in range(rows.count()):
+        visible = rows.nth(n).inner_text()
+        assert str(indexed_folder) not in visible and str(indexed_folder.parent) not in visible, visible
+        assert not HEX_HASH.search(visible), visible
+        for internal in ("file_hash", "mtime", "settings", "tokens", "v1:auto"):
+            assert internal not in visible, (internal, visible)
+        assert rows.nth(n).locator(".hit-title").inner_text().strip()
+        assert rows.nth(n).locator(".hit-source").inner_text().startswith("guides/")  # relative to the folder
+        assert 0.0 <= float(rows.nth(n).locator(".score").inner_text()) <= 1.0
+    first = rows.first
+    assert first.get_attribute("data-id").startswith("guides/web-performance.md#")
+    assert first.locator(".hit-title").inner_text() == "Speeding up a slow website"
+    assert first.locator(".hit-source").inner_text() == "guides/web-performance.md"
+    assert first.locator(".hit-section").inner_text() == first_raw["section"] != ""
+    assert "format: markdown" in first.locator(".meta").inner_text()
+    assert first.locator("mark").count() > 0
+    shot = tmp_path / "results.png"
+    page.screenshot(path=str(shot), full_page=True)
+    png = shot.read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000 and width >= 1000 and height >= 600
+    _keep_artifact(shot)
+    # "details" shows the full stored metadata, in the row, without opening the side panel.
+    raw = first.locator(".raw-json")
+    assert not raw.is_visible()
+    first.locator("details.raw summary").click()
+    assert raw.is_visible()
+    shown = json.loads(raw.inner_text())
+    assert shown["path"] == first_raw["path"] and shown["file_hash"] == first_raw["file_hash"]
+    assert page.locator("#detail").is_hidden()
+    details_shot = tmp_path / "results-details.png"
+    page.screenshot(path=str(details_shot), full_page=True)
+    _keep_artifact(details_shot)
+
+
+def test_min_score_field_cuts_weak_hits(docs_page: Any) -> None:
+    page = docs_page
+    page.fill("#query", "how to fix slow website")
+    page.select_option("#mode", "vector")
+    page.fill("#min-score", "0")
+    page.fill("#k", "20")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#results li').length === 20")
+    scores = [float(s) for s in page.locator("#results li .score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True) and scores[-1] < 0.4 < scores[0]
+    page.fill("#min-score", "0.4")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('scoring 0.4 or more')")
+    kept = [float(s) for s in page.locator("#results li .score").all_inner_texts()]
+    assert kept and len(kept) < 20 and min(kept) >= 0.4
+
+
+def test_metadata_line_rules_on_user_records(docs_page: Any) -> None:
+    """The rules of the metadata line on records not made by `semkit index`: a user's own fields
+    show, absolute paths, hashes and internal keys do not, whatever their names."""
+    view = docs_page.evaluate("""() => resultView({id: "/srv/photos/cat.jpg", metadata: {
+        year: 2021, tags: ["pets", "cats"], author: "Ana", note: "/home/ana/private/cat.jpg",
+        digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", _rev: 3,
+        semkit_version: "1", sha256: "abc", nested: {a: 1}, headings: ["Pets", "Cats"]}})""")
+    assert view["title"] == "cat.jpg" and view["source"] == "cat.jpg"  # the id is a path: its file name only
+    assert view["section"] == "Pets > Cats"
+    assert view["facts"] == [["year", "2021"], ["tags", "pets, cats"], ["author", "Ana"]]
+    linked = docs_page.evaluate("""() => resultView({id: "a1", metadata: {
+        title: "Caching", url: "https://example.org/cache", source: "C:\\\\Users\\\\ana\\\\cache.md"}})""")
+    assert linked["title"] == "Caching" and linked["url"] == "https://example.org/cache"
+    assert linked["source"] == "cache.md"

@@ -94,6 +94,37 @@ def test_modes_on_the_embedded_store(embedded: Collection) -> None:
     _check_modes(embedded)
 
 
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_scores_are_in_0_1_and_fall_with_rank_with_the_real_model(embedded: Collection, mode: str) -> None:
+    for query in ("how to fix a slow website", "XJ-9000 licence", "cats and pizza", "quantum chromodynamics"):
+        hits = search(embedded, query, k=6, mode=mode)  # type: ignore[arg-type]
+        scores = [h.score for h in hits]
+        assert all(0.0 <= s <= 1.0 for s in scores), (mode, query, scores)
+        assert scores == sorted(scores, reverse=True), (mode, query, scores)
+    if mode != "keyword":  # nothing here is about physics: every score is low
+        assert search(embedded, "quantum chromodynamics", k=1, mode=mode)[0].score < 0.3  # type: ignore[arg-type]
+
+
+def test_incidental_shared_words_do_not_beat_meaning(tmp_path: Path, model: Embedder) -> None:
+    # The example: with RRF, texts sharing one word of the query ("fixed", "slow", "fix")
+    # took ranks 3-5 of "how to fix slow website" from the pages about speed.
+    texts = {
+        "perf-1": "Speeding up a slow website: measure first, then cache responses and compress images.",
+        "perf-2": "Make pages load faster: lazy-load images below the fold and serve them from a CDN.",
+        "perf-3": "Sluggish web pages lose visitors: defer render-blocking scripts and inline critical CSS.",
+        "plants": "Water houseplants when the soil is dry, not on a fixed schedule.",
+        "kyoto": "In Kyoto the buses are slow at rush hour; walk or take the subway.",
+        "git": "Commit small changes often so it is easy to fix stuff that breaks.",
+    }
+    with semkit.connect(tmp_path / "kb") as db:
+        col = db.collection("kb", model=model)
+        col.upsert(ids=list(texts), texts=list(texts.values()))
+        default = [h.id for h in search(col, "how to fix slow website", k=3)]
+        rrf = [h.id for h in search(col, "how to fix slow website", k=3, fusion="rrf")]
+    assert set(default) == {"perf-1", "perf-2", "perf-3"}
+    assert set(rrf) != {"perf-1", "perf-2", "perf-3"}  # what the old default did
+
+
 @pytest.mark.postgres
 def test_modes_on_pgvector(pg: Collection) -> None:
     _check_modes(pg)

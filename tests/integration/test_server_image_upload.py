@@ -135,10 +135,13 @@ def test_a_clip_collection_made_over_http_holds_texts_found_by_image_and_text(
     assert r.status_code == 200, r.text
     hits = r.json()["hits"]
     assert sorted(h["id"] for h in hits) == ["cat", "cup", "rocket"] and all(h["text"] for h in hits)
-    # The random tiny CLIP ranks nothing meaningfully; the score must be the model's own cosine.
+    # The random tiny CLIP ranks nothing meaningfully; the raw score must be the model's own
+    # cosine, and the score that cosine clipped to [0, 1].
     clip = semkit.model(f"clip:{clip_dir}", cache=False)
     vectors = clip.embed([photos["coffee"], *(rec["text"] for rec in records)])
     expected = {rec["id"]: float(vectors[0] @ vectors[i + 1]) for i, rec in enumerate(records)}
-    assert {h["id"]: h["score"] for h in hits} == pytest.approx(expected, abs=1e-4)
+    assert {h["id"]: h["scores"]["vector"] for h in hits} == pytest.approx(expected, abs=1e-4)
+    assert {h["id"]: h["score"] for h in hits} == pytest.approx({i: max(0.0, c) for i, c in expected.items()},
+                                                                abs=1e-4)
     r = client.post("/v1/collections/notes/search", json={"query": "a cup of coffee", "mode": "vector", "k": 1})
     assert r.status_code == 200 and r.json()["hits"][0]["id"] == "cup"  # text → text, identical text

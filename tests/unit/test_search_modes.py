@@ -15,7 +15,7 @@ import pytest
 
 import semkit
 from semkit.apps._highlight import Snippet, query_terms, snippet, stem
-from semkit.apps._search import keyword_text, mmr_order, rrf, search
+from semkit.apps._search import DEFAULT_ALPHA, coverage, keyword_text, mmr_order, rrf, search
 from semkit.errors import InvalidInput
 from semkit.store.memory import MemoryStore
 from tests.support.hash_embedder import HashEmbedder
@@ -73,17 +73,21 @@ def test_keyword_mode_is_the_stores_bm25(col: semkit.Collection) -> None:
     direct = col.keyword_search("zebra crossing", k=5)
     assert [h.id for h in hits] == [h.id for h in direct]
     assert {h.id for h in hits} == {"b", "c", "e"}  # only records sharing a word
-    assert [h.score for h in hits] == pytest.approx([h.score for h in direct])
+    raw = [h.score for h in direct]
+    assert [h.scores["keyword"] for h in hits] == pytest.approx(raw)
+    # Normalised: BM25 relative to the best, times the share of query words the best one holds.
+    best_coverage = coverage(["zebra", "crossing"], TEXTS[direct[0].id])
+    assert [h.score for h in hits] == pytest.approx([s / raw[0] * best_coverage for s in raw])
 
 
-def test_hybrid_is_rrf_of_both_lists_computed_by_hand(col: semkit.Collection) -> None:
+def test_hybrid_rrf_option_is_rrf_of_both_lists_computed_by_hand(col: semkit.Collection) -> None:
     vec = [h.id for h in col.search(QUERY_VEC, k=50)]
     kw = [h.id for h in col.keyword_search("zebra crossing", k=50)]
     expected: dict[str, float] = {}
     for ranking in (vec, kw):
         for r, i in enumerate(ranking, 1):
-            expected[i] = expected.get(i, 0.0) + 1.0 / (60 + r)
-    hits = search(col, "zebra crossing", k=5, vector=QUERY_VEC)
+            expected[i] = expected.get(i, 0.0) + (1.0 / (60 + r)) / (2 / 61)  # scaled: 1 = first in both
+    hits = search(col, "zebra crossing", k=5, vector=QUERY_VEC, fusion="rrf")
     assert [h.score for h in hits] == pytest.approx(sorted(expected.values(), reverse=True))
     for h in hits:
         assert h.score == pytest.approx(expected[h.id])
@@ -243,13 +247,85 @@ def test_query_terms() -> None:
     assert query_terms("to be or not") == ["to", "be", "or", "not"]
 
 
-def test_hybrid_on_an_own_vectors_collection_uses_keywords_unless_given_a_vector(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_text_search_on_an_own_vectors_collection_is_a_typed_error_unless_given_a_vector() -> None:
     with semkit.connect("memory://") as db:
         c = db.collection("own", model=None, dimensions=D)
         c.upsert(ids=list(TEXTS), texts=list(TEXTS.values()), vectors=np.stack(list(VECTORS.values())))
-        with caplog.at_level(logging.INFO, logger="semkit.apps._search"):
-            words_only = search(c, "zebra crossing", k=3)
-        assert words_only[0].mode == "keyword" and "keywords only" in caplog.text
+        for mode in ("hybrid", "vector"):
+            with pytest.raises(InvalidInput, match=r"pass vector=.*mode='keyword'.*model"):
+                search(c, "zebra crossing", k=3, mode=mode)  # type: ignore[arg-type]
+        assert search(c, "zebra crossing", k=3, mode="keyword")[0].mode == "keyword"
         both = search(c, "zebra crossing", k=3, vector=QUERY_VEC)
         assert both[0].mode == "hybrid" and any("vector" in h.ranks for h in both)
+
+
+# --- scores in [0, 1], convex fusion, min_score ---------------------------------------------
+
+
+def test_convex_fusion_computed_by_hand(col: semkit.Collection) -> None:
+    kw = col.keyword_search("zebra crossing", k=50)
+    top = kw[0].score
+    kw_part = {h.id: h.score / top * coverage(["zebra", "crossing"], TEXTS[h.id]) for h in kw}
+    expected = {i: DEFAULT_ALPHA * max(0.0, float(VECTORS[i] @ QUERY_VEC))
+                + (1 - DEFAULT_ALPHA) * kw_part.get(i, 0.0) for i in TEXTS}
+    hits = search(col, "zebra crossing", k=5, vector=QUERY_VEC)
+    assert {h.id: h.score for h in hits} == pytest.approx(expected, abs=1e-5)
+    assert [h.id for h in hits] == sorted(expected, key=lambda i: -expected[i])
+    # The raw per-list scores stay on the hit, for explanation.
+    c = next(h for h in hits if h.id == "c")
+    assert c.scores["vector"] == pytest.approx(float(VECTORS["c"] @ QUERY_VEC), abs=1e-5)
+    assert c.scores["keyword"] == pytest.approx(next(h.score for h in kw if h.id == "c"))
+
+
+@pytest.mark.parametrize(("mode", "fusion"), [("vector", "convex"), ("keyword", "convex"),
+                                              ("hybrid", "convex"), ("hybrid", "rrf")])
+def test_scores_are_in_0_1_and_fall_with_rank(col: semkit.Collection, mode: str, fusion: str) -> None:
+    for query, vec in (("zebra crossing", QUERY_VEC), ("trees at night", _unit([0, 0, 1, 0, 0, 0, 0, 1])),
+                       ("zebra", -QUERY_VEC)):
+        hits = search(col, query, k=5, mode=mode, fusion=fusion, vector=vec)  # type: ignore[arg-type]
+        assert hits, (mode, query)
+        scores = [h.score for h in hits]
+        assert all(0.0 <= s <= 1.0 for s in scores), (mode, query, scores)
+        assert scores == sorted(scores, reverse=True), (mode, query, scores)
+    # Opposite vectors are "unrelated" (0), not negative.
+    assert search(col, "zebra", k=5, mode="vector", vector=-QUERY_VEC)[-1].score == 0.0
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_min_score_leaves_out_lower_hits(col: semkit.Collection, mode: str) -> None:
+    everything = search(col, "zebra crossing", k=5, mode=mode, vector=QUERY_VEC)  # type: ignore[arg-type]
+    cut = (everything[1].score + everything[-1].score) / 2
+    assert everything[1].score > everything[-1].score  # the cut falls inside the list
+    kept = search(col, "zebra crossing", k=5, mode=mode, vector=QUERY_VEC, min_score=cut)  # type: ignore[arg-type]
+    assert kept and all(h.score >= cut for h in kept)
+    assert [h.id for h in kept] == [h.id for h in everything if h.score >= cut]
+    for bad in (-0.1, 1.5, "0.3", True):
+        with pytest.raises(InvalidInput, match="min_score is a number in"):
+            search(col, "zebra crossing", mode=mode, vector=QUERY_VEC, min_score=bad)  # type: ignore[arg-type]
+
+
+def test_one_incidental_shared_word_does_not_outrank_meaning(tmp_path: Path) -> None:
+    # "fix" is the only query word in the houseplant text; the page about speed has none of
+    # the query's words but points the same way. RRF lifts the houseplant (rank 1 by keyword);
+    # convex fusion weighs that match by the third of the query it explains.
+    with semkit.connect(str(tmp_path / "kb")) as db:
+        c = db.collection("d", model=HashEmbedder(D))
+        c.upsert(ids=["speed", "plants", "far"],
+                 texts=["make pages load faster with caching", "water plants on no fixed schedule",
+                        "a walk by the river"],
+                 vectors=np.stack([_unit([1, 0.3, 0, 0, 0, 0, 0, 0]), _unit([0.1, 0, 1, 0, 0, 0, 0, 0]),
+                                   _unit([0, 0, 0, 1, 0, 0, 0, 0])]))
+        convex = search(c, "how to fix slow website", k=3, vector=QUERY_VEC)
+        rrf_hits = search(c, "how to fix slow website", k=3, vector=QUERY_VEC, fusion="rrf")
+    assert convex[0].id == "speed" and convex[1].id == "plants"
+    assert convex[1].score < convex[0].score / 2
+    assert rrf_hits[0].id == "plants"  # what the old default did
+
+
+def test_fusion_and_alpha_are_checked(col: semkit.Collection) -> None:
+    with pytest.raises(InvalidInput, match="fusion must be one of convex, rrf"):
+        search(col, "x", fusion="max")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="alpha is a number in"):
+        search(col, "x", alpha=2)
+    only_vectors = search(col, "zebra crossing", k=5, vector=QUERY_VEC, alpha=1.0)
+    assert [h.id for h in only_vectors] == ["a", "b", "c", "d", "e"]

@@ -40,7 +40,7 @@ from ._evaluate import (
 from ._highlight import Snippet, snippet
 from ._outliers import Outlier, outlier_scores, outliers, score_new
 from ._recommend import Recommendation, recommend
-from ._search import MODES, SearchHit, search
+from ._search import MODES, SearchHit, language_warning, search
 from ._source import Source, as_source, from_matrix
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "evaluate_retrieval",
     "evaluate_sts",
     "from_matrix",
+    "language_warning",
     "load_beir",
     "load_labelled",
     "load_pairs",

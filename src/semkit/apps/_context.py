@@ -48,7 +48,7 @@ class Passage:
     id: str
     text: str
     score: float
-    """The search score (RRF score in hybrid mode)."""
+    """The search score in [0, 1] (``SearchHit.score``: the fused relevance in hybrid mode)."""
     tokens: int
     """Tokens this passage costs in ``Context.text``, header included."""
     title: str | None = None
@@ -122,6 +122,7 @@ def context(
     min_passage_tokens: int = 48,
     max_passage_tokens: int | None = None,
     relative_relevance: float | None = 0.5,
+    min_score: float = 0.0,
 ) -> Context:
     """The best passages of ``col`` for ``question`` that fit in ``budget_tokens``.
 
@@ -129,6 +130,7 @@ def context(
     that fraction of the best passage's: fusion and MMR rank by position and diversity, so on a
     small or off-topic collection they would otherwise fill the budget with unrelated text
     (a keyword match on one common word is enough to enter the hybrid list). ``None`` keeps all.
+    ``min_score``: leave out passages whose search score (in [0, 1]) is below it; 0 keeps all.
     """
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
         raise InvalidInput(f"budget_tokens must be a positive integer, got {budget_tokens!r}")
@@ -140,7 +142,7 @@ def context(
     counter = counter_for(tokenizer) if isinstance(tokenizer, str) else tokenizer
     ellipsis = counter.count([_ELLIPSIS])[0]
     hits = search(col, question, k=max_passages, mode=mode, where=where, mmr=mmr,
-                  candidates=candidates, snippets=False, include_vectors=True)
+                  candidates=candidates, snippets=False, include_vectors=True, min_score=min_score)
     kept, duplicates = _dedup(hits, dedup_threshold)
     kept, irrelevant = _relevant(col, question, kept, relative_relevance)
 

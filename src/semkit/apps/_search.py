@@ -1,28 +1,46 @@
 """Search a collection: by meaning (vector), by words (keyword), or both (hybrid), with
-optional diversity (MMR) and highlighted snippets.
+optional diversity (MMR) and highlighted snippets. Every mode scores hits in [0, 1], higher is
+better, and the score never rises as the rank goes down (without ``mmr``).
 
-- ``vector``: the store's k-nearest-neighbour query on the embedded query; the score is the
-  collection metric's similarity (cosine for cosine collections).
+- ``vector``: the store's k-nearest-neighbour query on the embedded query. Score = the cosine
+  similarity clipped to [0, 1] (``max(0, cos)``): it reads as the cosine people know, and the
+  negative cosines that are clipped are all "unrelated" alike. (``(cos+1)/2`` would give
+  unrelated text 0.5 and squeeze every real match into 0.7–0.9.) A ``dot`` collection's score
+  is clipped the same way (the cosine, for unit vectors); an ``l2`` one is ``1 / (1 + distance)``.
 - ``keyword``: the backend's own full-text engine — SQLite FTS5 ``bm25()`` in the embedded
   store, PostgreSQL full-text search on pgvector, a reference BM25 in memory. Any query word
   may match (OR). Stop words are left out of the query (``keyword_stopwords``): they match
   nearly every document, weigh almost nothing in BM25, and make the engine visit every row
   (SciFact, FTS5: nDCG@10 67.07 without them vs 66.95 with, and 2.5x faster queries).
-- ``hybrid`` (default): reciprocal-rank fusion (Cormack, Clarke & Büttcher, 2009) of the vector
-  top-N and the keyword top-N, both under the same ``where``: ``score = Σ wᵢ / (rrf_k + rankᵢ)``
-  over the lists a record is in. Ranks, not scores, are fused, because cosine and BM25 scores
-  live on unrelated scales. ``N = candidates`` (default ``max(50, 5·k)``). A backend without
-  keyword search (``NotImplementedError``) makes hybrid a vector search, with a log line.
+  Score = ``(bm25 / best bm25) × coverage(best)``, where ``coverage`` is the share of the
+  query's content words a text contains: 1 only for a best match holding every query word; a
+  best match on one word of three scores 0.33. The order is the engine's BM25 order.
+- ``hybrid`` (default): score-aware convex fusion of the vector top-N and the keyword top-N,
+  both under the same ``where``: ``score = α·sim + (1−α)·kw`` where ``sim`` is the vector
+  score above (computed from the stored vector for records only the keyword list found) and
+  ``kw = (bm25 / best bm25) × coverage(record)``: a keyword match counts in proportion to how
+  much of the query it explains, so one shared incidental word ("fix", "slow") cannot lift an
+  unrelated text above the ones that mean the same. α = ``DEFAULT_ALPHA`` was chosen on
+  SciFact's train queries and the small sets of ``benchmarks/relevance_small.py`` (see
+  ``docs/measurements.md``). ``fusion="rrf"`` gives reciprocal-rank fusion (Cormack, Clarke &
+  Büttcher, 2009) instead, ``Σ wᵢ / (rrf_k + rankᵢ)``, rescaled to [0, 1] by its largest
+  possible value (first in every list). ``N = candidates`` (default ``max(50, 5·k)``). A
+  backend without keyword search (``NotImplementedError``) makes hybrid a vector search, with a
+  log line.
+
+A text query on a collection of your own vectors (no model) needs ``vector=`` in vector and
+hybrid mode: it is an ``InvalidInput``, never a silent fall-back to keywords.
+
+``min_score`` drops hits scoring below it (after fusion, before MMR and ``k``).
 
 ``mmr=λ`` re-ranks the candidate pool by maximal marginal relevance (Carbonell & Goldstein,
 1998) with the stored vectors: each next result maximises ``λ·relevance − (1−λ)·max cosine to
-the results already chosen``. λ = 1 is plain relevance; lower values trade relevance for
-variety. Relevance is the cosine to the query in vector mode on a cosine collection, otherwise
-the mode's score rescaled to [0, 1] over the pool. A hit's ``score`` stays the mode's score;
-``rank`` is its place after re-ranking.
+the results already chosen``, relevance being the hit's score. λ = 1 is plain relevance; lower
+values trade relevance for variety. A hit's ``score`` stays its relevance, so with MMR a lower
+rank can have a higher score; ``rank`` is its place after re-ranking.
 
-Every hit keeps ``ranks``/``scores`` per list (``{"vector": 3, "keyword": 1}``) so a fused
-ranking can be explained.
+Every hit keeps ``ranks``/``scores`` per list (``{"vector": 3, "keyword": 1}``; raw cosine and
+raw BM25) so a fused ranking can be explained.
 """
 
 from __future__ import annotations
@@ -31,20 +49,26 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import InvalidInput
 from ..vectors import normalize
-from ._highlight import STOP_WORDS, Snippet, query_terms, snippet
+from ..vectors import scores as similarities
+from ._highlight import STOP_WORDS, Snippet, query_terms, snippet, stem
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "vector", "keyword"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "keyword")
+Fusion = Literal["convex", "rrf"]
+FUSIONS: tuple[Fusion, ...] = ("convex", "rrf")
 DEFAULT_RRF_K = 60
 """The constant of the RRF paper; small values let the top few ranks dominate."""
+DEFAULT_ALPHA = 0.7
+"""Weight of the vector similarity in convex fusion (chosen on SciFact train + small sets)."""
 
 TITLE_KEYS = ("title", "name", "heading")
 PATH_KEYS = ("path", "source", "file", "url")
@@ -53,7 +77,8 @@ _WORD = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One result. Higher ``score`` is better; its meaning depends on ``mode`` (see module)."""
+    """One result. ``score`` is in [0, 1], higher is better; its meaning depends on ``mode``
+    (see the module): the clipped cosine, the normalised BM25, or the fused relevance."""
 
     id: str
     score: float
@@ -65,7 +90,7 @@ class SearchHit:
     ranks: Mapping[str, int] = field(default_factory=dict)
     """1-based rank in each list the record was found in (``vector``, ``keyword``)."""
     scores: Mapping[str, float] = field(default_factory=dict)
-    """The record's score in each list (cosine, BM25), before fusion."""
+    """The record's raw score in each list (cosine, BM25), before mapping and fusion."""
     snippet: Snippet | None = None
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -98,7 +123,10 @@ def search(
     candidates: int | None = None,
     rrf_k: int = DEFAULT_RRF_K,
     *,
+    fusion: Fusion = "convex",
+    alpha: float = DEFAULT_ALPHA,
     weights: tuple[float, float] = (1.0, 1.0),
+    min_score: float = 0.0,
     exact: bool = False,
     vector: Any = None,
     keyword_stopwords: bool = True,
@@ -106,20 +134,27 @@ def search(
     snippet_chars: int = 200,
     include_vectors: bool = False,
 ) -> list[SearchHit]:
-    """The ``k`` best records of collection ``col`` for ``query``.
+    """The ``k`` best records of collection ``col`` for ``query``, scored in [0, 1].
 
     ``mode``: ``hybrid`` | ``vector`` | ``keyword``. ``where``: metadata filter, applied inside
     every list. ``mmr``: λ in [0, 1] for diversity (``None`` = off). ``candidates``: depth of
-    each list before fusion / MMR. ``rrf_k``, ``weights`` (vector, keyword): the fusion.
-    ``exact``: exact vector search instead of the approximate index. ``vector``: the query's
-    embedding if you have it already (saves embedding ``query`` again; needed for a
-    bring-your-own-vectors collection). A non-string ``query`` is a vector (vector mode only).
+    each list before fusion / MMR. ``fusion``: ``convex`` (default, score-aware) or ``rrf``;
+    ``alpha``: the vector side's weight in convex fusion; ``rrf_k``: the RRF constant;
+    ``weights`` (vector, keyword): multiply each side in either fusion. ``min_score``: leave out
+    hits scoring below it (0 keeps all). ``exact``: exact vector search instead of the
+    approximate index. ``vector``: the query's embedding if you have it already (saves
+    embedding ``query`` again; needed for a bring-your-own-vectors collection). A non-string
+    ``query`` is a vector (vector mode only).
     """
     k = _check_int(k, "k")
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if fusion not in FUSIONS:
+        raise InvalidInput(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     if mmr is not None and (isinstance(mmr, bool) or not 0.0 <= float(mmr) <= 1.0):
         raise InvalidInput(f"mmr is λ in [0, 1] (1 = relevance only, lower = more variety), got {mmr!r}")
+    min_score = _check_fraction(min_score, "min_score", "hits scoring below it are left out; 0 keeps all")
+    alpha = _check_fraction(alpha, "alpha", "the vector side's weight in convex fusion")
     depth = max(50, 5 * k) if candidates is None else _check_int(candidates, "candidates")
     depth = max(depth, k)
     rrf_k = _check_int(rrf_k, "rrf_k", minimum=0)
@@ -135,10 +170,16 @@ def search(
     else:
         vector = query
 
-    if mode == "hybrid" and vector is None and getattr(col, "model", None) is None:
-        log.info("collection %r has no model to embed the query: hybrid search uses keywords only "
-                 "(pass vector= to add the vector list)", col.name)
-        mode = "keyword"
+    model = getattr(col, "model", None)
+    if mode != "keyword" and vector is None and model is None:
+        raise InvalidInput(
+            f"collection {col.name!r} stores your own vectors and has no model to embed the text "
+            f"query for {mode} search: pass vector= (the query's embedding, same model as the "
+            "collection), use mode='keyword', or create the collection with a model (model=...)")
+    if text_query is not None and mode != "keyword":
+        _log_language_warning(col, text_query)
+    if mode == "hybrid" and vector is None:
+        vector = model.embed([text_query], "query")[0]  # once, for the list and the fusion
     want_vectors = include_vectors or mmr is not None
     pool = depth if (mmr is not None or mode == "hybrid") else k
 
@@ -160,29 +201,68 @@ def search(
                      col.name)
             mode = "vector"
 
-    fused = _fuse(lists, mode, rrf_k, {"vector": w_vec, "keyword": w_kw})
+    metric = getattr(col, "metric", "cosine")
+    cands = _collect(lists)
+    terms = query_terms(text_query) if text_query else []
+    if mode == "hybrid" and fusion == "rrf":
+        _score_rrf(cands, lists, rrf_k, w_vec, w_kw)
+    elif mode == "hybrid":
+        _score_convex(col, cands, lists, np.asarray(vector, dtype=np.float32), metric, terms,
+                      alpha, w_vec, w_kw)
+    elif mode == "vector":
+        for c in cands:
+            c.score = vector_score(c.scores["vector"], metric)
+    else:
+        best = cands[0] if cands else None
+        top = best.scores["keyword"] if best else 0.0
+        best_coverage = coverage(terms, best.text) if best else 0.0
+        for c in cands:
+            c.score = _ratio(c.scores["keyword"], top) * best_coverage
+    fused = sorted(cands, key=lambda c: -c.score)  # stable: ties keep list order
+    fused = [c for c in fused if c.score >= min_score]
     if mmr is not None and len(fused) > 1:
         _attach_vectors(col, fused)
-        cosine_relevance = mode == "vector" and getattr(col, "metric", "cosine") == "cosine"
         order = mmr_order(
             np.asarray([c.score for c in fused], dtype=np.float64),
-            np.stack([c.vector for c in fused if c.vector is not None]), k, float(mmr),
-            rescale=not cosine_relevance,
+            np.stack([c.vector for c in fused if c.vector is not None]), k, float(mmr), rescale=False,
         )
         fused = [fused[i] for i in order]
     fused = fused[:k]
     if include_vectors:
         _attach_vectors(col, fused)
-    terms = query_terms(text_query) if (snippets and text_query) else None
+    show = query_terms(text_query) if (snippets and text_query) else None
     return [
         SearchHit(
             id=c.id, score=c.score, text=c.text, metadata=c.metadata, rank=n, mode=mode,
             ranks=c.ranks, scores=c.scores,
-            snippet=snippet(c.text, terms, snippet_chars) if terms is not None else None,
+            snippet=snippet(c.text, show, snippet_chars) if show is not None else None,
             vector=c.vector if include_vectors else None,
         )
         for n, c in enumerate(fused, 1)
     ]
+
+
+def vector_score(similarity: float, metric: str = "cosine") -> float:
+    """A store's similarity mapped to [0, 1]: cosine (and dot) clipped at 0 and 1; for ``l2``
+    (the store gives the negated distance) ``1 / (1 + distance)``."""
+    if metric == "l2":
+        return 1.0 / (1.0 + max(0.0, -float(similarity)))
+    return min(1.0, max(0.0, float(similarity)))
+
+
+def coverage(terms: Sequence[str], text: str | None) -> float:
+    """The share of ``terms`` (the query's content words) found in ``text``, matching word
+    forms (``websites`` ~ ``website``), not substrings. 0 for no terms or no text."""
+    if not terms or not text:
+        return 0.0
+    present = {_stem(w) for w in set(_WORD.findall(text.lower()))}
+    return sum(_stem(t) in present for t in terms) / len(terms)
+
+
+@lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    # Cached: hybrid search checks every keyword candidate's words (hundreds of texts a query).
+    return stem(word)
 
 
 def keyword_text(query: str, drop_stopwords: bool = True) -> str:
@@ -256,7 +336,9 @@ class _Candidate:
     vector: np.ndarray | None
 
 
-def _fuse(lists: dict[str, list[Any]], mode: str, rrf_k: int, weights: dict[str, float]) -> list[_Candidate]:
+def _collect(lists: dict[str, list[Any]]) -> list[_Candidate]:
+    """One candidate per record over all lists, in first-seen order, with its rank and raw
+    score in each list."""
     found: dict[str, _Candidate] = {}
     for name, hits in lists.items():
         for r, h in enumerate(hits, 1):
@@ -268,17 +350,45 @@ def _fuse(lists: dict[str, list[Any]], mode: str, rrf_k: int, weights: dict[str,
                 c.vector = getattr(h, "vector", None)
             c.ranks[name] = r
             c.scores[name] = float(h.score)
-    if mode == "hybrid":
-        fused = rrf({name: [h.id for h in hits] for name, hits in lists.items()}, rrf_k, weights)
-        out = []
-        for item, s in fused:
-            found[item].score = s
-            out.append(found[item])
-        return out
-    (hits,) = lists.values()
-    for h in hits:
-        found[h.id].score = float(h.score)
-    return [found[h.id] for h in hits]
+    return list(found.values())
+
+
+def _score_rrf(cands: list[_Candidate], lists: dict[str, list[Any]], rrf_k: int,
+               w_vec: float, w_kw: float) -> None:
+    """RRF over the lists, divided by its largest possible value (rank 1 in every list)."""
+    weights = {"vector": w_vec, "keyword": w_kw}
+    fused = dict(rrf({name: [h.id for h in hits] for name, hits in lists.items()}, rrf_k, weights))
+    ceiling = sum(weights[name] for name in lists) / (rrf_k + 1)
+    for c in cands:
+        c.score = min(1.0, fused[c.id] / ceiling)
+
+
+def _score_convex(col: Any, cands: list[_Candidate], lists: dict[str, list[Any]], query: np.ndarray,
+                  metric: str, terms: Sequence[str], alpha: float, w_vec: float, w_kw: float) -> None:
+    """``α·sim + (1−α)·kw`` (see the module): every candidate gets both sides, the similarity
+    from its stored vector when only the keyword list found it."""
+    a = alpha * w_vec
+    b = (1.0 - alpha) * w_kw
+    a, b = (a / (a + b), b / (a + b)) if a + b > 0 else (0.5, 0.5)
+    missing = [c.id for c in cands if "vector" not in c.scores]
+    raw: dict[str, float] = {}
+    if missing:
+        stored = {r.id: r.vector for r in col.get(missing, include_vectors=True)}
+        ids = [i for i in missing if stored.get(i) is not None]
+        if ids:
+            sims = similarities(query[None, :], np.stack([stored[i] for i in ids]), metric)[0]  # type: ignore[arg-type]
+            raw = dict(zip(ids, (float(x) for x in sims), strict=True))
+    keyword = lists.get("keyword") or []
+    top = float(keyword[0].score) if keyword else 0.0
+    for c in cands:
+        similarity = c.scores["vector"] if "vector" in c.scores else raw.get(c.id)
+        sim = vector_score(similarity, metric) if similarity is not None else 0.0
+        kw = _ratio(c.scores["keyword"], top) * coverage(terms, c.text) if "keyword" in c.scores else 0.0
+        c.score = a * sim + b * kw
+
+
+def _ratio(score: float, top: float) -> float:
+    return min(1.0, max(0.0, score / top)) if top > 0 else 0.0
 
 
 def _attach_vectors(col: Any, cands: list[_Candidate]) -> None:
@@ -312,6 +422,13 @@ def _check_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_fraction(value: Any, name: str, meaning: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise InvalidInput(f"{name} is a number in [0, 1] ({meaning}), got {value!r}")
+    return float(value)
+
+
 def _check_weights(weights: Any) -> tuple[float, float]:
     try:
         w_vec, w_kw = (float(w) for w in weights)
@@ -322,4 +439,27 @@ def _check_weights(weights: Any) -> tuple[float, float]:
     return w_vec, w_kw
 
 
-__all__ = ["DEFAULT_RRF_K", "MODES", "Mode", "SearchHit", "keyword_text", "mmr_order", "rrf", "search"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_RRF_K", "FUSIONS", "MODES", "Fusion", "Mode", "SearchHit", "coverage",
+           "keyword_text", "mmr_order", "rrf", "search", "vector_score"]
+
+
+def language_warning(col: Any, query: str) -> str | None:
+    """One sentence when ``query`` looks written in a language the collection's model does not
+    cover, naming a catalogue model that does; None otherwise (English, unsure, unknown model).
+    The CLI and the server show it beside the results; ``search`` logs it."""
+    from ..models.languages import coverage_warning
+
+    spec = getattr(col, "spec", None)
+    embedder_id = getattr(spec, "embedder", None)
+    return coverage_warning(embedder_id, query) if embedder_id else None
+
+
+_warned: set[str] = set()
+
+
+def _log_language_warning(col: Any, query: str) -> None:
+    # Once per distinct sentence and process: a server answering many such queries logs it once.
+    warning = language_warning(col, query)
+    if warning is not None and warning not in _warned:
+        _warned.add(warning)
+        log.warning("%s (collection %r)", warning, getattr(col, "name", "?"))

@@ -149,7 +149,7 @@ async def context(name: NamePath, body: ContextRequest, request: Request, princi
 
     def work() -> Any:
         ctx = apps.context(state.collection(name), body.query, body.max_tokens or 2000, where=body.where,
-                           max_passages=body.k)
+                           max_passages=body.k, min_score=body.min_score)
         return ctx.as_dict()
 
     return await _run_app(request, principal, name, "context", False, work)

@@ -240,6 +240,7 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
         hits = apps.search(
             col, query, k=body.k, mode=body.mode, where=body.where,
             mmr=(1.0 - body.diversity) if body.diversity > 0 else None, exact=body.exact,
+            min_score=body.min_score, fusion=body.fusion,
             vector=body.vector if body.query is not None else None, include_vectors=body.include_vectors,
         )
         out = []
@@ -248,7 +249,8 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
             if body.include_vectors and h.vector is not None:
                 d["vector"] = h.vector.tolist()
             out.append(d)
-        return {"mode": hits[0].mode if hits else body.mode, "hits": out}
+        warning = apps.language_warning(col, body.query) if body.query and body.mode != "keyword" else None
+        return {"mode": hits[0].mode if hits else body.mode, "hits": out, "warnings": [warning] if warning else []}
 
     return await state.run(work)
 

@@ -147,22 +147,33 @@ class SearchRequest(Strict):
     k: Annotated[int, Field(ge=1)] = 10
     where: Where = None
     diversity: Annotated[float, Field(ge=0.0, le=1.0, description="MMR: 0 = relevance only")] = 0.0
+    min_score: Annotated[float, Field(ge=0.0, le=1.0, description=(
+        "Leave out hits scoring below this (scores are in [0, 1]); 0 keeps all"))] = 0.0
+    fusion: Literal["convex", "rrf"] = Field("convex", description=(
+        "hybrid only: convex (score-aware, default) or rrf (reciprocal rank fusion)"))
     exact: bool = False
     include_vectors: bool = False
 
 
 class Hit(BaseModel):
     id: str
-    score: float
+    score: float = Field(description=(
+        "Relevance in [0, 1], higher is better: the cosine clipped at 0 (vector), BM25 relative to the "
+        "best hit times the best hit's share of the query words (keyword), the fused relevance (hybrid)"))
     text: str | None
     metadata: dict[str, Any]
     snippet: str | None = None
+    ranks: dict[str, int] = Field(default_factory=dict, description="Rank in each list (vector, keyword)")
+    scores: dict[str, float] = Field(default_factory=dict, description="Raw score in each list (cosine, BM25)")
     vector: list[float] | None = None
 
 
 class SearchResponse(BaseModel):
     mode: str
     hits: list[Hit]
+    warnings: list[str] = Field(default_factory=list, description=(
+        "Things worth telling the person who searched, e.g. a query in a language the collection's model "
+        "does not cover (with a model that does)"))
 
 
 # --- apps --------------------------------------------------------------------------------------
@@ -217,6 +228,8 @@ class OutliersRequest(Background):
 class ContextRequest(Strict):
     query: Query
     k: Annotated[int, Field(ge=1)] = 10
+    min_score: Annotated[float, Field(ge=0.0, le=1.0, description=(
+        "Leave out passages whose search score is below this (in [0, 1]); 0 keeps all"))] = 0.0
     max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     where: Where = None
 

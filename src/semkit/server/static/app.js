@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { key: localStorage.getItem("semkit-key") || "", auth: true, collection: "", map: null };
+const state = { key: localStorage.getItem("semkit-key") || "", auth: true, collection: "", collections: {},
+                map: null };
 
 // --- API ------------------------------------------------------------------------------------
 
@@ -107,7 +108,8 @@ async function runSearch(ev) {
   await guarded(async () => {
     const query = $("#query").value.trim();
     const body = { query, mode: $("#mode").value, k: parseInt($("#k").value, 10) || 10,
-                   diversity: parseFloat($("#diversity").value) || 0 };
+                   diversity: parseFloat($("#diversity").value) || 0,
+                   min_score: minScore() };
     const where = $("#where").value.trim();
     if (where) {
       try { body.where = JSON.parse(where); } catch (e) { throw new Error("the filter is not valid JSON: " + e.message); }
@@ -115,6 +117,24 @@ async function runSearch(ev) {
     $("#image-preview").hidden = true;
     await searchAndShow(body, query);
   });
+}
+
+// The cut-off of a text search, as `semkit search` chooses it (cli/search_cmds.py): what the
+// user typed, else DEFAULT_MIN_SCORE, which hides obvious noise for a text model; 0 for a
+// collection made with an image model (CLIP), whose text-to-image cosines live much lower, or
+// with no model at all (own vectors).
+const DEFAULT_MIN_SCORE = 0.15;
+
+function minScore() {
+  const typed = $("#min-score").value.trim();
+  if (typed !== "") return Math.min(Math.max(parseFloat(typed) || 0, 0), 1);
+  const info = state.collections[state.collection];
+  const embedder = info && info.embedder ? String(info.embedder) : "";
+  return !embedder || /^clip[:\-]/i.test(embedder) ? 0 : DEFAULT_MIN_SCORE;
+}
+
+function showMinScoreDefault() {
+  $("#min-score").placeholder = "auto: " + minScore();
 }
 
 // Search by an image file (chosen or dropped): sent base64-encoded; an image is always
@@ -172,8 +192,6 @@ const thumbnailOf = (h) => {
 };
 
 // What `semkit index --clip` records about an image, shown as one short line instead of JSON.
-const IMAGE_FIELDS = ["thumbnail", "path", "width", "height", "format", "sha256", "bytes"];
-
 function imageFacts(meta) {
   const facts = [];
   if (meta.width && meta.height) facts.push(meta.width + " × " + meta.height);
@@ -181,6 +199,92 @@ function imageFacts(meta) {
   if (meta.bytes) facts.push(fmtBytes(meta.bytes));
   return facts.join(" · ");
 }
+
+// --- what a result row shows -----------------------------------------------------------------
+
+// Metadata keys kept out of a result row (they stay in the raw JSON behind "details"), each with
+// why. Most are what `semkit index` writes for its own bookkeeping (ingest/plan.py for documents,
+// ingest/images.py for images): a reader of the results has no use for them, and some are private.
+const HIDDEN_FIELDS = {
+  path: "the absolute path on the machine that indexed the file: private, and useless elsewhere",
+  root: "the absolute folder that was indexed (same reason)",
+  file_hash: "the file's content hash, used to skip unchanged files on re-indexing",
+  sha256: "an image's content hash (same use)",
+  sha: "a content hash", hash: "a content hash", text_hash: "a content hash",
+  mtime: "modification time, used to notice changed files",
+  size: "the file's size in bytes, used to notice changed files",
+  settings: "the chunking settings the chunk was made with, used to re-chunk when they change",
+  start: "the chunk's character offset in the file", end: "the chunk's character offset in the file",
+  tokens: "the chunk's length in model tokens",
+  chunk: "the chunk's number within its file", chunks: "how many chunks the file was cut into",
+  thumbnail: "an image's picture, shown as the picture",
+  // Shown in their own places in the row, not repeated in the metadata line:
+  title: "the row's title", name: "the row's title", heading: "the row's title",
+  section: "the row's section path", headings: "the row's section path",
+  source: "the row's source", url: "the row's source link",
+};
+
+const ABSOLUTE_PATH = /^(\/|~\/|[A-Za-z]:[\\/]|\\\\|file:)/;  // POSIX, home, Windows drive, UNC, file URL
+const HASH_LIKE = /[0-9a-f]{32,}/i;  // an MD5/SHA digest or similar: noise to a reader
+const baseName = (p) => String(p).split(/[\\/]/).filter(Boolean).pop() || String(p);
+const short = (v, n) => (v.length > n ? v.slice(0, n - 1) + "…" : v);
+
+// A value fit for the metadata line, or null to leave it to "details": absolute paths and
+// hashes are never shown (whatever the key: a user's own metadata can hold them too); nested
+// objects are too long for one line; lists of plain values are joined.
+function displayValue(value) {
+  if (value === null || value === undefined || value === "") return null;
+  if (Array.isArray(value)) {
+    const parts = value.map(displayValue);
+    return parts.length && parts.every((x) => x !== null && !x.includes(", ")) ? short(parts.join(", "), 80) : null;
+  }
+  if (typeof value === "object") return null;
+  const text = String(value);
+  if (typeof value === "string" && (ABSOLUTE_PATH.test(text) || HASH_LIKE.test(text))) return null;
+  return short(text, 60);
+}
+
+// What one result shows, from its metadata: title, section path, source (label and, for an
+// http(s) URL, a link) and the user-facing metadata as [key, value] pairs. Keys starting with "_"
+// or "semkit" are semkit-internal.
+function resultView(hit) {
+  const meta = hit.metadata || {};
+  const str = (v) => (typeof v === "string" && v.trim() && !ABSOLUTE_PATH.test(v) ? v.trim() : "");
+  const url = typeof meta.url === "string" && /^https?:\/\//i.test(meta.url) ? meta.url : "";
+  // Image ids are absolute file paths: their file name only; an id that is a hash: its first 8 digits.
+  const idLabel = ABSOLUTE_PATH.test(hit.id) ? baseName(hit.id)
+    : HASH_LIKE.test(hit.id) ? hit.id.slice(0, 8) + "…" : hit.id;
+  const source = str(meta.source) || (meta.path ? baseName(meta.path) : "") ||
+                 (typeof meta.source === "string" && meta.source ? baseName(meta.source) : "");
+  const fileName = source ? baseName(source) : "";
+  const title = str(meta.title) || str(meta.name) || str(meta.heading) || fileName || idLabel;
+  const section = str(meta.section) ||
+    (Array.isArray(meta.headings) ? meta.headings.filter((x) => typeof x === "string" && x).join(" > ") : "");
+  const facts = [];
+  for (const [key, value] of Object.entries(meta)) {
+    if (Object.hasOwn(HIDDEN_FIELDS, key) || key.startsWith("_") || key.toLowerCase().startsWith("semkit")) continue;
+    const shown = displayValue(value);
+    if (shown !== null) facts.push([key, shown]);
+  }
+  return { title, section, source: source || (url ? "" : idLabel), url, facts };
+}
+
+// The stored metadata as JSON for "details"; a thumbnail is shortened (it is the picture shown).
+function rawMetadata(hit) {
+  const meta = Object.assign({}, hit.metadata || {});
+  if (typeof meta.thumbnail === "string") meta.thumbnail = meta.thumbnail.slice(0, 30) + "… (the picture shown)";
+  return JSON.stringify(meta, null, 2);
+}
+
+function sourceNode(view) {
+  if (!view.url) return el("span", { class: "hit-source" }, view.source);
+  return el("a", { class: "hit-source", href: view.url, target: "_blank", rel: "noopener noreferrer",
+                   onclick: (ev) => ev.stopPropagation() }, view.source || short(view.url, 80));
+}
+
+// The raw metadata on demand, inside the row; clicks there do not open the side panel.
+const detailsNode = (hit) => el("details", { class: "raw", onclick: (ev) => ev.stopPropagation() },
+  el("summary", {}, "details"), el("pre", { class: "raw-json" }, rawMetadata(hit)));
 
 async function searchAndShow(body, query) {
   status("searching…");
@@ -193,28 +297,28 @@ async function searchAndShow(body, query) {
   for (const h of res.hits) {
     const text = h.snippet || h.text || "";
     const spans = h.highlights && h.highlights.length ? h.highlights : termSpans(text, query);
-    const meta = Object.assign({}, h.metadata || {});
     const thumb = thumbnailOf(h);
-    let facts = "";
-    if (thumb) {
-      facts = imageFacts(meta);
-      for (const f of IMAGE_FIELDS) delete meta[f];
-    }
-    delete meta.thumbnail;
-    const title = meta.title || meta.name || (thumb ? h.id.split("/").pop() : h.id);
-    const item = el("li", { "data-id": h.id, class: thumb ? "with-thumb" : "", title: h.id,
-                            onclick: () => openRecord(h.id) });
-    if (thumb) item.append(el("img", { class: "thumb", src: thumb, alt: title }));
-    const extra = Object.keys(meta).length ? "  " + JSON.stringify(meta) : "";
+    const view = resultView(h);
+    const facts = thumb ? imageFacts(h.metadata || {})
+      : view.facts.map(([k, v]) => k + ": " + v).join(" · ");
+    const item = el("li", { "data-id": h.id, class: thumb ? "with-thumb" : "", onclick: () => openRecord(h.id) });
+    if (thumb) item.append(el("img", { class: "thumb", src: thumb, alt: view.title }));
+    const where = el("div", { class: "hit-where" });
+    if (view.section) where.append(el("span", { class: "hit-section" }, view.section));
+    if ((view.source && view.source !== view.title) || view.url) where.append(sourceNode(view));
     item.append(el("div", { class: "hit-body" },
-      el("div", { class: "hit-head" }, el("span", { class: "hit-id" }, title),
-         el("span", { class: "score" }, h.score.toFixed(4))),
+      el("div", { class: "hit-head" }, el("span", { class: "hit-id hit-title" }, view.title),
+         el("span", { class: "score", title: "relevance in [0, 1]" }, h.score.toFixed(3))),
+      where.childNodes.length ? where : "",
       text ? el("p", { class: "snippet" }, marked(text, spans)) : "",
-      el("div", { class: "meta" }, (thumb ? facts : h.id) + extra)));
+      facts ? el("div", { class: "meta" }, facts) : "",
+      detailsNode(h)));
     list.append(item);
   }
-  status(res.hits.length + " result(s), " + res.mode + (body.image ? " (by image)" : "") + ", " +
-         Math.round(performance.now() - t0) + " ms");
+  const cut = body.min_score ? " scoring " + body.min_score + " or more" : "";
+  const warnings = (res.warnings || []).map((w) => " — warning: " + w).join("");
+  status(res.hits.length + " result(s)" + cut + ", " + res.mode + (body.image ? " (by image)" : "") + ", " +
+         Math.round(performance.now() - t0) + " ms" + warnings);
 }
 
 // --- duplicates -----------------------------------------------------------------------------
@@ -427,11 +531,13 @@ function showPage() {
 async function loadCollections() {
   await guarded(async () => {
     const cols = await api("GET", "/v1/collections");
+    state.collections = Object.fromEntries(cols.map((c) => [c.name, c]));
     const sel = $("#collection");
     sel.replaceChildren(...cols.map((c) => el("option", { value: c.name }, c.name + " (" + c.count + ")")));
     const saved = localStorage.getItem("semkit-collection");
     state.collection = cols.some((c) => c.name === saved) ? saved : (cols[0] ? cols[0].name : "");
     sel.value = state.collection;
+    showMinScoreDefault();
     if (!cols.length) status("no collections yet: create one through the API (POST /v1/collections)");
   });
 }
@@ -450,6 +556,7 @@ async function init() {
   $("#collection").addEventListener("change", (ev) => {
     state.collection = ev.target.value;
     localStorage.setItem("semkit-collection", state.collection);
+    showMinScoreDefault();
     showPage();
   });
   $("#search-form").addEventListener("submit", runSearch);
