@@ -82,6 +82,12 @@ def test_eval_retrieval_sts_classify(tmp_path: Path) -> None:
     table = run("eval", "retrieval", "--corpus", str(corpus), "--queries", str(queries),
                 "--qrels", str(qrels), "--mode", "keyword").stdout
     assert "nDCG@10" in table and "100.00" in table
+    rrf_rows = json.loads(run("eval", "retrieval", "--corpus", str(corpus), "--queries", str(queries),
+                              "--qrels", str(qrels), "--mode", "hybrid", "--fusion", "rrf", "--json").stdout)
+    assert [r["mode"] for r in rrf_rows] == ["hybrid"] and rrf_rows[0]["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    bad = run("eval", "retrieval", "--corpus", str(corpus), "--queries", str(queries), "--qrels", str(qrels),
+              "--fusion", "max", check=False)
+    assert bad.returncode == 2 and "convex or rrf" in bad.stderr
 
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("a\tb\tgold\nA man plays a guitar.\tA man is playing guitar.\t5\n"

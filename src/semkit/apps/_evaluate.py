@@ -226,7 +226,7 @@ def evaluate_retrieval(
 ) -> list[RetrievalResult]:
     """One row per (model, mode); the keyword row (model-free) appears once.
 
-    ``search_options`` go to ``apps.search`` (``rrf_k``, ``candidates``, ``weights``...).
+    ``search_options`` go to ``apps.search`` (``fusion``, ``alpha``, ``rrf_k``, ``candidates``...).
     ``work_dir``: where the temporary collection folder is made (default: the system temp).
     """
     import time

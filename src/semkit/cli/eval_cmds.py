@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         model: ModelsOpt = None,
         mode: Annotated[list[str] | None, typer.Option(
             "--mode", help="vector | keyword | hybrid; repeat (default: all three)")] = None,
-        rrf_k: Annotated[int, typer.Option(min=0, help="RRF constant for hybrid")] = 60,
+        fusion: Annotated[str, typer.Option(
+            "--fusion", help="hybrid: convex (score-aware, the default search) | rrf (reciprocal rank)")] = "convex",
+        rrf_k: Annotated[int, typer.Option(min=0, help="RRF constant (hybrid with --fusion rrf only)")] = 60,
         as_json: JsonOpt = False,
     ) -> None:
         """nDCG@10, Recall@10/100, MAP@10 per model and search mode (pytrec_eval)."""
@@ -38,9 +40,11 @@ def register(app: typer.Typer) -> None:
         bad = [m for m in modes if m not in ("vector", "keyword", "hybrid")]
         if bad:
             raise InvalidInput(f"--mode must be vector, keyword or hybrid, got {bad[0]!r}")
+        if fusion not in ("convex", "rrf"):
+            raise InvalidInput(f"--fusion must be convex or rrf, got {fusion!r}")
         data = evaluate.load_beir(corpus, queries, qrels)
         results = evaluate.evaluate_retrieval(data, model or ["local"], modes,  # type: ignore[arg-type]
-                                              progress=_progress(as_json), rrf_k=rrf_k)
+                                              progress=_progress(as_json), fusion=fusion, rrf_k=rrf_k)
         if as_json:
             output.emit_json([r.as_dict() for r in results])
             return
