@@ -39,6 +39,15 @@ the results already chosen``, relevance being the hit's score. λ = 1 is plain r
 values trade relevance for variety. A hit's ``score`` stays its relevance, so with MMR a lower
 rank can have a higher score; ``rank`` is its place after re-ranking.
 
+``rerank=`` (any object with ``score(query, passages) -> array`` in [0, 1], e.g.
+``semkit.models.rerank.CrossEncoder(folder)``) re-scores the ``max(k, RERANK_DEPTH)`` best
+candidates of the chosen mode with that model and orders them by its score, which becomes the
+hit's ``score`` (a cross-encoder's calibrated relevance: sigmoid of its logit); the mode's own
+score stays in ``scores["fused"]`` and its rank in ``ranks["fused"]``. Candidates below that
+depth are dropped. ``min_score`` then applies to the reranked score, and ``mmr`` re-orders the
+reranked list. The cross-encoder runs once per candidate at query time, which is why the depth
+is small.
+
 Every hit keeps ``ranks``/``scores`` per list (``{"vector": 3, "keyword": 1}``; raw cosine and
 raw BM25) so a fused ranking can be explained.
 """
@@ -50,7 +59,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -69,6 +78,16 @@ DEFAULT_RRF_K = 60
 """The constant of the RRF paper; small values let the top few ranks dominate."""
 DEFAULT_ALPHA = 0.7
 """Weight of the vector similarity in convex fusion (chosen on SciFact train + small sets)."""
+
+RERANK_DEPTH = 20
+"""``rerank=`` re-scores the ``max(k, RERANK_DEPTH)`` best candidates (see the module)."""
+
+
+class Reranker(Protocol):
+    """What ``rerank=`` needs: one relevance in [0, 1] per passage, higher is better."""
+
+    def score(self, query: str, passages: Sequence[str | None]) -> np.ndarray: ...
+
 
 TITLE_KEYS = ("title", "name", "heading")
 PATH_KEYS = ("path", "source", "file", "url")
@@ -133,6 +152,7 @@ def search(
     snippets: bool = True,
     snippet_chars: int = 200,
     include_vectors: bool = False,
+    rerank: Reranker | None = None,
 ) -> list[SearchHit]:
     """The ``k`` best records of collection ``col`` for ``query``, scored in [0, 1].
 
@@ -144,13 +164,20 @@ def search(
     hits scoring below it (0 keeps all). ``exact``: exact vector search instead of the
     approximate index. ``vector``: the query's embedding if you have it already (saves
     embedding ``query`` again; needed for a bring-your-own-vectors collection). A non-string
-    ``query`` is a vector (vector mode only).
+    ``query`` is a vector (vector mode only). ``rerank``: a cross-encoder (``score(query,
+    passages)``) that re-scores the ``max(k, RERANK_DEPTH)`` best candidates; its score becomes
+    ``score``, the mode's stays in ``scores["fused"]``.
     """
     k = _check_int(k, "k")
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if fusion not in FUSIONS:
         raise InvalidInput(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    if rerank is not None and not callable(getattr(rerank, "score", None)):
+        raise InvalidInput(f"rerank needs a reranker with a score(query, passages) method "
+                           f"(e.g. semkit.models.rerank.CrossEncoder(folder)), got {rerank!r}")
+    if rerank is not None and not isinstance(query, str):
+        raise InvalidInput("rerank= needs the query text: a cross-encoder reads the query and each passage")
     if mmr is not None and (isinstance(mmr, bool) or not 0.0 <= float(mmr) <= 1.0):
         raise InvalidInput(f"mmr is λ in [0, 1] (1 = relevance only, lower = more variety), got {mmr!r}")
     min_score = _check_fraction(min_score, "min_score", "hits scoring below it are left out; 0 keeps all")
@@ -182,6 +209,8 @@ def search(
         vector = model.embed([text_query], "query")[0]  # once, for the list and the fusion
     want_vectors = include_vectors or mmr is not None
     pool = depth if (mmr is not None or mode == "hybrid") else k
+    if rerank is not None:
+        pool = max(pool, k, RERANK_DEPTH)
 
     lists: dict[str, list[Any]] = {}
     if mode in ("vector", "hybrid"):
@@ -219,6 +248,9 @@ def search(
         for c in cands:
             c.score = _ratio(c.scores["keyword"], top) * best_coverage
     fused = sorted(cands, key=lambda c: -c.score)  # stable: ties keep list order
+    if rerank is not None and fused:
+        assert text_query is not None
+        fused = _rerank(rerank, text_query, fused[:max(k, RERANK_DEPTH)])
     fused = [c for c in fused if c.score >= min_score]
     if mmr is not None and len(fused) > 1:
         _attach_vectors(col, fused)
@@ -387,6 +419,21 @@ def _score_convex(col: Any, cands: list[_Candidate], lists: dict[str, list[Any]]
         c.score = a * sim + b * kw
 
 
+def _rerank(reranker: Reranker, query: str, cands: list[_Candidate]) -> list[_Candidate]:
+    """``cands`` (best first) re-scored by ``reranker`` and sorted by its score; ties keep the
+    fused order. The fused score and rank are kept under ``"fused"``."""
+    relevance = np.asarray(reranker.score(query, [c.text for c in cands]), dtype=np.float64).reshape(-1)
+    if len(relevance) != len(cands) or not np.all(np.isfinite(relevance)) \
+            or (len(relevance) and not (relevance.min() >= 0.0 and relevance.max() <= 1.0)):
+        raise InvalidInput(f"the reranker must return one score in [0, 1] per passage; for {len(cands)} "
+                           f"passages it returned {relevance!r}")
+    for n, (c, value) in enumerate(zip(cands, relevance, strict=True), 1):
+        c.scores["fused"] = c.score
+        c.ranks["fused"] = n
+        c.score = float(value)
+    return sorted(cands, key=lambda c: -c.score)
+
+
 def _ratio(score: float, top: float) -> float:
     return min(1.0, max(0.0, score / top)) if top > 0 else 0.0
 
@@ -439,8 +486,8 @@ def _check_weights(weights: Any) -> tuple[float, float]:
     return w_vec, w_kw
 
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_RRF_K", "FUSIONS", "MODES", "Fusion", "Mode", "SearchHit", "coverage",
-           "keyword_text", "mmr_order", "rrf", "search", "vector_score"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_RRF_K", "FUSIONS", "MODES", "RERANK_DEPTH", "Fusion", "Mode", "Reranker",
+           "SearchHit", "coverage", "keyword_text", "mmr_order", "rrf", "search", "vector_score"]
 
 
 def language_warning(col: Any, query: str) -> str | None:

@@ -51,6 +51,11 @@ def register(app: typer.Typer) -> None:
             "query, 0 for --image/--model and CLIP collections; --min-score 0 shows everything)")] = None,
         fusion: Annotated[str, typer.Option(
             "--fusion", help="hybrid: convex (score-aware, default) | rrf (reciprocal rank)")] = "convex",
+        rerank: Annotated[str | None, typer.Option(
+            "--rerank", metavar="FOLDER",
+            help="Re-score the best max(k, 20) hits with this local cross-encoder (a Hugging Face "
+            "sequence-classification folder, e.g. a sentence-transformers CrossEncoder; run through ONNX, "
+            "exported once with torch)")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Search a collection by meaning, by keywords (BM25), or both (hybrid); scores in [0, 1]."""
@@ -59,6 +64,13 @@ def register(app: typer.Typer) -> None:
 
         if (query is None) == (image is None):
             raise InvalidInput("give a query text or --image PATH (one of them)")
+        if rerank is not None and image is not None:
+            raise InvalidInput("--rerank needs a query text (a cross-encoder reads text); drop --image or --rerank")
+        reranker = None
+        if rerank is not None:
+            from ..models.rerank import CrossEncoder
+
+            reranker = CrossEncoder(rerank)  # before opening the store: a bad folder fails fast
         vector = None
         with semkit.connect(db) as database:
             col = database.collection(collection, create=False)
@@ -78,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 min_score = _default_min_score(col, image is not None or model is not None)
             hits = run_search(col, query, k=k, mode=_mode(mode), where=parse_where(where), mmr=mmr,
                               candidates=candidates, exact=exact, vector=vector, min_score=min_score,
-                              fusion=fusion)  # type: ignore[arg-type]  # checked there
+                              fusion=fusion, rerank=reranker)  # type: ignore[arg-type]  # checked there
         warning = language_warning(col, query) if isinstance(query, str) and mode != "keyword" else None
         if warning:
             output.stderr.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
@@ -90,7 +102,8 @@ def register(app: typer.Typer) -> None:
             output.stdout.print(f"no results{cut}", highlight=False)
             return
         shown = f"image {image}" if image is not None else repr(query)
-        _print_hits(f"{collection}: {shown} ({hits[0].mode}{'' if mmr is None else f', mmr {mmr}'})", hits)
+        how = hits[0].mode + ("" if mmr is None else f", mmr {mmr}") + (", reranked" if reranker else "")
+        _print_hits(f"{collection}: {shown} ({how})", hits, reranked=reranker is not None)
 
     @app.command()
     def context(
@@ -159,14 +172,14 @@ def _image_model(col: Any) -> Any:
     return own
 
 
-def _print_hits(title: str, hits: list[Any]) -> None:
+def _print_hits(title: str, hits: list[Any], reranked: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title, header_style="bold", show_lines=True)
     for name, justify in (("#", "right"), ("score", "right"), ("id / title", "left"), ("snippet", "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    fused = hits[0].mode == "hybrid"
+    fused = hits[0].mode == "hybrid" or reranked
     for h in hits:
         label = Text(h.id, style="bold")
         for extra in (h.title, h.path):
@@ -183,6 +196,9 @@ def _print_hits(title: str, hits: list[Any]) -> None:
             body = Text(h.snippet.marked())  # no colours in a pipe: mark matches as **word**
         table.add_row(str(h.rank), score, label, body)
     output.stdout.print(table)
-    if fused:
+    if reranked:
+        output.stdout.print("score = cross-encoder relevance in [0, 1]; f2 = rank 2 before reranking, "
+                            "v3 k1 = rank 3 by vector, 1 by keyword", style="dim", highlight=False)
+    elif fused:
         output.stdout.print("score = fused relevance in [0, 1]; v3 k1 = rank 3 by vector, 1 by keyword",
                             style="dim", highlight=False)

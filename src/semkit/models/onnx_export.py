@@ -367,3 +367,123 @@ def _quantize_int8(fp32: bytes, workdir: Path) -> bytes:
     if not cos > 0.9:
         raise ExportFailed(f"int8 quantisation broke the model (cosine {cos:.3f} to fp32)")
     return data
+
+
+# --- sequence-classification heads (cross-encoders) ---------------------------------------------
+
+CLASSIFIER_FILE = "classifier.fp32.onnx"
+"""A cross-encoder's graph, kept beside (never instead of) an embedder export of the same
+weights: its output is the classification logits, not the last hidden state."""
+
+
+def load_or_export_classifier(model_dir: Path) -> bytes:
+    """The fp32 ONNX graph of the Hugging Face sequence-classification model in ``model_dir``
+    (``input_ids`` / ``attention_mask`` [/ ``token_type_ids``] → ``logits`` of shape
+    ``(batch, num_labels)``), exported once with torch and cached like the embedders' graphs
+    (content digest, checksummed sidecar, atomic write, cross-process lock). Only fp32: a
+    reranker scores tens of pairs a query, where int8's speed-up matters less than its error."""
+    digest = content_digest(model_dir)
+    torch_available = importlib.util.find_spec("torch") is not None
+    exporter = _version("torch") if torch_available else None
+    candidates = [_key_dir(digest, exporter)] if exporter else []
+    candidates += sorted(onnx_root().glob(_key_dir(digest, "*").name),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+    for folder in candidates:
+        data = _read_verified(folder / CLASSIFIER_FILE)
+        if data is not None:
+            return data
+    if exporter is None:
+        raise MissingDependency("torch", "local", "Exporting a cross-encoder to ONNX (done once per model)")
+    folder = _key_dir(digest, exporter)
+    with _locked(folder):
+        data = _read_verified(folder / CLASSIFIER_FILE)
+        if data is not None:
+            return data
+        log.info("exporting cross-encoder %s to ONNX (once; cached in %s)", model_dir, folder)
+        data = _export_classifier(model_dir, folder)
+        _store(folder / CLASSIFIER_FILE, data, torch=exporter, source=str(model_dir), head="logits")
+        return data
+
+
+def _export_classifier(model_dir: Path, workdir: Path) -> bytes:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+    except (ValueError, TypeError):
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    model.eval()
+    names = _input_names(model)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, args, strict=True))).logits
+
+    wrapper = Logits(model).eval()
+    sample = _classifier_sample(names, int(getattr(model.config, "vocab_size", 1000)))
+    args = tuple(torch.from_numpy(sample[n]) for n in names)
+    with torch.no_grad():
+        expected = wrapper(*args).numpy()
+
+    errors: list[str] = []
+    for dynamo in (False, True):
+        fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".onnx", dir=workdir)
+        os.close(fd)
+        try:
+            _torch_export_logits(torch, wrapper, args, names, tmp, dynamo)
+            data = Path(tmp).read_bytes()
+            got = _session(data).run(None, sample)[0]
+            err = float(np.abs(got - expected).max())
+            if not err < 1e-3:
+                raise ExportFailed(f"exported graph's logits differ from torch by {err:.2g}")
+            return data
+        except Exception as exc:  # any exporter failure: try the other one, then give up
+            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {exc}")
+            log.info("cross-encoder ONNX export with dynamo=%s failed: %s", dynamo, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    raise ExportFailed(f"could not export cross-encoder {model_dir} to ONNX: " + "; ".join(errors))
+
+
+def _classifier_sample(names: list[str], vocab_size: int) -> dict[str, np.ndarray]:
+    # Ids inside the vocabulary whatever its size (a tiny test model has ~200 tokens), a padded
+    # row so the mask path is traced, and a second segment so token_type_ids is not constant.
+    rng = np.random.default_rng(0)
+    low = min(1000, max(1, vocab_size // 2))
+    ids = rng.integers(low, max(low + 1, min(vocab_size, 20000)), size=(2, 11), dtype=np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 7:] = 0
+    types = np.zeros_like(ids)
+    types[:, 6:] = 1
+    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {n: out[n] for n in names}
+
+
+def _torch_export_logits(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[str], path: str,
+                         dynamo: bool) -> None:
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            from torch.export import Dim
+
+            batch, seq = Dim("batch"), Dim("sequence", max=8192)
+            torch.onnx.export(
+                wrapper, args, path, input_names=names, output_names=["logits"],
+                dynamic_shapes=tuple({0: batch, 1: seq} for _ in names), dynamo=True,
+                external_data=False, verbose=False,
+            )
+        else:
+            axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
+            axes["logits"] = {0: "batch"}
+            torch.onnx.export(
+                wrapper, args, path, input_names=names, output_names=["logits"],
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
