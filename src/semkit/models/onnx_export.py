@@ -286,7 +286,10 @@ def _sample_inputs(names: list[str], vocab_size: int) -> dict[str, np.ndarray]:
 
 
 def _torch_export(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[str], path: str,
-                  dynamo: bool) -> None:
+                  dynamo: bool, output: str = "last_hidden_state",
+                  output_axes: dict[int, str] | None = None) -> None:
+    """Export ``wrapper`` to ``path``; inputs are dynamic in batch and sequence, the output in
+    ``output_axes`` (default: batch and sequence, as a hidden state is)."""
     import warnings
 
     with warnings.catch_warnings(), torch.no_grad():
@@ -296,14 +299,15 @@ def _torch_export(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[s
 
             batch, seq = Dim("batch"), Dim("sequence", max=8192)
             torch.onnx.export(
-                wrapper, args, path, input_names=names, output_names=["last_hidden_state"],
+                wrapper, args, path, input_names=names, output_names=[output],
                 dynamic_shapes=tuple({0: batch, 1: seq} for _ in names), dynamo=True,
                 external_data=False, verbose=False,
             )
         else:
-            axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
+            axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
+            axes[output] = output_axes or {0: "batch", 1: "sequence"}
             torch.onnx.export(
-                wrapper, args, path, input_names=names, output_names=["last_hidden_state"],
+                wrapper, args, path, input_names=names, output_names=[output],
                 dynamic_axes=axes, opset_version=17, dynamo=False,
             )
 
@@ -435,7 +439,7 @@ def _export_classifier(model_dir: Path, workdir: Path) -> bytes:
         fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".onnx", dir=workdir)
         os.close(fd)
         try:
-            _torch_export_logits(torch, wrapper, args, names, tmp, dynamo)
+            _torch_export(torch, wrapper, args, names, tmp, dynamo, output="logits", output_axes={0: "batch"})
             data = Path(tmp).read_bytes()
             got = _session(data).run(None, sample)[0]
             err = float(np.abs(got - expected).max())
@@ -463,27 +467,3 @@ def _classifier_sample(names: list[str], vocab_size: int) -> dict[str, np.ndarra
     types[:, 6:] = 1
     out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     return {n: out[n] for n in names}
-
-
-def _torch_export_logits(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[str], path: str,
-                         dynamo: bool) -> None:
-    import warnings
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            from torch.export import Dim
-
-            batch, seq = Dim("batch"), Dim("sequence", max=8192)
-            torch.onnx.export(
-                wrapper, args, path, input_names=names, output_names=["logits"],
-                dynamic_shapes=tuple({0: batch, 1: seq} for _ in names), dynamo=True,
-                external_data=False, verbose=False,
-            )
-        else:
-            axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
-            axes["logits"] = {0: "batch"}
-            torch.onnx.export(
-                wrapper, args, path, input_names=names, output_names=["logits"],
-                dynamic_axes=axes, opset_version=17, dynamo=False,
-            )
