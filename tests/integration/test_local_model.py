@@ -23,6 +23,7 @@ import pytest
 import semkit
 from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
 from semkit.models.local import LocalEmbedder, load_local
+from semkit.models.quantize import RECIPE as INT8_RECIPE
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +111,8 @@ def test_identity_and_fingerprints(models: dict[str, LocalEmbedder]) -> None:
     assert {m.id for m in models.values()} == {"local:all-MiniLM-L6-v2@384"}
     assert models["torch"].fingerprint == "local:all-MiniLM-L6-v2@384#torch"
     assert models["onnx-fp32"].fingerprint == "local:all-MiniLM-L6-v2@384#onnx-fp32"
-    assert models["onnx-int8"].fingerprint == "local:all-MiniLM-L6-v2@384#onnx-int8"
+    # the int8 recipe is in the fingerprint: vectors of another quantisation never mix in the cache
+    assert models["onnx-int8"].fingerprint == f"local:all-MiniLM-L6-v2@384#onnx-int8-{INT8_RECIPE}"
     for m in models.values():
         assert (m.dimensions, m.max_tokens, m.modalities) == (384, 256, frozenset({"text"}))
 
@@ -325,7 +327,8 @@ def test_default_is_onnx_and_semkit_embed_works() -> None:
 
     m = semkit.model("local", cache=False)
     assert (getattr(m, "backend", None), getattr(m, "precision", None)) == ("onnx", DEFAULT_PRECISION)
-    assert m.fingerprint == f"local:all-MiniLM-L6-v2@384#onnx-{DEFAULT_PRECISION}"
+    recipe = f"-{INT8_RECIPE}" if DEFAULT_PRECISION == "int8" else ""
+    assert m.fingerprint == f"local:all-MiniLM-L6-v2@384#onnx-{DEFAULT_PRECISION}{recipe}"
     vecs = semkit.embed(SEED)
     assert vecs.shape == (3, 384)
     assert float(semkit.similarity(SEED[0], SEED[1])) == pytest.approx(0.5612, abs=0.03)

@@ -113,7 +113,7 @@ def test_unknown_names_and_missing_folders(tmp_path: Path, monkeypatch: pytest.M
 
 def test_options_are_checked_first() -> None:
     with pytest.raises(ConfigError, match="accepted: backend"):
-        load_local("all-MiniLM-L6-v2", dimensions=128)
+        load_local("all-MiniLM-L6-v2", dimension=128)
     with pytest.raises(ConfigError):
         load_local("all-MiniLM-L6-v2", precision="fp16")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="batch_size"):

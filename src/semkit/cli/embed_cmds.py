@@ -31,7 +31,7 @@ def _load(model: str, cache: bool, dimensions: int | None, base_url: str | None)
     return semkit.model(model, cache=cache, **options)
 
 
-def embed_batched(embedder: Any, texts: list[str], kind: Kind, batch_size: int = 256,
+def embed_batched(embedder: Any, texts: list[str], kind: Kind, batch_size: int = 2048,
                   show_progress: bool = True) -> tuple[np.ndarray, int, int]:
     """Embed in slices so a progress bar can move; returns (vectors, truncated, cached)."""
     parts, truncated, cached = [], 0, 0
@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .npy, .parquet or .jsonl")] = None,
         dimensions: Annotated[int | None, typer.Option(help="Output dimensions (Matryoshka / API truncation)")] = None,
         base_url: Annotated[str | None, typer.Option(help="Provider base URL (http:/openai:)")] = None,
-        batch_size: Annotated[int, typer.Option(min=1)] = 256,
+        batch_size: Annotated[int, typer.Option(
+            min=1, help="Texts per call to the model (the progress bar moves per call). Local models "
+                        "sort each call's texts by length: smaller calls pad more and run slower")] = 2048,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the embedding cache")] = False,
         as_json: JsonOpt = False,
     ) -> None:

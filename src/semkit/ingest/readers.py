@@ -448,7 +448,7 @@ def read_pdf(data: bytes, path: Path, text_field: str | None = None) -> Document
     try:
         from pypdf import PdfReader
     except ImportError:
-        raise UnreadableFile("reading PDF needs the package 'pypdf': pip install 'semkit[ingest]'") from None
+        raise UnreadableFile("reading PDF needs the package 'pypdf' (in the base install): pip install pypdf") from None
     warnings: list[str] = []
     with _quiet("pypdf"):
         return _read_pdf(PdfReader, data, path, warnings)
@@ -525,7 +525,8 @@ def read_docx(data: bytes, path: Path, text_field: str | None = None) -> Documen
     try:
         import docx
     except ImportError:
-        raise UnreadableFile("reading .docx needs the package 'python-docx': pip install 'semkit[ingest]'") from None
+        raise UnreadableFile("reading .docx needs the package 'python-docx' (in the base install): "
+                             "pip install python-docx") from None
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = list(document.iter_inner_content())

