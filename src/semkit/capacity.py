@@ -14,14 +14,19 @@ and the result says so.
 What each backend stores for a dtype (the data file measures exactly this):
 
 - embedded: SQLite always keeps the float32 vector (the source of truth, used to rescore);
-  ``float16``/``int8`` quantise only the HNSW graph's copy, and ``binary`` is kept as float32
-  (no binary index yet), so it costs what float32 costs;
+  the HNSW index holds what the dtype says (``store.ann_index``): float32, float16 or int8
+  scalar-quantiser codes, or one sign bit per dimension in a binary HNSW;
 - pgvector: ``float32`` is ``vector(n)``, ``float16`` is ``halfvec(n)``; above 2,000 dims
   ``float32`` is stored as ``halfvec`` too (pgvector indexes ``vector`` up to 2,000 dims);
-  ``int8``/``binary`` are not offered;
+  ``binary`` keeps the full vector and indexes ``binary_quantize(embedding)::bit(n)``
+  (``store.pg_quantized``); pgvector has no int8 type, so ``int8`` is not offered;
 - qdrant-local (qdrant-client's local mode, for development and tests): float32 only, pickled
   points in SQLite. A Qdrant server stores vectors and its HNSW graph differently; nothing here
   measures a server.
+
+Quality: a quantised index answers with candidates rescored in float32; the recall@10 that
+costs is measured on real MiniLM vectors by ``benchmarks/compression.py`` (its data file,
+``semkit/data/compression.json``) and reported with the estimate (``recall_at_10``).
 
 Memory: embedded holds the float32 matrix for exact search plus the HNSW graph (measured RSS);
 qdrant-local holds every point as Python objects (measured RSS); for pgvector the figure is
@@ -79,6 +84,10 @@ class CapacityEstimate:
     basis: str
     """``measured`` at these dims, ``interpolated`` or ``extrapolated`` from measured dims."""
     notes: tuple[str, ...] = ()
+    recall_at_10: float | None = None
+    """Measured recall@10 of a default query on this backend and dtype (quantised candidates
+    rescored in float32), on real MiniLM vectors at the dims ``compression.json`` names;
+    ``None`` where not measured."""
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -169,11 +178,13 @@ def estimate(vectors: int, dimensions: int, *, backend: str, dtype: str = "float
     stored_as: str = dtype
     points = _points(backend, dtype)
     if backend == "embedded":
-        stored_as = {"float32": "SQLite f32 + HNSW f32", "float16": "SQLite f32 + HNSW f16",
-                     "int8": "SQLite f32 + HNSW int8", "binary": "as float32 (no binary index)"}[dtype]
+        stored_as = {"float32": "SQLite f32 + HNSW f32", "float16": "SQLite f32 + HNSW f16 (SQ)",
+                     "int8": "SQLite f32 + HNSW int8 (SQ8)", "binary": "SQLite f32 + binary HNSW (sign bits)"}[dtype]
     elif backend == "pgvector":
         halfvec = dtype == "float16" or dimensions > PG_MAX_VECTOR_INDEX_DIMS
         stored_as = f"halfvec({dimensions})" if halfvec else f"vector({dimensions})"
+        if dtype == "binary":
+            stored_as += f" + bit({dimensions}) HNSW index"
         if halfvec and dtype == "float32":
             measured_dtype = "float16"
             notes.append(f"pgvector indexes vector only up to {PG_MAX_VECTOR_INDEX_DIMS} dims: float32 above "
@@ -218,13 +229,39 @@ def estimate(vectors: int, dimensions: int, *, backend: str, dtype: str = "float
     if basis != "measured":
         measured = ", ".join(str(p.dims) for p in points)
         notes.append(f"{dimensions} dims {basis} from the dims measured ({measured})")
+    quality = measured_quality(backend, dtype)
+    if quality is not None and dtype != "float32":
+        rescored = (f"after rescoring {quality['rescore_factor']}x candidates in float32"
+                    if quality["rescore_factor"] > 1 else "(distances computed on the stored type)")
+        notes.append(f"{dtype}: recall@10 {quality['recall_at_10']:.3f} {rescored}, HNSW index "
+                     f"{quality['index_ratio_to_float32']:.2f}x float32's, measured on {quality['n']:,} MiniLM "
+                     f"vectors at {quality['dims']} dims (benchmarks/compression.py)")
     return CapacityEstimate(
         backend=backend, dtype=dtype, vectors=vectors, dimensions=dimensions, disk_bytes=disk,
         bytes_per_vector=round(per_vector, 1), raw_vector_bytes=raw,
         overhead_factor=round(per_vector / raw, 2), ram_bytes=ram, ram_basis=ram_basis,
         dollars_per_month=disk / 1e9 * price, price_per_gb_month=price, parts=parts,
         stored_as=stored_as, basis=basis, notes=tuple(notes),
+        recall_at_10=None if quality is None else float(quality["recall_at_10"]),
     )
+
+
+@lru_cache(maxsize=1)
+def compression_measurements() -> dict[str, Any] | None:
+    """``semkit/data/compression.json`` (``benchmarks/compression.py --write``), if present."""
+    try:
+        text = resources.files("semkit").joinpath("data", "compression.json").read_text(encoding="utf-8")
+    except (OSError, ModuleNotFoundError):
+        return None
+    return json.loads(text)
+
+
+def measured_quality(backend: str, dtype: str) -> dict[str, Any] | None:
+    """The measured row (recall@10, rescoring factor, index size ratio) for a backend and dtype."""
+    data = compression_measurements()
+    if data is None:
+        return None
+    return next((r for r in data["rows"] if r["backend"] == backend and r["dtype"] == dtype), None)
 
 
 def estimate_all(vectors: int, dimensions: int, *, backends: tuple[str, ...] | list[str] | None = None,
@@ -254,4 +291,5 @@ def provenance() -> dict[str, Any]:
     return {k: data.get(k) for k in ("command", "date", "machine", "versions", "reference_record")}
 
 
-__all__ = ["BACKENDS", "SUPPORTED", "CapacityEstimate", "estimate", "estimate_all", "measurements", "provenance"]
+__all__ = ["BACKENDS", "SUPPORTED", "CapacityEstimate", "compression_measurements", "estimate", "estimate_all",
+           "measured_quality", "measurements", "provenance"]

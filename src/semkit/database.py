@@ -14,6 +14,7 @@ Backends are imported only when their scheme is used.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,56 @@ class Database:
             )
         return Collection(self._store, spec, resolve_model(model, dimensions))
 
+    def attach(
+        self,
+        name: str,
+        *,
+        table: str,
+        id: str,
+        text: str,
+        vector: str,
+        model: str | Embedder | None,
+        metadata: str | None = None,
+        columns: Sequence[str] = (),
+        fts: str | None = None,
+        metric: Metric | None = None,
+        create_fts_index: bool = False,
+    ) -> Collection:
+        """Serve an existing PostgreSQL table as collection ``name``, in place: no row is copied
+        or changed, and search, filters, upsert and delete work on the table itself.
+
+        ``table`` as SQL names it (``documents``, ``myschema.documents``); ``id``, ``text`` and
+        ``vector`` are its columns (integer, uuid or text ids with a primary key or unique
+        constraint; a ``vector(n)``/``halfvec(n)`` column). ``model`` made the vectors (its
+        dimensions must be the column's; ``None``: your own vectors, queries by vector only).
+        ``metadata``: a ``jsonb`` column; ``columns``: other columns shown as metadata fields
+        (filterable). ``fts``: a ``tsvector`` column for keyword search; without one, keyword
+        search computes ``to_tsvector`` per query, and ``create_fts_index=True`` adds the
+        expression index that makes it fast (the only change attach ever makes to the table).
+        ``metric``: default the one of the column's HNSW/IVFFlat index, else cosine.
+
+        Remembered in the store: ``collections()`` lists it, ``collection(name)`` reopens it,
+        ``drop(name)`` forgets it and leaves the table. Ids are the id column's text form
+        (``'42'``). Only on ``postgresql://`` databases; see docs/stores.md.
+        """
+        _check_name(name)
+        attach_table = getattr(self._store, "attach_table", None)
+        if attach_table is None:
+            raise ConfigError(
+                f"attach serves an existing PostgreSQL table and needs a postgresql:// database, not "
+                f"{type(self._store).__name__}; connect with semkit.connect('postgresql://USER@HOST/DB')"
+            )
+        if metric is not None and metric not in METRICS:
+            raise InvalidInput(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        embedder = None if model is None else resolve_model(model, None)
+        spec = attach_table(
+            name, table=table, id=id, text=text, vector=vector, metadata=metadata, columns=list(columns),
+            fts=fts, embedder=None if embedder is None else embedder.id,
+            dimensions=None if embedder is None else embedder.dimensions, metric=metric,
+            create_fts_index=create_fts_index,
+        )
+        return Collection(self._store, spec, embedder)
+
     def collections(self) -> list[str]:
         """Names of the collections, sorted (shadows of a running re-embed are left out)."""
         return sorted(
@@ -186,7 +237,8 @@ class Database:
         )
 
     def drop(self, name: str) -> None:
-        """Delete a collection and all its records (``CollectionNotFound`` if absent)."""
+        """Delete a collection and all its records (``CollectionNotFound`` if absent); an
+        attached table is only forgotten, its table and rows stay."""
         self._store.drop_collection(name)
         if self._store.get_collection(name + REEMBED_SUFFIX) is not None:
             self._store.drop_collection(name + REEMBED_SUFFIX)

@@ -22,13 +22,31 @@ class InvalidInput(SemkitError, ValueError):
     """Input texts, vectors or options are malformed (empty, wrong type, too large...)."""
 
 
+class TableNotAttached(ConfigError):
+    """A PostgreSQL table of that name exists but is not a semkit collection: attach it
+    (``Database.attach``) or choose another name, rather than get an empty collection beside it."""
+
+
+class CannotAttach(InvalidInput):
+    """A table cannot be served as a collection (no such column, no vector column, no unique
+    id...); the message says what to change."""
+
+
+class ClusterLost(SemkitError):
+    """The Ray engine lost the workers it needed (nodes died or left) and could not finish: the
+    message names the lost nodes. Everything written before stays; add nodes (or fix them) and
+    run the same command again, finished files are skipped."""
+
+
 class MissingDependency(SemkitError, ImportError):
-    """An optional extra is needed for this feature and is not installed."""
+    """A package this feature needs is not installed: the message names the extra (or, with
+    ``extra=""``, the base-install package) to install."""
 
     def __init__(self, package: str, extra: str, feature: str) -> None:
         super().__init__(
             f"{feature} needs the Python package '{package}', which is not installed. "
-            f"Install it with: pip install 'semkit[{extra}]'"
+            + (f"Install it with: pip install 'semkit[{extra}]'" if extra
+               else f"It is part of semkit's base install: pip install {package}")
         )
         self.package = package
         self.extra = extra
@@ -124,6 +142,8 @@ class BadRequest(ProviderError):
 __all__ = [
     "AuthError",
     "BadRequest",
+    "CannotAttach",
+    "ClusterLost",
     "CollectionExists",
     "CollectionNotFound",
     "ConfigError",
@@ -140,4 +160,5 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "TableNotAttached",
 ]

@@ -37,7 +37,8 @@ def test_vectors_and_dims_give_one_row_per_backend_and_dtype() -> None:
 
 def test_backend_and_dtype_filters_and_the_human_table() -> None:
     out = json.loads(run("cost", "--vectors", "250k", "--dims", "768", "--backend", "pgvector", "--json").stdout)
-    assert [(r["backend"], r["dtype"]) for r in out["capacity"]] == [("pgvector", "float32"), ("pgvector", "float16")]
+    assert [(r["backend"], r["dtype"]) for r in out["capacity"]] == [("pgvector", "float32"), ("pgvector", "float16"),
+                                                              ("pgvector", "binary")]
     text = run("cost", "--vectors", "1e6", "--dims", "384", "--backend", "embedded", "--dtype", "int8").stdout
     assert "1,000,000 vectors x 384 dims" in text and "embedded" in text and "int8" in text
     assert "pgvector" not in text and "float16" not in text

@@ -95,3 +95,12 @@ def test_no_backend_imports_another_backend_or_the_registry() -> None:
                      if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
         forbidden = imported & {*BACKEND_MODULES, "registry"}
         assert not forbidden, f"store/{module}.py imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize("dsn", ["user=postgres dbname=docs host=127.0.0.1 port=5432", "dbname=docs", "host=db"])
+def test_a_libpq_string_is_refused_instead_of_becoming_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                dsn: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="postgresql://"):
+        semkit.connect(dsn)
+    assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..config import DEFAULT_DB
-from ..errors import SemkitError
+from ..errors import InvalidInput, SemkitError
 from ..redaction import redact_uri
 from . import output
 from .options import CollectionOpt, DbOpt, JsonOpt
@@ -95,18 +95,92 @@ def register(app: typer.Typer) -> None:
 
     @app.command("import")
     def import_(
-        file: Annotated[Path, typer.Argument(help="A file written by `semkit export`")],
+        file: Annotated[Path, typer.Argument(
+            help="A file written by `semkit export`; with --from chroma a Chroma folder, with --from pinecone "
+                 "a .jsonl/.parquet dump of {id, values, metadata}")],
         db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
+        collection: Annotated[str | None, typer.Option(
+            "--collection", "-c",
+            help="Target collection (default: docs; for Chroma, each collection's own name)")] = None,
+        source: Annotated[str, typer.Option("--from", help="semkit | chroma | pinecone")] = "semkit",
+        only: Annotated[list[str] | None, typer.Option(
+            "--only", help="Chroma: import this collection only (repeatable; default: all)")] = None,
+        model: Annotated[str | None, typer.Option(
+            "--model", "-m", help="Chroma / Pinecone: the model that made the vectors, so text queries work "
+                                  "(local = all-MiniLM-L6-v2, Chroma's default); checked against their length")] = None,
+        metric: Annotated[str, typer.Option(
+            help="Pinecone: the index's metric, cosine | dotproduct | euclidean")] = "cosine",
         as_json: JsonOpt = False,
     ) -> None:
-        """Load an exported collection without re-embedding."""
+        """Load records without re-embedding: a semkit export, a Chroma folder, or a Pinecone dump."""
+        if source == "semkit":
+            with semkit.connect(db) as database:
+                n = database.import_collection(collection or "docs", file)
+            if as_json:
+                output.emit_json({"collection": collection or "docs", "imported": n})
+            else:
+                output.stdout.print(f"imported {n:,} record(s) into '{collection or 'docs'}'")
+            return
+        from ..importers import import_chroma, import_pinecone
+        from ..store.chroma_reader import list_collections
+
         with semkit.connect(db) as database:
-            n = database.import_collection(collection, file)
+            if source == "chroma":
+                total = sum(c.count for c in list_collections(file) if only is None or c.name in only)
+                with output.progress_bar(total, f"importing {file}", not as_json) as advance:
+                    reports = import_chroma(database, file, collections=only, into=collection, model=model,
+                                            progress=advance)
+            elif source == "pinecone":
+                reports = [import_pinecone(database, file, collection or "docs", model=model, metric=metric)]
+            else:
+                raise InvalidInput(f"--from {source!r}: use semkit (a `semkit export` file), chroma or pinecone")
         if as_json:
-            output.emit_json({"collection": collection, "imported": n})
-        else:
-            output.stdout.print(f"imported {n:,} record(s) into '{collection}'")
+            output.emit_json([r.as_dict() for r in reports])
+            return
+        for r in reports:
+            output.stdout.print(f"imported {r.imported:,} record(s) from {r.source} into '{r.collection}' "
+                                f"({r.dimensions}d {r.metric}, {r.model or 'own vectors'})")
+            if r.hint:
+                output.stdout.print(f"  {r.hint}")
+
+    @app.command()
+    def attach(
+        name: Annotated[str, typer.Argument(help="Collection name to serve the table as")],
+        table: Annotated[str, typer.Option(help="The table, as SQL names it: documents, myschema.documents")],
+        id_column: Annotated[str, typer.Option("--id", help="Its id column (integer, uuid or text; unique)")],
+        text_column: Annotated[str, typer.Option("--text", help="Its text column")],
+        vector_column: Annotated[str, typer.Option("--vector", help="Its vector(n) / halfvec(n) column")],
+        model: Annotated[str, typer.Option("--model", "-m", help="The model that made its vectors, or 'none'")],
+        db: DbOpt = DEFAULT_DB,
+        metadata: Annotated[str | None, typer.Option(help="A jsonb column holding metadata")] = None,
+        column: Annotated[list[str] | None, typer.Option(
+            "--column", help="Another column shown as a metadata field, filterable (repeatable)")] = None,
+        fts: Annotated[str | None, typer.Option(help="A tsvector column for keyword search")] = None,
+        metric: Annotated[str | None, typer.Option(
+            help="cosine | dot | l2 (default: the vector index's, else cosine)")] = None,
+        create_fts_index: Annotated[bool, typer.Option(
+            "--create-fts-index", help="Add the keyword-search expression index to the table")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Serve an existing PostgreSQL table as a collection, in place: nothing is copied or changed."""
+        with semkit.connect(db) as database:
+            col = database.attach(
+                name, table=table, id=id_column, text=text_column, vector=vector_column,
+                model=None if model.lower() == "none" else model, metadata=metadata, columns=column or (),
+                fts=fts, metric=metric, create_fts_index=create_fts_index,  # type: ignore[arg-type]
+            )
+            info = col.info()
+            attachment = database.store.attachment(name)  # type: ignore[attr-defined]
+        if as_json:
+            output.emit_json({**info, "table": attachment.display})
+            return
+        output.stdout.print(f"attached {attachment.display} as '{name}': {info['count']:,} row(s), "
+                            f"{info.get('embedder') or '(own vectors)'}, {info['dimensions']}d {info['metric']}")
+        if fts is None and not create_fts_index:
+            from ..store.pg_attached import fts_index_sql
+
+            output.stdout.print("keyword search computes to_tsvector per query; to index it, run once:\n  "
+                                f"{fts_index_sql(attachment)};\n(or attach again with --create-fts-index)")
 
     @app.command()
     def drop(

@@ -1,9 +1,27 @@
 """The approximate (HNSW) index of one embedded collection, and its derived file on disk.
 
-FAISS ``IndexHNSWFlat`` (or ``IndexHNSWSQ`` for float16/int8 collections) won the embedded
-store's benchmark (``benchmarks/search.py``) against hnswlib and usearch. Its labels are
-*positions* 0..n-1; the embedded store keeps the position → SQLite rowid mapping and passes
-tombstones and metadata filters as a bitmap selector, so FAISS never needs removals.
+FAISS ``IndexHNSWFlat`` won the embedded store's benchmark (``benchmarks/search.py``) against
+hnswlib and usearch. Its labels are *positions* 0..n-1; the embedded store keeps the position →
+SQLite rowid mapping and passes tombstones and metadata filters as a bitmap selector, so FAISS
+never needs removals.
+
+The collection's ``dtype`` is the type the graph really holds (``benchmarks/compression.py``
+measures each one):
+
+==========  ===========================================  ============================
+dtype       FAISS index                                  bytes per vector (codes)
+==========  ===========================================  ============================
+float32     ``IndexHNSWFlat``                            4 x dims
+float16     ``IndexHNSWSQ`` (``QT_fp16``)                2 x dims
+int8        ``IndexHNSWSQ`` (``QT_8bit``: per-dimension  dims
+            min/max trained on the first batch added)
+binary      ``IndexBinaryHNSW`` over sign bits (Hamming) dims / 8
+==========  ===========================================  ============================
+
+plus the graph itself (~150 bytes per vector at M=16, the same for every dtype). A quantised
+index only finds *candidates*: ``search`` takes ``rescore_factor(dtype) x k`` of them and ranks
+those by their exact float32 scores, from the float32 rows the caller passes (``float_rows``;
+the embedded store keeps them), so the scores a caller sees are always exact.
 
 The file is derived data: ``EmbeddedStore`` can always rebuild it from SQLite. Layout::
 
@@ -22,6 +40,7 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +53,20 @@ from ..types import Matrix, Metric, StorageDtype
 MAGIC = b"SEMKIT-ANN\x01"
 FORMAT = 1
 
+RESCORE_FACTOR: dict[StorageDtype, int] = {"float32": 1, "float16": 2, "int8": 2, "binary": 10}
+"""Candidates a quantised index fetches per wanted hit, then rescored with float32.
+
+Measured on 30k real MiniLM vectors (``benchmarks/compression.py``, recall@10 after rescoring,
+ef 64): int8 x2 keeps recall at float32's level; binary (384 sign bits) needs x10 to reach
+0.95 — its Hamming distances are coarse (0..dims), so many candidates tie.
+"""
+RESCORE_MIN_EXTRA = 10
+"""At least k + 10 candidates whatever the factor: small k gains the most from a few more."""
+
+FloatRows = np.ndarray | Callable[[np.ndarray], np.ndarray]
+"""Where a quantised index reads float32 rows to rescore: an array indexed by position (the
+embedded store's matrix), or a function from positions to their rows."""
+
 
 class IndexFileError(StoreError):
     """The index file is missing, torn, corrupt or for other data; rebuild it from SQLite."""
@@ -45,6 +78,21 @@ def _faiss() -> Any:
     except ImportError as exc:  # pragma: no cover - faiss is part of the store extra
         raise MissingDependency("faiss-cpu", "store", "the embedded store's HNSW index") from exc
     return faiss
+
+
+def rescore_candidates(dtype: StorageDtype, k: int) -> int:
+    """How many candidates a ``dtype`` index fetches for ``k`` hits (``k`` for float32)."""
+    factor = RESCORE_FACTOR[dtype]
+    return k if factor == 1 else max(factor * k, k + RESCORE_MIN_EXTRA)
+
+
+def sign_bits(vectors: Matrix, bits: int) -> np.ndarray:
+    """One bit per dimension, set where the value is positive, packed little-endian into
+    ``bits // 8`` bytes per row (dimensions beyond ``dims`` stay 0, so they never differ)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    positive = np.zeros((len(x), bits), dtype=bool)
+    positive[:, : x.shape[1]] = x > 0
+    return np.packbits(positive, axis=1, bitorder="little")
 
 
 @dataclass(frozen=True)
@@ -67,6 +115,8 @@ class AnnIndex:
         self.dtype = dtype
         self.params = params or AnnParams()
         self._l2 = metric == "l2"
+        self._binary = dtype == "binary"
+        self._bits = -(-dims // 8) * 8  # FAISS binary codes are whole bytes
         if _index is not None:
             self.index = _index
         else:
@@ -74,44 +124,106 @@ class AnnIndex:
             if dtype in ("float16", "int8"):
                 qtype = faiss.ScalarQuantizer.QT_fp16 if dtype == "float16" else faiss.ScalarQuantizer.QT_8bit
                 self.index = faiss.IndexHNSWSQ(dims, qtype, self.params.m, fmetric)
+            elif self._binary:
+                # Sign bits compared by Hamming distance approximate the angle between vectors
+                # whatever the metric; the exact metric ranks the candidates (rescoring).
+                self.index = faiss.IndexBinaryHNSW(self._bits, self.params.m)
             else:
-                # "binary" has no HNSW of its own here: the graph keeps float32 (documented).
                 self.index = faiss.IndexHNSWFlat(dims, self.params.m, fmetric)
             self.index.hnsw.efConstruction = self.params.ef_construction
         self._hnsw = self.index.hnsw
         self._swig_ptr = faiss.swig_ptr
+        self._omp_get_max_threads, self._omp_set_num_threads = faiss.omp_get_max_threads, faiss.omp_set_num_threads
         self._ef = -1
+        self.needs_vectors = False
+        """Loaded from a graph-only file: call ``attach_vectors`` before searching or adding."""
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
     @property
-    def needs_rescoring(self) -> bool:
-        """Quantised storage gives approximate scores: the store rescores with float32."""
-        return self.dtype in ("float16", "int8")
+    def quantized(self) -> bool:
+        """Whether the graph holds fewer bits than float32 (and so rescores its candidates)."""
+        return self.dtype != "float32"
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes the index stores per vector for the vector itself (the graph comes on top)."""
+        if self._binary:
+            return int(self.index.code_size)
+        if self.needs_vectors:  # float32 rows not attached yet
+            return 4 * self.dims
+        return int(_faiss().downcast_index(self.index.storage).code_size)
+
+    def memory_bytes(self) -> int:
+        """The index's size as FAISS serialises it: codes + graph, what it holds in memory."""
+        if self.needs_vectors:
+            return len(self._serialize(graph_only=True)) + self.ntotal * self.code_bytes
+        return len(self._serialize())
 
     def add(self, vectors: Matrix) -> None:
         """Append vectors as positions ntotal..ntotal+len-1 (already normalised for cosine)."""
         if len(vectors) == 0:
             return
+        if self._binary:
+            self.index.add(sign_bits(vectors, self._bits))
+            return
         if not self.index.is_trained:
             self.index.train(vectors)  # int8 scalar quantiser: per-dimension ranges
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def search(self, queries: Matrix, k: int, ef: int,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: Matrix, k: int, ef: int, allowed: np.ndarray | None = None,
+               float_rows: FloatRows | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k positions and scores per query; position -1 pads when fewer were found.
 
         ``allowed`` is a bitmap (``np.packbits(mask, bitorder="little")``) over positions:
-        excluded positions are skipped during the graph search itself.
+        excluded positions are skipped during the graph search itself. A quantised index
+        fetches ``rescore_candidates(dtype, k)`` candidates and, given ``float_rows``, returns
+        them ranked by their exact float32 scores; without it, its own approximate scores.
         """
-        ef = max(ef, k)
+        fetch = rescore_candidates(self.dtype, k) if float_rows is not None else k
+        scores, pos = self._graph_search(queries, fetch, max(ef, fetch), allowed)
+        if float_rows is None or not self.quantized:
+            return scores, pos
+        return self._rescore(queries, pos, float_rows, k)
+
+    def _graph_search(self, queries: Matrix, k: int, ef: int,
+                      allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         n = len(queries)
+        dist: np.ndarray
+        if self._binary:
+            queries = sign_bits(queries, self._bits)
+            dist = np.empty((n, k), dtype=np.int32)  # Hamming distances
+        else:
+            dist = np.empty((n, k), dtype=np.float32)
         # search_c directly: FAISS's Python wrapper re-validates and re-copies per call, a
         # visible share of a 0.1 ms query. Callers pass C-contiguous float32 (the store does).
-        dist = np.empty((n, k), dtype=np.float32)
         pos = np.empty((n, k), dtype=np.int64)
+        # FAISS's binary HNSW opens an OpenMP team even for one query (the float HNSW does not):
+        # on a busy machine its threads spin-wait for each other, measured at 15-30 ms instead
+        # of 0.3 ms. One query runs on this thread alone (the setting is per calling thread).
+        single = self._binary and n == 1
+        threads = self._omp_get_max_threads() if single else 0
+        if single:
+            self._omp_set_num_threads(1)
+        try:
+            self._search_c(n, queries, k, ef, allowed, dist, pos)
+        finally:
+            if single:
+                self._omp_set_num_threads(threads)
+        if self._binary:
+            scores = -dist.astype(np.float32)
+            scores[pos < 0] = -np.inf
+        elif self._l2:
+            scores = -np.sqrt(np.maximum(dist, 0.0))
+            scores[pos < 0] = -np.inf
+        else:
+            scores = dist
+        return scores, pos
+
+    def _search_c(self, n: int, queries: np.ndarray, k: int, ef: int, allowed: np.ndarray | None,
+                  dist: np.ndarray, pos: np.ndarray) -> None:
         ptr = self._swig_ptr
         if allowed is None:
             if ef != self._ef:  # a SWIG attribute write costs as much as the id mapping
@@ -125,27 +237,76 @@ class AnnIndex:
             params.sel = selector
             self.index.search_c(n, ptr(queries), k, ptr(dist), ptr(pos), params)
             del selector  # kept alive until the search returned
-        if self._l2:
-            scores = -np.sqrt(np.maximum(dist, 0.0))
-            scores[pos < 0] = -np.inf
-        else:
-            scores = dist
-        return scores, pos
+
+    def _rescore(self, queries: Matrix, candidates: np.ndarray, float_rows: FloatRows,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` candidates of each query by their exact float32 score."""
+        n, m = candidates.shape
+        k = min(k, m)
+        read = float_rows if callable(float_rows) else float_rows.__getitem__
+        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
+        out_pos = np.full((n, k), -1, dtype=np.int64)
+        # Bound the gathered block (queries x candidates x dims floats) to ~16 MB.
+        block = max(1, (4 << 20) // max(m * self.dims, 1))
+        for start in range(0, n, block):
+            cand = candidates[start:start + block]
+            found = cand >= 0
+            rows = np.asarray(read(np.where(found, cand, 0).ravel()), dtype=np.float32)
+            rows = rows.reshape(len(cand), m, self.dims)
+            q = np.asarray(queries[start:start + block], dtype=np.float32)
+            exact = -np.linalg.norm(rows - q[:, None, :], axis=2) if self._l2 else np.einsum("qmd,qd->qm", rows, q)
+            exact = np.where(found, exact, -np.inf).astype(np.float32)
+            order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+            best = np.take_along_axis(exact, order, axis=1)
+            out_scores[start:start + block] = best
+            out_pos[start:start + block] = np.where(np.isfinite(best), np.take_along_axis(cand, order, axis=1), -1)
+        return out_scores, out_pos
+
+    def _serialize(self, graph_only: bool = False) -> np.ndarray:
+        faiss = _faiss()
+        if self._binary:
+            return faiss.serialize_index_binary(self.index)
+        if not graph_only:
+            return faiss.serialize_index(self.index)
+        writer = faiss.VectorIOWriter()
+        faiss.write_index(self.index, writer, faiss.IO_FLAG_SKIP_STORAGE)
+        return faiss.vector_to_array(writer.data)
+
+    @property
+    def _vectors_outside(self) -> bool:
+        """A float32 graph's vectors are the store's float32 rows: the file keeps the graph
+        only and ``attach_vectors`` puts the rows back on load (float32 is not kept twice on
+        disk). Quantised codes are not in SQLite, so those files keep them."""
+        return self.dtype == "float32"
+
+    def attach_vectors(self, vectors: Matrix) -> None:
+        """Give a graph loaded without its vectors (``needs_vectors``) the float32 rows of its
+        positions 0..ntotal-1, in position order."""
+        faiss = _faiss()
+        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(rows) != self.ntotal:
+            raise StoreError(f"the index has {self.ntotal} positions but {len(rows)} vectors were given")
+        flat = faiss.IndexFlat(self.dims, faiss.METRIC_L2 if self._l2 else faiss.METRIC_INNER_PRODUCT)
+        flat.add(rows)
+        flat.this.disown()  # the HNSW index owns (and frees) its storage
+        self.index.storage = flat
+        self.index.own_fields = True
+        self.needs_vectors = False
 
     # --- the derived file -----------------------------------------------------------------
 
     def save(self, path: Path, *, seq: int, rowids: np.ndarray, tag: dict[str, Any]) -> None:
         """Write atomically: temp file, fsync, rename over ``path``, fsync the folder."""
-        faiss = _faiss()
         rowids = np.ascontiguousarray(rowids, dtype="<i8")
         if len(rowids) != self.ntotal:
             raise StoreError(f"index has {self.ntotal} positions but {len(rowids)} rowids")
-        payload = faiss.serialize_index(self.index)
-        crc = zlib.crc32(payload, zlib.crc32(rowids.data))
+        payload = self._serialize(graph_only=self._vectors_outside)
+        crc = zlib.crc32(payload.data, zlib.crc32(rowids.data))
         header = json.dumps({
             "format": FORMAT, "seq": seq, "positions": len(rowids), "rowids_bytes": rowids.nbytes,
             "payload_bytes": int(payload.nbytes), "crc32": crc, "dims": self.dims,
             "metric": self.metric, "dtype": self.dtype, **self.params.to_json(), **tag,
+            "vectors": "outside" if self._vectors_outside else "inside",
         }).encode()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -192,14 +353,21 @@ class AnnIndex:
         if zlib.crc32(body) != header["crc32"]:
             raise IndexFileError(f"{path} fails its checksum")
         rowids = np.frombuffer(body[:rbytes], dtype="<i8").astype(np.int64)
+        read = faiss.deserialize_index_binary if dtype == "binary" else faiss.deserialize_index
+        # Files written before "vectors" existed hold them inside: they load as they are.
+        outside = header.get("vectors") == "outside"
         try:
-            index = faiss.deserialize_index(np.frombuffer(body[rbytes:], dtype=np.uint8))
+            payload = np.frombuffer(body[rbytes:], dtype=np.uint8)
+            index = read(payload, faiss.IO_FLAG_SKIP_STORAGE) if outside else read(payload)
         except RuntimeError as exc:
             raise IndexFileError(f"{path}: FAISS could not read the index ({exc})") from None
-        if index.ntotal != len(rowids) or index.d != dims:
+        index_dims = -(-dims // 8) * 8 if dtype == "binary" else dims  # binary: bits, whole bytes
+        if index.ntotal != len(rowids) or index.d != index_dims:
             raise IndexFileError(f"{path}: index holds {index.ntotal} vectors for {len(rowids)} rowids")
         params = AnnParams(header.get("m", 16), header.get("ef_construction", 64))
-        return cls(dims, metric, dtype, params, _index=index), header["seq"], rowids
+        loaded = cls(dims, metric, dtype, params, _index=index)
+        loaded.needs_vectors = outside
+        return loaded, header["seq"], rowids
 
 
 _HEADER_INTS = ("rowids_bytes", "payload_bytes", "crc32", "seq")

@@ -132,6 +132,44 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
+ScoredRecords = list[tuple[Record, float]]
+"""One query's answer with each hit's record: ``(record, score)``, best first."""
+
+
+@runtime_checkable
+class RecordSearch(Protocol):
+    """A store that answers a kNN query *with* the hits' records in one step (one lock, one
+    fetch, one round trip), instead of ``query`` followed by ``get``."""
+
+    def query_records(
+        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
+        exact: bool = False, ef: int | None = None, include_vectors: bool = False,
+    ) -> list[ScoredRecords]: ...
+
+
+def query_records(
+    store: VectorStore, name: str, vectors: Matrix, k: int, where: Node | None = None,
+    exact: bool = False, ef: int | None = None, include_vectors: bool = False,
+) -> list[ScoredRecords]:
+    """Top-k per query row with each hit's record; records deleted between the query and the
+    fetch are left out. Uses the store's own ``query_records`` (``RecordSearch``) when it has one."""
+    native = getattr(store, "query_records", None)  # isinstance on a Protocol costs ~10 us a call
+    if native is not None:
+        return native(name, vectors, k, where, exact, ef, include_vectors)  # type: ignore[no-any-return]
+    answers = store.query(name, vectors, k, where=where, exact=exact, ef=ef)
+    return attach_records(answers, lambda ids: store.get(name, ids, include_vectors=include_vectors))
+
+
+def attach_records(answers: list[Neighbors], fetch: Callable[[list[str]], list[Record]]) -> list[ScoredRecords]:
+    """Pair every answer's ids with their records, fetched once for all answers."""
+    wanted = list(dict.fromkeys(i for answer in answers for i in answer.ids))
+    records = {r.id: r for r in fetch(wanted)} if wanted else {}
+    return [
+        [(records[i], s) for i, s in zip(answer.ids, answer.scores.tolist(), strict=True) if i in records]
+        for answer in answers
+    ]
+
+
 def check_spec(spec: CollectionSpec) -> None:
     """What every backend requires of a new collection (backends add their own limits)."""
     if not isinstance(spec.name, str) or not spec.name:

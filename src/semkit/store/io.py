@@ -10,6 +10,9 @@ Layouts (the same columns in every format):
   CSV has nowhere to put it.
 - When reading, ``text``, ``metadata`` and ``vector`` may be missing (a plain file of
   documents). In CSV, columns other than the four above become metadata fields (as strings).
+- A Pinecone-style dump (``read_pinecone``) is the same reader with Pinecone's names: ``values``
+  for the vector, no text column (the text is ``metadata["text"]``, see ``pinecone_layout``), and
+  an empty ``sparse_values``.
 
 Files are written to a temporary name next to the target, flushed to disk, then renamed over
 it: a crash never leaves a half-written export under the real name. pyarrow is imported only
@@ -31,6 +34,7 @@ import numpy as np
 
 from ..errors import InvalidInput, MissingDependency
 from .base import CollectionSpec, Record
+from .pinecone_layout import check_dense, text_of
 
 FORMAT_VERSION = 1
 META_KEY = b"semkit"
@@ -112,15 +116,42 @@ def read_records(
         if fmt == "parquet":
             yield from _read_parquet(path, batch_size)
             return
-        rows = _read_jsonl(path) if fmt == "jsonl" else _read_csv(path)
-        batch: list[Record] = []
-        for record in rows:
-            batch.append(record)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
+        yield from _batched(_read_jsonl(path) if fmt == "jsonl" else _read_csv(path), batch_size)
+
+
+def read_pinecone(
+    path: str | os.PathLike[str], batch_size: int = 1_000, format: str | None = None,
+) -> Iterator[list[Record]]:
+    """Records of a Pinecone-style dump, ``batch_size`` at a time: one ``{"id", "values",
+    "metadata"}`` object per JSON line, or a Parquet file with the columns ``id``, ``values``
+    and ``metadata`` (a JSON string, as Pinecone's bulk import reads it). A non-empty
+    ``sparse_values`` is refused (semkit stores dense vectors). A string ``metadata["text"]``
+    also becomes the record's text (``pinecone_layout``)."""
+    fmt = detect_format(path, format)
+    if fmt == "csv":
+        raise InvalidInput(f"{os.fspath(path)}: a Pinecone dump is JSON Lines ({{\"id\", \"values\", "
+                           "\"metadata\"} per line) or Parquet, not CSV")
+    _check_exists(path)
+    with _unreadable(path, fmt):
+        if fmt == "parquet":
+            batches = _read_parquet(path, batch_size, vector_column="values", sparse_column="sparse_values")
+        else:
+            batches = _batched(_read_jsonl(path, vector_key="values", sparse_key="sparse_values"), batch_size)
+        for batch in batches:
+            for record in batch:
+                record.text = record.text or text_of(record.metadata)
             yield batch
+
+
+def _batched(rows: Iterable[Record], batch_size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in rows:
+        batch.append(record)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @contextlib.contextmanager
@@ -192,22 +223,26 @@ def _write_parquet(path: Path, spec: CollectionSpec, batches: Iterable[list[Reco
     return count
 
 
-def _read_parquet(path: str | os.PathLike[str], batch_size: int) -> Iterator[list[Record]]:
+def _read_parquet(path: str | os.PathLike[str], batch_size: int, *, vector_column: str = "vector",
+                  sparse_column: str | None = None) -> Iterator[list[Record]]:
     pa = _pyarrow()
     pq = _pyarrow_parquet()
     source = pq.ParquetFile(path)
     names = set(source.schema_arrow.names)
     if "id" not in names:
         raise InvalidInput(f"{os.fspath(path)} has no 'id' column; columns: {sorted(names)}")
-    wanted = [c for c in ("id", "text", "metadata", "vector") if c in names]
+    wanted = [c for c in ("id", "text", "metadata", vector_column, sparse_column) if c in names]
     for rb in source.iter_batches(batch_size=batch_size, columns=wanted):
         n = rb.num_rows
         ids = rb.column("id").to_pylist()
+        if sparse_column in names:
+            for rid, sparse in zip(ids, rb.column(sparse_column).to_pylist(), strict=True):
+                check_dense(str(rid), sparse)
         texts = rb.column("text").to_pylist() if "text" in names else [None] * n
         metas = rb.column("metadata").to_pylist() if "metadata" in names else [None] * n
         vectors: list[np.ndarray | None] = [None] * n
-        if "vector" in names:
-            col = rb.column("vector")
+        if vector_column in names:
+            col = rb.column(vector_column)
             if pa.types.is_fixed_size_list(col.type) and col.null_count == 0:
                 flat = col.flatten().to_numpy(zero_copy_only=False)
                 vectors = list(np.asarray(flat, dtype=np.float32).reshape(n, col.type.list_size))
@@ -236,7 +271,8 @@ def _write_jsonl(fh: IO[str], spec: CollectionSpec, batches: Iterable[list[Recor
     return count
 
 
-def _read_jsonl(path: str | os.PathLike[str]) -> Iterator[Record]:
+def _read_jsonl(path: str | os.PathLike[str], *, vector_key: str = "vector",
+                sparse_key: str | None = None) -> Iterator[Record]:
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -246,7 +282,9 @@ def _read_jsonl(path: str | os.PathLike[str]) -> Iterator[Record]:
                 continue
             if not isinstance(row, dict):
                 raise InvalidInput(f"{os.fspath(path)} line {n}: expected a JSON object per line")
-            vector = row.get("vector")
+            if sparse_key is not None:
+                check_dense(str(row.get("id")), row.get(sparse_key))
+            vector = row.get(vector_key)
             yield _record(
                 row.get("id"), row.get("text"), row.get("metadata"),
                 None if vector is None else np.asarray(vector, dtype=np.float32), path, n,

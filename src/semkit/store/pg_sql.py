@@ -1,4 +1,6 @@
-"""Filter AST → PostgreSQL ``WHERE`` fragments over a ``metadata jsonb`` column, and table naming.
+"""Filter AST → PostgreSQL ``WHERE`` fragments over a ``metadata jsonb`` column, table naming,
+and the text rules every PostgreSQL table shares (identifier quoting, NUL refusal, keyword
+queries).
 
 Pure string building (no psycopg import): each fragment uses ``%s`` placeholders and comes with
 its parameter list, so values never enter the SQL text.
@@ -26,22 +28,27 @@ import math
 import re
 from typing import Any
 
-from ..errors import InvalidFilter
+from ..errors import InvalidFilter, InvalidInput
 from .filters import And, Compare, Exists, Node, Or
+from .keyword import query_terms
 
 TABLE_PREFIX = "semkit_"
 REGISTRY_TABLE = "semkit_collections"
 
-_PLAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _ORDER_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def table_name(collection: str) -> str:
-    """The table that holds a collection: ``semkit_<name>`` for plain lower-case names.
+    """The table that holds a collection: ``semkit_<name>`` for names of letters, digits and
+    ``_`` (up to 40 characters), capitals kept: ``MyDocs`` is ``"semkit_MyDocs"``, which SQL
+    names with double quotes, as PostgreSQL wants for any mixed-case identifier (folding it to
+    ``semkit_mydocs`` would collide with the collection ``mydocs``).
 
-    Other names (capitals, punctuation, long names) get a readable slug plus a hash, so every
+    Other names (punctuation, spaces, long names) get a readable slug plus a hash, so every
     collection name maps to a distinct identifier within PostgreSQL's 63-byte limit, leaving
-    room for the index-name suffixes.
+    room for the index-name suffixes. Tables made before capitals were kept keep their hashed
+    names: the registry records each collection's table.
     """
     candidate = TABLE_PREFIX + collection
     if _PLAIN_NAME.match(collection) and candidate != REGISTRY_TABLE:
@@ -144,4 +151,36 @@ def _check_text(value: Any, path: tuple[str, ...]) -> None:
         )
 
 
-__all__ = ["REGISTRY_TABLE", "TABLE_PREFIX", "compile_filter", "index_names", "table_name"]
+# --- text rules shared by semkit's tables and attached ones -------------------------------
+
+_MAX_QUERY_WORDS = 256
+
+
+def quote_ident(name: str) -> str:
+    """SQL identifier quoting (names never hold NUL: collection names are checked)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def refuse_nul(value: str, where: str) -> None:
+    """The ``prepare_rows`` hook: PostgreSQL's text and jsonb cannot hold NUL characters."""
+    if "\x00" in value:
+        raise InvalidInput(f"{where} contains a NUL character (\\x00), which PostgreSQL cannot store")
+
+
+def keyword_tsquery(text: str) -> str | None:
+    """The ``to_tsquery`` text of a keyword query, ``None`` when it holds no word.
+
+    Any word may match (OR), like BM25 engines: an AND query (websearch_to_tsquery) finds
+    nothing for most natural-language questions. Quoted words go through the same stemming and
+    stop-word list as the documents; \\w+ words hold no quote or backslash.
+    """
+    if not isinstance(text, str):
+        raise InvalidInput(f"keyword query must be a string, got {type(text).__name__}")
+    if "\x00" in text:
+        raise InvalidInput("the keyword query contains a NUL character (\\x00); remove it")
+    words = query_terms(text)[:_MAX_QUERY_WORDS]
+    return " | ".join(f"'{w}'" for w in words) if words else None
+
+
+__all__ = ["REGISTRY_TABLE", "TABLE_PREFIX", "compile_filter", "index_names", "keyword_tsquery", "quote_ident",
+           "refuse_nul", "table_name"]

@@ -3,18 +3,25 @@
 One table per collection, in the store's schema (``public`` by default)::
 
     semkit_<name> (
-        id        text PRIMARY KEY,          -- byte-order ("C") collation
+        id        text PRIMARY KEY DEFAULT gen_random_uuid()::text,  -- byte-order ("C") collation
         content   text,                      -- the embedded text, if any
         metadata  jsonb NOT NULL DEFAULT '{}',
         embedding vector(n),                 -- halfvec(n) if n > 2000 or dtype float16
+                                             -- (dtype binary: a bit index on it, pg_quantized)
         fts       tsvector GENERATED ALWAYS AS (to_tsvector('english', coalesce(content, ''))) STORED
     )
     indexes: HNSW on embedding with the metric's opclass, GIN on metadata, GIN on fts
 
 and a registry ``semkit_collections(name, table_name, spec jsonb, text_search_config,
-created_at)`` holding each collection's fingerprint. Plain lower-case names map to
-``semkit_<name>``; other names get a slug plus a hash (``pg_sql.table_name``). Plain SQL works
-on the tables: ``SELECT id, content FROM semkit_docs ORDER BY embedding <=> '[...]' LIMIT 5``.
+created_at)`` holding each collection's fingerprint. Names of letters, digits
+and ``_`` map to ``semkit_<name>`` (capitals kept: ``"semkit_MyDocs"``); other names get a slug
+plus a hash (``pg_sql.table_name``). Plain SQL works on the tables, reads and seed-style writes:
+``SELECT id, content FROM semkit_docs ORDER BY embedding <=> '[...]' LIMIT 5``,
+``INSERT INTO semkit_docs (content, embedding) VALUES (...)``.
+
+A user's existing table can be a collection too, served in place (``attach_table``): its
+registry row's spec holds an ``attachment`` and every operation on it goes to ``pg_attached``.
+k-NN queries (``pg_read.Knn``) are shared by both kinds of table.
 
 Writes: binary COPY into a temporary staging table, then ``INSERT ... ON CONFLICT (id) DO
 UPDATE``, in one transaction per call. Inserting through an HNSW index costs ~1 ms a row, while
@@ -37,7 +44,6 @@ of the words, stemmed with the collection's text search configuration), ranked b
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import re
@@ -56,14 +62,15 @@ from ..errors import (
     InvalidInput,
     MissingDependency,
     StoreError,
+    TableNotAttached,
 )
 from ..types import Matrix
 from ..vectors import as_matrix
-from . import base
+from . import base, pg_attached, pg_quantized
 from .base import CollectionSpec, Neighbors, Record
 from .filters import Node
-from .keyword import query_terms
-from .pg_sql import REGISTRY_TABLE, compile_filter, index_names, table_name
+from .pg_read import MAX_EF_SEARCH, OPERATORS, copy_record, keyset_scan, occurrences, record_from_row
+from .pg_sql import REGISTRY_TABLE, compile_filter, index_names, keyword_tsquery, quote_ident, refuse_nul, table_name
 
 try:
     import psycopg
@@ -76,16 +83,14 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
+
 MAX_VECTOR_INDEX_DIMS = 2000
 """pgvector indexes ``vector`` columns up to 2,000 dimensions ..."""
 MAX_HALFVEC_INDEX_DIMS = 4000
 """... and ``halfvec`` columns up to 4,000; beyond that queries are exact scans."""
 MAX_DIMS = 16000
-MAX_EF_SEARCH = 1000
 
-_OPERATORS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "l2": "l2_ops"}
-_MAX_QUERY_WORDS = 256
 _REBUILD_MIN_ROWS = 1000
 _REBUILD_RATIO = 4  # rebuild when the table holds at most 4x the rows being written
 
@@ -98,6 +103,8 @@ class _Info:
     table: str
     fts_config: str
     schema: str
+    attached: pg_attached.Attachment | None = None
+    """Set for a user's table served in place (``pg_attached``): every operation goes there."""
 
     @functools.cached_property
     def qualified(self) -> str:
@@ -174,7 +181,7 @@ class PgVectorStore:
         self._infos: dict[str, _Info] = {}
         self._sql_cache: dict[tuple[Any, ...], str] = {}
         # hnsw.ef_search of each pooled connection that a query changed (absent: the default
-        # set up by the pool's configure); see _Knn.use_breadth.
+        # set up by the pool's configure); see pg_read.Knn.use_breadth.
         self._session_ef: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._closed = False
@@ -382,7 +389,47 @@ class PgVectorStore:
             row = conn.execute(query, (name,)).fetchone()
         if row is None:
             return None
-        return _Info(CollectionSpec.from_json(row[0]), row[1], row[2], self.schema)
+        attached = pg_attached.recorded_attachment(row[0])
+        return _Info(CollectionSpec.from_json(row[0]), row[1], row[2], self.schema, attached)
+
+    def attachment(self, name: str) -> pg_attached.Attachment | None:
+        """Which table and columns collection ``name`` is, if it is an attached table."""
+        return self._info(name).attached
+
+    def _attached(self, info: _Info) -> pg_attached.AttachedTable:
+        """The operations of an attached collection, on the user's table."""
+        assert info.attached is not None
+        return pg_attached.AttachedTable(self, info.spec, info.attached)
+
+    def attach_table(
+        self, name: str, *, table: str, id: str, text: str, vector: str, metadata: str | None = None,
+        columns: Sequence[str] = (), fts: str | None = None, embedder: str | None = None,
+        dimensions: int | None = None, metric: str | None = None, create_fts_index: bool = False,
+    ) -> CollectionSpec:
+        """Serve an existing table as collection ``name``, in place (see ``pg_attached``).
+
+        ``dimensions`` (the model's) must match the vector column's. Nothing in the table
+        changes; ``create_fts_index=True`` adds the keyword-search expression index to it.
+        """
+        if metric is not None and metric not in OPERATORS:
+            raise InvalidInput(f"unknown metric {metric!r}; use one of {', '.join(OPERATORS)}")
+        with self._session(f"attaching {table!r} as collection {name!r}") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('semkit registry'))")
+            attachment, dims, chosen = pg_attached.inspect_table(
+                conn, self, table=table, id=id, text=text, vector=vector, metadata=metadata,
+                columns=list(columns), fts=fts, metric=metric, dimensions=dimensions,  # type: ignore[arg-type]
+            )
+            spec = CollectionSpec(
+                name=name, dimensions=dims, metric=chosen, embedder=embedder,
+                dtype="float16" if attachment.vector_type == "halfvec" else "float32",
+                normalized=chosen == "cosine",
+            )
+            _check_spec(spec)
+            spec = pg_attached.register(conn, self, spec, attachment)
+            if create_fts_index and fts is None:
+                conn.execute(pg_attached.fts_index_sql(attachment))
+        self._forget(name)
+        return spec
 
     def get_collection(self, name: str) -> CollectionSpec | None:
         info = self._load_info(name)
@@ -408,7 +455,7 @@ class PgVectorStore:
         statements = [
             sql.SQL(
                 """CREATE TABLE {table} (
-                    id text COLLATE "C" NOT NULL,
+                    id text COLLATE "C" NOT NULL DEFAULT gen_random_uuid()::text,
                     content text,
                     metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
                     embedding {vtype}({dims}) NOT NULL,
@@ -439,25 +486,41 @@ class PgVectorStore:
                     f"table {self.schema}.{table} already exists but is not a registered semkit "
                     f"collection; drop or rename that table, or choose another collection name"
                 )
+            self._refuse_foreign_table(conn, spec.name)
             for statement in statements:
                 conn.execute(statement)
         with self._lock:
             self._infos[spec.name] = info
 
+    def _refuse_foreign_table(self, conn: psycopg.Connection[Any], name: str) -> None:
+        """A table that SQL calls ``name`` is the user's data: a new, empty ``semkit_<name>``
+        beside it would silently answer every search with nothing."""
+        found = pg_attached.foreign_table(conn, self, name)
+        if found is not None:
+            oid, table = found
+            raise TableNotAttached(
+                f"a table {table} already exists and is not a semkit collection, so collection {name!r} "
+                f"would be a new, empty table beside it. To search that table in place: "
+                f"{pg_attached.attach_hint(conn, name, oid, table)}. For a separate collection, choose another name"
+            )
+
     def _hnsw_ddl(self, info: _Info) -> sql.Composed:
-        opclass = f"{info.vector_type}_{_OPCLASS[info.spec.metric]}"
+        key = pg_quantized.index_key(info.spec, info.vector_type, _OPCLASS[info.spec.metric])
         return sql.SQL(
-            "CREATE INDEX {} ON {} USING hnsw (embedding {}) WITH (m = {}, ef_construction = {})"
+            "CREATE INDEX {} ON {} USING hnsw ({}) WITH (m = {}, ef_construction = {})"
         ).format(sql.Identifier(index_names(info.table)["hnsw"]), self._qualified(info.table),
-                 sql.SQL(opclass), sql.Literal(int(self.hnsw_m)), sql.Literal(int(self.hnsw_ef_construction)))
+                 sql.SQL(key), sql.Literal(int(self.hnsw_m)), sql.Literal(int(self.hnsw_ef_construction)))
 
     def drop_collection(self, name: str) -> None:
+        """Drop the collection and its table; for an attached table, forget the attachment
+        only (the user's table and rows stay)."""
         with self._session(f"dropping collection {name!r}") as conn, conn.transaction():
             table = self._registered_table(conn, name, lock=True)
             if table is None:
                 self._forget(name)
                 raise CollectionNotFound(f"collection {name!r} does not exist in schema {self.schema!r}")
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified(table)))
+            if not _is_attached(table):
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified(table)))
             conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(
                 self._qualified(REGISTRY_TABLE)), (name,))
         self._forget(name)
@@ -480,6 +543,13 @@ class PgVectorStore:
                 raise CollectionNotFound(f"collection {old!r} does not exist in schema {self.schema!r}")
             spec, old_table = CollectionSpec.from_json(row[0]), row[1]
             target = self._registered_table(conn, new, lock=True)
+            if _is_attached(old_table) or (target is not None and _is_attached(target)):
+                raise InvalidInput(
+                    f"cannot replace collection {new!r} with {old!r}: one of them is an attached table, and "
+                    f"semkit never rewrites or drops a table it does not own (re-embedding an attached "
+                    f"table is not supported: write the new vectors with SQL, or copy it into a semkit "
+                    f"collection first). Collection {old!r} is left as it was; drop it with db.drop({old!r})"
+                )
             if target is not None:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified(target)))
                 conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(registry), (new,))
@@ -510,9 +580,11 @@ class PgVectorStore:
     def upsert(self, name: str, ids: Sequence[str], vectors: Matrix, texts: Sequence[str | None] | None = None,
                metadata: Sequence[Mapping[str, Any]] | None = None) -> None:
         info = self._info(name)
+        if info.attached is not None:
+            return self._attached(info).upsert(ids, vectors, texts, metadata)
         # Like every semkit store, cosine collections keep unit vectors: what get() returns and
         # what a user's own `<#>`/`<->` SQL sees are the directions that were compared.
-        prepared = base.prepare_rows(info.spec, ids, vectors, texts, metadata, check_string=_refuse_nul)
+        prepared = base.prepare_rows(info.spec, ids, vectors, texts, metadata, check_string=refuse_nul)
         if prepared.ids:
             self._write(name, info, list(zip(prepared.ids, prepared.texts, prepared.metadata, prepared.vectors,
                                              strict=True)))
@@ -563,7 +635,9 @@ class PgVectorStore:
 
     def update_metadata(self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]) -> int:
         info = self._info(name)
-        ids, texts = base.prepare_metadata_update(ids, metadata, check_string=_refuse_nul)
+        if info.attached is not None:
+            return self._attached(info).update_metadata(ids, metadata)
+        ids, texts = base.prepare_metadata_update(ids, metadata, check_string=refuse_nul)
         if not ids:
             return 0
         query = sql.SQL(
@@ -575,6 +649,8 @@ class PgVectorStore:
 
     def delete(self, name: str, ids: Sequence[str] | None = None, where: Node | None = None) -> int:
         info = self._info(name)
+        if info.attached is not None:
+            return self._attached(info).delete(ids, where)
         base.check_delete(ids, where)
         clause, params = compile_filter(where)
         if ids is not None:
@@ -595,6 +671,8 @@ class PgVectorStore:
 
     def get(self, name: str, ids: Sequence[str], include_vectors: bool = False) -> list[Record]:
         info = self._info(name)
+        if info.attached is not None:
+            return self._attached(info).get(ids, include_vectors)
         ids = list(ids)
         if not ids:
             return []
@@ -602,12 +680,14 @@ class PgVectorStore:
         query = sql.SQL("SELECT " + columns + " FROM {} WHERE id = ANY(%s)").format(
             self._qualified(info.table))
         with self._session(f"reading from {name!r}", name) as conn:
-            found = {row[0]: _record(row, include_vectors) for row in conn.execute(query, (ids,))}
-        return [found[i] if j == 0 else _copy_record(found[i])
-                for i, j in _occurrences(ids) if i in found]
+            found = {row[0]: record_from_row(row, include_vectors) for row in conn.execute(query, (ids,))}
+        return [found[i] if j == 0 else copy_record(found[i])
+                for i, j in occurrences(ids) if i in found]
 
     def texts(self, name: str, ids: Sequence[str]) -> dict[str, str | None]:
         info = self._info(name)
+        if info.attached is not None:
+            return self._attached(info).texts(ids)
         ids = list(ids)
         if not ids:
             return {}
@@ -617,6 +697,8 @@ class PgVectorStore:
 
     def count(self, name: str, where: Node | None = None) -> int:
         info = self._info(name)
+        if info.attached is not None:
+            return self._attached(info).count(where)
         clause, params = compile_filter(where)
         query = sql.SQL("SELECT count(*) FROM {} WHERE " + clause).format(self._qualified(info.table))
         with self._session(f"counting {name!r}", name) as conn:
@@ -627,43 +709,32 @@ class PgVectorStore:
         where: Node | None = None,
     ) -> Iterator[list[Record]]:
         info = self._info(name)
+        if info.attached is not None:
+            yield from self._attached(info).scan(batch_size, include_vectors, where)
+            return
         base.check_batch_size(batch_size)
         clause, params = compile_filter(where)
         columns = "id, content, metadata" + (f", {self._vector_column(info)}" if include_vectors else "")
-        # Keyset pagination on the primary key: no cursor or transaction stays open between
-        # batches, so a slow consumer holds no connection and no snapshot.
         query = sql.SQL(
             "SELECT " + columns + " FROM {} WHERE id > %s AND " + clause + " ORDER BY id LIMIT %s"
         ).format(self._qualified(info.table))
-        last = ""
-        while True:
-            with self._session(f"scanning {name!r}", name) as conn:
-                rows = conn.execute(query, [last, *params, batch_size]).fetchall()
-            if not rows:
-                return
-            yield [_record(row, include_vectors) for row in rows]
-            if len(rows) < batch_size:
-                return
-            last = rows[-1][0]
+        yield from keyset_scan(
+            lambda: self._session(f"scanning {name!r}", name),
+            lambda conn, last: conn.execute(query, [last or "", *params, batch_size]).fetchall(),
+            batch_size, include_vectors,
+        )
 
     def query(
         self, name: str, vectors: Matrix, k: int, where: Node | None = None,
         exact: bool = False, ef: int | None = None,
     ) -> list[Neighbors]:
         info, queries, k = self._check_query(name, vectors, k, ef)
-        knn = _Knn(self, info, where, k, ef)
+        if info.attached is not None:
+            return self._attached(info).query(queries, k, where, exact, ef)
+        knn = pg_quantized.knn(self, info, where, k, ef)
         with self._session(f"querying {name!r}", name) as conn:
-            use_exact = knn.use_exact(conn, exact)
-            results = knn.run(conn, queries, exact=use_exact)
-            if not use_exact and where is not None:
-                # An iterative scan can stop early (hnsw.max_scan_tuples) although the filter
-                # matches more than k rows: a short answer is redone exactly.
-                short = [i for i, rows in enumerate(results) if len(rows) < k]
-                if short:
-                    redo = knn.run(conn, queries[short], exact=True)
-                    for i, rows in zip(short, redo, strict=True):
-                        results[i] = rows
-        return [_neighbors(rows, info.spec.metric, sort=not use_exact) for rows in results]
+            answer = knn.answer(conn, queries, exact)
+        return answer
 
     def explain(
         self, name: str, vector: Matrix, k: int = 10, where: Node | None = None,
@@ -672,11 +743,12 @@ class PgVectorStore:
         """PostgreSQL's plan for ``query(name, vector, k, where, exact, ef)`` (first query row),
         under the same settings: shows whether the HNSW index is used."""
         info, queries, k = self._check_query(name, vector, k, ef)
-        knn = _Knn(self, info, where, k, ef)
+        if info.attached is not None:
+            return self._attached(info).explain(queries, k, where, exact, ef, analyze)
+        knn = pg_quantized.knn(self, info, where, k, ef)
         with self._session(f"explaining a query on {name!r}", name) as conn:
-            use_exact = knn.use_exact(conn, exact)
-            rows = knn.run(conn, queries[:1], exact=use_exact, explain="ANALYZE" if analyze else "")[0]
-        return "\n".join(str(r[0]) for r in rows)
+            plan = knn.plan(conn, queries, exact, analyze)
+        return plan
 
     def _check_query(self, name: str, vectors: Matrix, k: int, ef: int | None) -> tuple[_Info, Matrix, int]:
         info = self._info(name)
@@ -688,18 +760,12 @@ class PgVectorStore:
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
         info = self._info(name)
-        if not isinstance(text, str):
-            raise InvalidInput(f"keyword query must be a string, got {type(text).__name__}")
+        if info.attached is not None:
+            return self._attached(info).keyword_query(text, k, where)
+        tsquery = keyword_tsquery(text)
         base.check_k(k)
-        if "\x00" in text:
-            raise InvalidInput("the keyword query contains a NUL character (\\x00); remove it")
-        words = query_terms(text)[:_MAX_QUERY_WORDS]
-        if not words:
+        if tsquery is None:
             return Neighbors([], np.zeros(0, dtype=np.float32))
-        # Any word may match (OR), like BM25 engines: an AND query (websearch_to_tsquery) finds
-        # nothing for most natural-language questions. Quoted words go through the same
-        # stemming and stop-word list as the documents; \w+ words hold no quote or backslash.
-        tsquery = " | ".join(f"'{w}'" for w in words)
         clause, params = compile_filter(where)
         # ts_rank (frequency-based, normalised by log length) rewards documents matching more
         # distinct words; ts_rank_cd's cover density would score one word twice like two words.
@@ -756,87 +822,7 @@ class _Translating:
         return False
 
 
-class _Knn:
-    """One k-NN request: its SQL, and how it runs (HNSW or exact)."""
-
-    def __init__(self, store: PgVectorStore, info: _Info, where: Node | None, k: int, ef: int | None) -> None:
-        self.store, self.info, self.where, self.k, self.ef = store, info, where, k, ef
-        self.clause, self.params = compile_filter(where)
-
-    def use_exact(self, conn: psycopg.Connection[Any], exact: bool) -> bool:
-        if exact or not self.info.indexable or self.k > MAX_EF_SEARCH:
-            return True
-        if self.where is None:
-            return False
-        # Count matches only up to the threshold: cheap when the filter is broad, and when it
-        # is narrow the exact scan would read those same rows anyway.
-        limit = self.store.exact_threshold
-        query = f"SELECT count(*) FROM (SELECT 1 FROM {self.info.qualified} WHERE {self.clause} LIMIT %s) s"
-        return int(conn.execute(query, [*self.params, limit + 1]).fetchone()[0]) <= limit  # type: ignore[index]
-
-    def sql(self, exact: bool, explain: str | None) -> str:
-        key = (self.info.qualified, self.info.spec.metric, self.info.vector_type, self.clause, self.k,
-               exact, explain)
-        cache = self.store._sql_cache
-        text = cache.get(key)
-        if text is None:
-            operator = _OPERATORS[self.info.spec.metric]
-            qcast = "::halfvec" if self.info.vector_type == "halfvec" else ""
-            # The exact path breaks distance ties by id so answers are repeatable; the HNSW
-            # path must order by distance alone or the index cannot serve the ORDER BY.
-            order = "d, id" if exact else "d"
-            # k is written into the SQL, not bound: psycopg prepares a statement after a few
-            # runs, and a generic plan with "LIMIT $n" is costed without k and skips the index.
-            text = (f"SELECT id, embedding {operator} %s{qcast} AS d FROM {self.info.qualified} "
-                    f"WHERE {self.clause} ORDER BY {order} LIMIT {int(self.k)}")
-            if explain is not None:
-                text = f"EXPLAIN {explain} {text}"
-            if len(cache) > 512:
-                cache.clear()
-            cache[key] = text
-        return text
-
-    def run(self, conn: psycopg.Connection[Any], queries: np.ndarray, *, exact: bool,
-            explain: str | None = None) -> list[list[tuple[Any, ...]]]:
-        query = self.sql(exact, explain)
-        params = self.params
-        if not exact:
-            self.use_breadth(conn)
-            if len(queries) == 1:
-                return [conn.execute(query, [queries[0], *params]).fetchall()]
-        # Pipeline mode sends every statement before reading any answer: one network round
-        # trip for all the queries instead of one each. SET LOCAL lasts until the transaction
-        # ends, so the connection goes back clean.
-        with conn.pipeline(), conn.transaction() if exact else contextlib.nullcontext():
-            if exact:
-                # Turns off the HNSW index scan; bitmap scans (the GIN index on metadata) still run.
-                conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            cursors = [conn.execute(query, [q, *params]) for q in queries]
-            return [cur.fetchall() for cur in cursors]
-
-    def use_breadth(self, conn: psycopg.Connection[Any]) -> None:
-        """Give the connection this request's ``hnsw.ef_search``, only if it has another one.
-
-        A session setting remembered per pooled connection, not SET LOCAL in a transaction per
-        query: the transaction and its set_config took a single query from 0.8 ms to 1.4 ms in
-        benchmarks/search.py --pg, while callers mostly repeat one ``ef``.
-        Connections are autocommit, so a session setting cannot be rolled back behind our back;
-        a broken connection is replaced by the pool and starts again from the default.
-        """
-        default = self.store.ef_search or self.store.server_ef_search
-        breadth = min(max(self.ef or default, self.k), MAX_EF_SEARCH)
-        known = self.store._session_ef
-        if known.get(conn, default) != breadth:
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(breadth),))
-            known[conn] = breadth
-
-
 # --- helpers ------------------------------------------------------------------------------
-
-
-def quote_ident(name: str) -> str:
-    """SQL identifier quoting (names never hold NUL: collection names are checked)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _conninfo(dsn: str) -> dict[str, Any]:
@@ -874,6 +860,11 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3]) or (0,)
 
 
+def _is_attached(table_name: str) -> bool:
+    """Whether a registry ``table_name`` stands for an attached table (never a real table)."""
+    return table_name.startswith("attached:")
+
+
 def _check_spec(spec: CollectionSpec) -> None:
     base.check_spec(spec)
     if "\x00" in spec.name or len(spec.name) > 200:
@@ -881,46 +872,7 @@ def _check_spec(spec: CollectionSpec) -> None:
                            f"got {spec.name!r}")
     if spec.dimensions > MAX_DIMS:
         raise InvalidInput(f"pgvector stores 1 to {MAX_DIMS} dimensions, got {spec.dimensions!r}")
-    if spec.dtype not in ("float32", "float16"):
-        raise ConfigError(
-            f"the PostgreSQL store keeps float32 (vector) or float16 (halfvec) vectors, not "
-            f"{spec.dtype!r}; create the collection with dtype='float32' or 'float16', or use the "
-            "embedded store for quantised vectors"
-        )
+    pg_quantized.check_dtype(spec.dtype)
 
 
-def _refuse_nul(value: str, where: str) -> None:
-    """The ``prepare_rows`` hook: PostgreSQL's text and jsonb cannot hold NUL characters."""
-    if "\x00" in value:
-        raise InvalidInput(f"{where} contains a NUL character (\\x00), which PostgreSQL cannot store")
-
-
-def _record(row: tuple[Any, ...], include_vectors: bool) -> Record:
-    vector = None
-    if include_vectors:
-        vector = np.asarray(row[3].to_numpy(), dtype=np.float32).copy()
-    return Record(id=row[0], vector=vector, text=row[1], metadata=dict(row[2] or {}))
-
-
-def _copy_record(record: Record) -> Record:
-    return Record(record.id, None if record.vector is None else record.vector.copy(), record.text,
-                  json.loads(json.dumps(record.metadata)))
-
-
-def _occurrences(ids: list[str]) -> Iterator[tuple[str, int]]:
-    seen: dict[str, int] = {}
-    for id_ in ids:
-        yield id_, seen.get(id_, 0)
-        seen[id_] = seen.get(id_, 0) + 1
-
-
-def _neighbors(rows: list[tuple[str, float]], metric: str, sort: bool) -> Neighbors:
-    # Plain Python: for k rows, NumPy call overhead would cost more than the work.
-    if sort and any(rows[i][1] > rows[i + 1][1] for i in range(len(rows) - 1)):
-        # relaxed_order iterative scans may return rows slightly out of order
-        rows = sorted(rows, key=lambda r: r[1])
-    scores = [1.0 - r[1] for r in rows] if metric == "cosine" else [-r[1] for r in rows]
-    return Neighbors([r[0] for r in rows], np.array(scores, dtype=np.float32))
-
-
-__all__ = ["PgVectorStore", "mask_dsn"]
+__all__ = ["MAX_EF_SEARCH", "PgVectorStore", "mask_dsn", "quote_ident"]

@@ -316,6 +316,25 @@ class QdrantStore:
         self, name: str, vectors: Matrix, k: int, where: Node | None = None,
         exact: bool = False, ef: int | None = None,
     ) -> list[Neighbors]:
+        answers = self._search(name, vectors, k, where, exact, ef, False)
+        return [
+            Neighbors([(p.payload or {})["_id"] for p in hits], scores) for hits, scores in answers
+        ]
+
+    def query_records(
+        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
+        exact: bool = False, ef: int | None = None, include_vectors: bool = False,
+    ) -> list[base.ScoredRecords]:
+        """``query`` with the hits' records: Qdrant returns the payload with the points, so one
+        request per query, no second fetch."""
+        answers = self._search(name, vectors, k, where, exact, ef, include_vectors)
+        return [
+            [(_record(p, include_vectors), s) for p, s in zip(hits, scores.tolist(), strict=True)]
+            for hits, scores in answers
+        ]
+
+    def _search(self, name: str, vectors: Matrix, k: int, where: Node | None, exact: bool, ef: int | None,
+                with_vectors: bool) -> list[tuple[list[Any], np.ndarray]]:
         models = _models()
         base.check_k(k)
         with self._lock:
@@ -325,20 +344,17 @@ class QdrantStore:
             self._index_fields(name, prefilter)
             # Local mode is always exact and warns about search params; the server honours them.
             params = None if self._local else models.SearchParams(exact=exact, hnsw_ef=ef)
-            out = []
-            for q in queries:
-                out.append(self._query_one(name, spec, q, k, where, prefilter, params))
-            return out
+            return [self._query_one(name, spec, q, k, where, prefilter, params, with_vectors) for q in queries]
 
     def _query_one(self, name: str, spec: CollectionSpec, q: np.ndarray, k: int, where: Node | None,
-                   prefilter: Any, params: Any) -> Neighbors:
+                   prefilter: Any, params: Any, with_vectors: bool) -> tuple[list[Any], np.ndarray]:
         # Post-filtering may drop candidates Qdrant returned: widen the fetch until k survive
         # or Qdrant has no more candidates (fewer points than asked for).
         limit = k if where is None else max(4 * k, 64)
         while True:
             points = self._call(
                 "query", self._client.query_points, name, query=q.tolist(), query_filter=prefilter,
-                limit=limit, search_params=params, with_payload=True, with_vectors=False,
+                limit=limit, search_params=params, with_payload=True, with_vectors=with_vectors,
             ).points
             hits = [p for p in points if where is None or matches(where, (p.payload or {}).get("meta") or {})]
             if len(hits) >= k or len(points) < limit:
@@ -348,7 +364,7 @@ class QdrantStore:
         scores = np.array([p.score for p in hits], dtype=np.float32)
         if spec.metric == "l2":
             scores = -scores  # Qdrant answers Euclidean distance; semkit scores are higher-is-better
-        return Neighbors([(p.payload or {})["_id"] for p in hits], scores)
+        return hits, scores
 
     def keyword_query(self, name: str, text: str, k: int, where: Node | None = None) -> Neighbors:
         """Okapi BM25 in Python over the stored texts (``store/keyword.py``): a full scan per

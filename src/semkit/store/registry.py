@@ -12,6 +12,7 @@ psycopg or qdrant-client. The arrow points one way: no backend module imports th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -105,8 +106,9 @@ BUILT_IN: tuple[StoreBackend, ...] = (
     EMBEDDED,
     StoreBackend(
         "pgvector", ("postgresql", "postgres"), _pgvector, pass_uri=True, extra="postgres",
-        capabilities=Capabilities(keyword_search="native", ann_index="hnsw", dtypes=("float32", "float16"),
-                                  needs_server=True, persistent=True, atomic_upsert=True),
+        capabilities=Capabilities(keyword_search="native", ann_index="hnsw",
+                                  dtypes=("float32", "float16", "binary"), needs_server=True, persistent=True,
+                                  atomic_upsert=True),
     ),
     StoreBackend(
         "qdrant", ("qdrant",), _qdrant, pass_uri=True, extra="qdrant",
@@ -135,11 +137,18 @@ def register(backend: StoreBackend) -> None:
         SCHEMES[scheme.lower()] = backend
 
 
+_LIBPQ_KEYWORDS = re.compile(r"(?:^|\s)(?:dbname|host|user|port|password)=\S")
+"""``host=... dbname=...`` would otherwise become an embedded folder of that name, silently."""
+
+
 def find(uri: str) -> tuple[StoreBackend, str]:
     """The backend a database URI names, and the target its factory takes; a plain path is the
     embedded store's folder."""
     scheme, sep, rest = uri.partition("://")
     if not sep:
+        if _LIBPQ_KEYWORDS.search(uri):
+            raise ConfigError(f"{uri!r} looks like a libpq connection string, not a folder; semkit takes PostgreSQL "
+                              "as a URI: postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
         return EMBEDDED, uri
     backend = SCHEMES.get(scheme.lower())
     if backend is None:
