@@ -22,6 +22,13 @@ first member); "pairs left" = how many of paraphrase_mining's pairs (>= 0.9) sti
 sentences kept afterwards (0 = no known duplicate survives).
 
     python benchmarks/apps_scale.py [--sizes 20000,100000] [--timeout 1200]
+
+Recommend at scale (``--recommend N``): an embedded collection of N real vectors (HNSW, the
+store's defaults); ``apps.recommend(col, liked=[one id], k=10)`` against a plain
+``col.search(vector, k=10)``, interleaved one call each, medians (target: within 5x); the
+full load the previous recommend did on every call is timed once for reference::
+
+    python benchmarks/apps_scale.py --recommend 40000
 """
 
 from __future__ import annotations
@@ -145,6 +152,51 @@ def run(method: str, n: int, timeout: float, tmp: str) -> dict[str, object]:
     return result
 
 
+def recommend_latency(n: int, calls: int = 400) -> None:
+    """Recommend with one liked id vs a plain search, on an embedded collection of ``n``."""
+    import faiss
+
+    from semkit import apps
+    from semkit.database import Database
+    from semkit.store.embedded import EmbeddedStore
+
+    faiss.omp_set_num_threads(1)
+    x, texts = _load(n)
+    ids = [f"s{i}" for i in range(len(x))]
+    with tempfile.TemporaryDirectory() as tmp:
+        with EmbeddedStore(Path(tmp) / "store", durable=False) as store:
+            col = Database(store).collection("items", model=None, dimensions=x.shape[1])
+            for s in range(0, len(x), 10_000):
+                col.upsert(ids[s:s + 10_000], vectors=x[s:s + 10_000], texts=texts[s:s + 10_000])
+            store.build_index("items")
+        with EmbeddedStore(Path(tmp) / "store") as store:
+            col = Database(store).collection("items", model=None, dimensions=x.shape[1])
+            col.search(x[0], k=10)  # open: rows and index file loaded once, as a server would
+            rng = np.random.default_rng(0)
+            picks = rng.choice(len(x), size=calls, replace=False)
+            rec_ms, search_ms = [], []
+            for i, row in enumerate(picks.tolist()):
+                order = ("recommend", "search") if i % 2 else ("search", "recommend")
+                for what in order:
+                    t = time.perf_counter()
+                    if what == "recommend":
+                        apps.recommend(col, liked=[ids[row]], k=10)
+                        rec_ms.append((time.perf_counter() - t) * 1000)
+                    else:
+                        col.search(x[row], k=10)
+                        search_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            apps.as_source(col)  # what every recommend call paid before it went through kNN
+            full_load = time.perf_counter() - t
+    rec, srch = float(np.median(rec_ms)), float(np.median(search_ms))
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\n# recommend at n={len(x)} (embedded store, HNSW), {calls} calls each, interleaved; load {load}")
+    print(f"- apps.recommend(liked=[1 id], k=10): median {rec:.2f} ms (p90 {np.percentile(rec_ms, 90):.2f})")
+    print(f"- Collection.search(vector, k=10):    median {srch:.2f} ms (p90 {np.percentile(search_ms, 90):.2f})")
+    print(f"- ratio {rec / srch:.2f}x (target <= 5x) {'OK' if rec / srch <= 5 else 'MISSED'}; "
+          f"the full load the previous recommend did per call: {full_load * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,100000")
@@ -153,7 +205,12 @@ def main() -> None:
     parser.add_argument("--worker")
     parser.add_argument("--n", type=int)
     parser.add_argument("--out")
+    parser.add_argument("--recommend", type=int, metavar="N",
+                        help="only the recommend-vs-search latency row, on N vectors (e.g. 40000)")
     args = parser.parse_args()
+    if args.recommend:
+        recommend_latency(args.recommend)
+        return
     if args.worker:
         worker(args.worker, args.n, args.out)
         return

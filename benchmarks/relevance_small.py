@@ -1,7 +1,7 @@
 """Small-collection relevance: does the default search beat vector search where one shared word
 can mislead keywords?
 
-    python benchmarks/relevance_small.py [--alpha 0.3,0.5,0.7] [--json]
+    python benchmarks/relevance_small.py [--alpha 0.3,0.5,0.7] [--rerank windows|FOLDER] [--json]
 
 Sets (``benchmarks/relevance_sets/*.json``, judged by hand):
 
@@ -88,6 +88,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alpha", default="", help="comma-separated convex-fusion weights to add as rows")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--rerank", metavar="windows|FOLDER", default=None,
+                        help="add a row for the default mode reranked: 'windows' (SentenceWindows, the "
+                        "collection's own model on each candidate's sentences) or a cross-encoder folder")
     args = parser.parse_args()
 
     import semkit
@@ -104,6 +107,11 @@ def main() -> int:
     ]
     for alpha in filter(None, args.alpha.split(",")):
         modes.append((f"hybrid convex alpha={float(alpha)}", {"alpha": float(alpha)}))
+    if args.rerank is not None:
+        from semkit.models.rerank import WINDOWS, load_reranker
+
+        name = WINDOWS if args.rerank.strip().lower() == WINDOWS else Path(args.rerank).name
+        modes.append((f"default + rerank {name}", {"rerank": load_reranker(args.rerank)}))
 
     rows: list[dict[str, Any]] = []
     failures: list[str] = []

@@ -13,6 +13,13 @@ several ``ef``. Medians and ratios are what to read; absolute times move with th
 Targets checked at the end: semkit HNSW at recall@10 >= 0.95 reaches >= 0.9x the QPS of raw
 FAISS HNSW at that recall; semkit exact search is within 1.5x of the memory-bandwidth limit
 (bytes scanned / bandwidth measured in this run); bulk upsert >= 20k vectors/s.
+
+The "surface" rows measure what users call: ``Collection.search(vector, k=10)`` with every
+hit's text read, one query at a time, against raw FAISS HNSW at the same recall (target >=
+0.8x its QPS, aim 0.9x) and Chroma's default (target >= 2x), interleaved; and
+``Collection.search_many`` against one FAISS batch call::
+
+    python benchmarks/search.py --n 30000 --surface-only
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,6 +137,9 @@ def main() -> None:
     parser.add_argument("--crossover", default="1000,2000,5000,10000,20000,50000",
                         help="corpus sizes at which to compare exact and HNSW latency ('' to skip)")
     parser.add_argument("--crossover-only", action="store_true", help="run only the crossover table")
+    parser.add_argument("--surface-only", action="store_true",
+                        help="run only the surface rows (Collection.search vs raw FAISS vs Chroma)")
+    parser.add_argument("--no-chroma", action="store_true", help="leave Chroma out of the surface rows")
     args = parser.parse_args()
     efs = [int(x) for x in args.ef.split(",")]
 
@@ -143,6 +154,9 @@ def main() -> None:
     print(f"# dataset: {n} x {d} corpus, {len(data.queries)} queries ({time.perf_counter() - t0:.1f}s to load)")
     if args.crossover_only:
         _crossover(data, [int(x) for x in args.crossover.split(",") if x and int(x) <= n])
+        return
+    if args.surface_only:
+        _surface(data, efs, chroma=not args.no_chroma)
         return
     bw1, bw2 = bandwidth_gbs()
     print(f"# memory bandwidth: {bw1:.1f} GB/s one thread, {bw2:.1f} GB/s two threads")
@@ -289,9 +303,139 @@ def main() -> None:
         _crossover(data, sizes)
     _targets(table, n, d, bw1, bw2, n / upsert_s)
     store.close()
+    _surface(data, efs, chroma=not args.no_chroma)
     if pg is not None:
         pg.close()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def machine() -> str:
+    """CPU model, cores and load: timing figures mean nothing without them."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{model}, {os.cpu_count()} CPUs, load average {load}"
+
+
+def _surface(data: Dataset, efs: list[int], chroma: bool = True) -> None:
+    """What users call, against raw FAISS HNSW and Chroma's default, interleaved."""
+    import faiss
+
+    from semkit.database import Database
+    from semkit.store.embedded import EmbeddedStore
+
+    print(f"\n# surface: Collection.search (hits' text read) vs raw FAISS HNSW vs Chroma — {machine()}")
+    n, d = data.corpus.shape
+    workdir = Path(tempfile.mkdtemp(prefix="semkit-surface-"))
+    ids, queries, truth = data.corpus_ids, data.queries, data.truth
+    id_to_row = {s: i for i, s in enumerate(ids)}
+    with EmbeddedStore(workdir / "semkit", durable=False) as store:
+        col = Database(store).collection("bench", model=None, dimensions=d)
+        for s in range(0, n, 10_000):
+            col.upsert(ids[s:s + 10_000], vectors=data.corpus[s:s + 10_000], texts=data.corpus_texts[s:s + 10_000],
+                       metadata=[{"n": i % 100} for i in range(s, min(s + 10_000, n))])
+        store.build_index("bench")
+    store = EmbeddedStore(workdir / "semkit", exact_threshold=0)  # the graph even for a small --n
+    col = Database(store).collection("bench", model=None, dimensions=d)
+    faiss.omp_set_num_threads(2)
+    fhnsw = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+    fhnsw.hnsw.efConstruction = 64
+    fhnsw.add(data.corpus)
+    faiss.omp_set_num_threads(1)
+    chroma_col = _chroma(workdir, data) if chroma else None
+
+    rows: list[Row] = []
+    for ef in efs:
+        def surface(q: np.ndarray, ef: int = ef) -> list[int]:
+            hits = col.search(q[0], k=K, ef=ef)
+            return [id_to_row[h.id] for h in hits if h.text is not None]
+
+        def faiss_hnsw(q: np.ndarray, ef: int = ef) -> list[int]:
+            fhnsw.hnsw.efSearch = ef
+            return fhnsw.search(q, K)[1][0].tolist()
+
+        engines: dict[str, Callable[[np.ndarray], list[int]]] = {
+            "semkit Collection.search": surface, "faiss IndexHNSWFlat": faiss_hnsw,
+        }
+        sweep = {name: Row(name, ef) for name in engines}
+        interleaved(engines, queries, sweep, truth)
+        faiss.omp_set_num_threads(2)
+        sweep["semkit Collection.search"].batch_qps = _batch(
+            lambda ef=ef: col.search_many(queries, k=K, ef=ef), len(queries))
+        fhnsw.hnsw.efSearch = ef
+        sweep["faiss IndexHNSWFlat"].batch_qps = _batch(lambda: fhnsw.search(queries, K), len(queries))
+        faiss.omp_set_num_threads(1)
+        rows += sweep.values()
+    if chroma_col is not None:
+        def chroma_q(q: np.ndarray) -> list[int]:
+            res = chroma_col.query(query_embeddings=q, n_results=K, include=["documents"])
+            return [id_to_row[i] for i in res["ids"][0]]
+
+        # Chroma's default: its own HNSW settings, one query at a time, with documents; run
+        # interleaved with semkit at its default ef so load hits both alike.
+        default_ef = store.ef_search
+
+        def semkit_default(q: np.ndarray) -> list[int]:
+            return [id_to_row[h.id] for h in col.search(q[0], k=K) if h.text is not None]
+
+        pair = {"chroma default": Row("chroma default", "dflt"),
+                "semkit Collection.search": Row("semkit Collection.search", default_ef)}
+        interleaved({"chroma default": chroma_q, "semkit Collection.search": semkit_default}, queries, pair, truth)
+        rows += pair.values()
+    _print_table(rows)
+    _surface_targets(rows)
+    store.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _chroma(workdir: Path, data: Dataset) -> Any:
+    try:
+        import chromadb
+    except ImportError:
+        print("- chroma: not installed (pip install chromadb); its rows are skipped")
+        return None
+    client = chromadb.PersistentClient(path=str(workdir / "chroma"))
+    coll = client.create_collection("bench")
+    n = len(data.corpus)
+    step = 5_000  # under Chroma's max batch size
+    for s in range(0, n, step):
+        coll.add(ids=data.corpus_ids[s:s + step], embeddings=data.corpus[s:s + step],
+                 documents=data.corpus_texts[s:s + step],
+                 metadatas=[{"n": i % 100} for i in range(s, min(s + step, n))])
+    return coll
+
+
+def _surface_targets(rows: list[Row]) -> None:
+    print("\n# surface targets")
+
+    def first_at(engine: str, recall: float) -> Row | None:
+        hits = [r for r in rows if r.engine == engine and r.ef != "dflt" and r.recall is not None
+                and r.recall >= recall and isinstance(r.ef, int)]
+        return hits[0] if hits else None
+
+    ours, theirs = first_at("semkit Collection.search", 0.95), first_at("faiss IndexHNSWFlat", 0.95)
+    if ours and theirs:
+        ratio = ours.qps1 / theirs.qps1
+        med = theirs.p50 / ours.p50
+        print(f"- Collection.search at recall@10 >= 0.95: ef={ours.ef} {ours.qps1:,.0f} QPS (recall {ours.recall:.3f}) "
+              f"vs raw FAISS ef={theirs.ef} {theirs.qps1:,.0f} QPS (recall {theirs.recall:.3f}): {ratio:.2f}x mean, "
+              f"{med:.2f}x median latency (target >= 0.8x, aim 0.9x) {'OK' if ratio >= 0.8 else 'MISSED'}")
+        print(f"- search_many vs one FAISS batch call at those ef: {ours.batch_qps:,.0f} vs {theirs.batch_qps:,.0f} "
+              f"QPS = {ours.batch_qps / theirs.batch_qps:.2f}x")
+    else:
+        print("- recall 0.95 not reached in the ef sweep; widen --ef")
+    chroma = next((r for r in rows if r.engine == "chroma default"), None)
+    ours_default = [r for r in rows if r.engine == "semkit Collection.search"]
+    if chroma is not None and ours_default:
+        mine = ours_default[-1]  # the run interleaved with Chroma
+        ratio = mine.qps1 / chroma.qps1
+        print(f"- vs Chroma's default: semkit {mine.qps1:,.0f} QPS (recall {mine.recall:.3f}) vs Chroma "
+              f"{chroma.qps1:,.0f} QPS (recall {chroma.recall:.3f}): {ratio:.2f}x (target >= 2x) "
+              f"{'OK' if ratio >= 2 else 'MISSED'}")
 
 
 def _crossover(data: Dataset, sizes: list[int], ef: int = 64) -> None:

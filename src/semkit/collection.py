@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,16 @@ import numpy as np
 from .errors import DimensionMismatch, InvalidInput, ModelMismatch
 from .models.build import model_from_id, resolve_model, split_embedder_id
 from .store import filters
-from .store.base import CollectionSpec, Record, VectorStore, check_batch_size, check_ids, check_k, metadata_json
+from .store.base import (
+    CollectionSpec,
+    Record,
+    VectorStore,
+    check_batch_size,
+    check_ids,
+    check_k,
+    metadata_json,
+    query_records,
+)
 from .types import Matrix
 from .vectors import as_matrix, check_texts, normalize
 
@@ -259,38 +269,40 @@ class Collection:
 
         With ``where``, the answer is the exact top-``k`` among the matching records.
         """
-        if not isinstance(query, str):
-            query = as_matrix(query)
-            if len(query) != 1:
+        if isinstance(query, str):
+            if not query.strip():
+                raise InvalidInput("the query is an empty string; pass some text or a vector")
+            matrix = self._query_vectors([query])
+        else:
+            matrix = self._query_vectors(query)
+            if len(matrix) != 1:
                 raise InvalidInput(
-                    f"search takes one query, got {len(query)} vectors; use search_many for a batch"
+                    f"search takes one query, got {len(matrix)} vectors; use search_many for a batch"
                 )
-        elif not query.strip():
-            raise InvalidInput("the query is an empty string; pass some text or a vector")
-        queries = [query] if isinstance(query, str) else query
-        return self.search_many(queries, k, where, exact=exact, ef=ef, include_vectors=include_vectors)[0]
+        return self._search(matrix, k, where, exact, ef, include_vectors)[0]
 
     def search_many(
         self, queries: Sequence[str] | Any, k: int = 10, where: Filter = None, *,
         exact: bool = False, ef: int | None = None, include_vectors: bool = False,
     ) -> list[list[Hit]]:
-        """``search`` for a batch of texts or a matrix of query vectors, one list per query."""
-        check_k(k)
-        node = filters.parse(where)
+        """``search`` for a batch of texts or a matrix of query vectors, one list per query.
+
+        The batch goes to the store as one call (FAISS searches it in one pass; the hits'
+        records are read once for all queries), so it is cheaper than a loop of ``search``.
+        """
+        if isinstance(queries, str):
+            raise InvalidInput("search_many takes a list of queries; use search for one text")
         matrix = self._query_vectors(queries)
         if len(matrix) == 0:
+            check_k(k)
             return []
-        answers = self._store.query(self.name, matrix, k, where=node, exact=exact, ef=ef)
-        wanted = list(dict.fromkeys(i for n in answers for i in n.ids))
-        records = {r.id: r for r in self._store.get(self.name, wanted, include_vectors=include_vectors)}
-        return [
-            [
-                Hit(i, float(s), records[i].text, records[i].metadata, records[i].vector)
-                for i, s in zip(n.ids, n.scores, strict=True)
-                if i in records  # deleted between query and fetch
-            ]
-            for n in answers
-        ]
+        return self._search(matrix, k, where, exact, ef, include_vectors)
+
+    def _search(self, matrix: Matrix, k: int, where: Filter, exact: bool, ef: int | None,
+                include_vectors: bool) -> list[list[Hit]]:
+        check_k(k)
+        answers = query_records(self._store, self.name, matrix, k, filters.parse(where), exact, ef, include_vectors)
+        return [[Hit(r.id, s, r.text, r.metadata, r.vector) for r, s in answer] for answer in answers]
 
     def keyword_search(self, text: str, k: int = 10, where: Filter = None) -> list[Hit]:
         """Full-text (BM25-style) search with the backend's own engine; scores are the
@@ -478,26 +490,57 @@ class Collection:
         self._store.upsert(self.name, ids, vectors, texts, rows)
 
     def _query_vectors(self, queries: Any) -> Matrix:
-        if isinstance(queries, str):
-            raise InvalidInput("search_many takes a list of queries; use search for one text")
+        """Query vectors, validated and (cosine) unit-normalised in one pass: one vector, a
+        matrix, or a list of texts embedded as queries."""
         if isinstance(queries, np.ndarray) or (
             isinstance(queries, Sequence) and queries and not isinstance(queries[0], str)
         ):
-            matrix = as_matrix(queries) if len(queries) else np.zeros((0, self.dimensions), np.float32)
-            if matrix.shape[1] != self.dimensions:
-                raise DimensionMismatch(self.dimensions, matrix.shape[1], f"queries of {self.name!r}")
-        else:
-            texts = check_texts(list(queries), allow_empty_list=True)
-            if not texts:
-                return np.zeros((0, self.dimensions), np.float32)
-            model = self.model
-            if model is None:
-                raise InvalidInput(
-                    f"collection {self.name!r} stores your own vectors and has no model to embed "
-                    "the query; pass a query vector instead of text"
-                )
-            matrix = as_matrix(model.embed(texts, "query"), self.dimensions)
+            return _unit_queries(queries, self.dimensions, self._spec.metric == "cosine", self.name)
+        texts = check_texts(list(queries), allow_empty_list=True)
+        if not texts:
+            return np.zeros((0, self.dimensions), np.float32)
+        model = self.model
+        if model is None:
+            raise InvalidInput(
+                f"collection {self.name!r} stores your own vectors and has no model to embed "
+                "the query; pass a query vector instead of text"
+            )
+        matrix = as_matrix(model.embed(texts, "query"), self.dimensions)
         return normalize(matrix) if self._spec.metric == "cosine" else matrix
+
+
+def _unit_queries(vectors: Any, dimensions: int, unit: bool, name: str) -> Matrix:
+    """``as_matrix`` + ``normalize`` for query vectors at a fraction of their cost: a clean
+    float32 array is not copied or re-checked, and the squared norms (float64, so huge values
+    do not overflow) double as the finiteness check."""
+    q = vectors
+    if not len(q):
+        return np.zeros((0, dimensions), np.float32)
+    if not (type(q) is np.ndarray and q.dtype == np.float32 and q.flags.c_contiguous and q.ndim in (1, 2)):
+        q = as_matrix(q)
+    if q.ndim == 1:
+        q = q.reshape(1, -1)
+    if q.shape[1] != dimensions:
+        raise DimensionMismatch(dimensions, q.shape[1], f"queries of {name!r}")
+    if len(q) == 1:  # one search: scalar arithmetic, no temporary arrays
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 squares of huge values overflow: float64 decides
+            square = float(np.dot(q[0], q[0]))
+        if math.isfinite(square):
+            if not unit or abs(square - 1.0) <= 1e-6 or square == 0.0:
+                return q
+            return q * np.float32(1.0 / math.sqrt(square))
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.einsum("ij,ij->i", q, q)
+    if not np.isfinite(squares).all():
+        # NaN/inf, or float32 squares overflowing (values beyond ~1e19): float64 tells which.
+        squares = np.einsum("ij,ij->i", q, q, dtype=np.float64)
+        if not np.isfinite(squares).all():
+            raise InvalidInput("query vectors contain NaN or infinite values; fix those rows")
+    if not unit or np.abs(squares - 1.0).max() <= 1e-6:
+        return q
+    norms = np.sqrt(squares)
+    norms[norms == 0] = 1.0
+    return (q / norms[:, None]).astype(np.float32)
 
 
 # --- model resolution ---------------------------------------------------------------------

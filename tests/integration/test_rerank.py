@@ -1,6 +1,8 @@
 """Reranking with a cross-encoder from a local folder, run through ONNX: exact scores against
 torch, search plumbing (the order is the cross-encoder's), the CLI's --rerank, clear errors for
-folders that are not cross-encoders, and a real model when ``SEMKIT_RERANK_MODEL`` names one."""
+folders that are not cross-encoders, and a real model when ``SEMKIT_RERANK_MODEL`` names one.
+The embedding-only ``SentenceWindows`` reranker: its score against an independent computation
+with the bundled model, in search, on the CLI (``--rerank windows``) and its errors."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +21,8 @@ from semkit.apps import search
 from semkit.apps._search import RERANK_DEPTH
 from semkit.collection import Collection
 from semkit.errors import InvalidInput, ModelNotAvailable
-from semkit.models.rerank import CrossEncoder
+from semkit.models.rerank import CrossEncoder, SentenceWindows, load_reranker, sentence_windows
+from semkit.vectors import normalize
 from tests.e2e.test_cli import run
 from tests.support.tiny_cross_encoder import build_tiny_cross_encoder, torch_scores
 
@@ -148,6 +152,78 @@ def test_cli_search_rerank(store: Path, tiny_folder: Path, tiny: CrossEncoder) -
     assert "reranked" in table and "cross-encoder relevance" in table
     bad = run(*args, "--rerank", str(store.parent), check=False)  # a folder, but no model in it
     assert bad.returncode != 0 and "not a cross-encoder folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- the embedding-only reranker --------------------------------------------------------------
+
+SENTENCES = ["Cats sleep up to sixteen hours a day.",
+             "A slow website gets faster when you cache pages and compress images.",
+             "Grind the coffee just before brewing."]
+MIXED = " ".join(SENTENCES)  # one sentence answers the query; the whole text is about three things
+
+
+def _best_cosine(model: Any, query: str, windows: list[str]) -> float:
+    q = normalize(model.embed([query], "query"))[0]
+    return max(0.0, float((normalize(model.embed(windows, "document")) @ q).max()))
+
+
+def test_sentence_windows_score_is_the_best_window_blended_with_the_fused_score() -> None:
+    model = semkit.model("local")
+    windows = SentenceWindows(model)
+    passages = [MIXED, DOCS[-1][1], "", None]
+    best = [_best_cosine(model, QUERY, SENTENCES), _best_cosine(model, QUERY, [DOCS[-1][1]]), 0.0, 0.0]
+    assert np.allclose(windows.score(QUERY, passages), best, atol=1e-5)  # no fused score: the window alone
+    fused = [0.2, 0.9, 0.5, 0.1]
+    blended = windows.score(QUERY, passages, fused=fused)
+    w = windows.fused_weight
+    assert np.allclose(blended, [w * f + (1 - w) * b for f, b in zip(fused, best, strict=True)], atol=1e-5)
+    assert np.all((blended >= 0) & (blended <= 1))
+    pairs = SentenceWindows(model, window=2).score(QUERY, [MIXED])
+    assert pairs[0] == pytest.approx(_best_cosine(model, QUERY, [" ".join(SENTENCES[:2]), " ".join(SENTENCES[1:])]),
+                                     abs=1e-5)
+    # The point of it: the answering sentence is closer to the query than the whole mixed text.
+    assert best[0] > _best_cosine(model, QUERY, [MIXED])
+    assert sentence_windows(MIXED, 1) == SENTENCES and sentence_windows("  ", 1) == []
+
+
+def test_search_with_sentence_windows_uses_the_collection_model(col: Collection) -> None:
+    fused = {h.id: h for h in search(col, QUERY, k=len(DOCS), min_score=0.0)}
+    hits = search(col, QUERY, k=len(DOCS), min_score=0.0, rerank=SentenceWindows())
+    assert {h.id for h in hits} == set(fused)
+    bound = SentenceWindows().for_collection(col)
+    assert bound.model is col.model
+    expected = bound.score(QUERY, [h.text for h in hits], fused=[fused[h.id].score for h in hits])
+    assert np.allclose([h.score for h in hits], expected, atol=1e-6)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.scores["fused"] == pytest.approx(fused[h.id].score) for h in hits)
+    assert {hits[0].id, hits[1].id} == {"perf", "perf-2"}
+
+
+def test_sentence_windows_refuses_what_it_cannot_do(tmp_path: Path, tiny_folder: Path) -> None:
+    with semkit.connect(tmp_path / "own") as db:
+        own = db.collection("own", model=None, dimensions=384)
+        own.upsert(ids=["a"], texts=["a slow website"], vectors=np.ones((1, 384), dtype=np.float32))
+        with pytest.raises(InvalidInput, match=r"own vectors.*cross-encoder"):
+            search(own, QUERY, mode="keyword", rerank=SentenceWindows())
+    with pytest.raises(InvalidInput, match="window"):
+        SentenceWindows(window=0)
+    with pytest.raises(InvalidInput, match="fused_weight"):
+        SentenceWindows(fused_weight=1.5)
+    with pytest.raises(InvalidInput, match="no model"):
+        SentenceWindows().score(QUERY, ["text"])
+    assert isinstance(load_reranker("windows"), SentenceWindows)
+    assert isinstance(load_reranker(str(tiny_folder)), CrossEncoder)
+
+
+def test_cli_search_rerank_windows(store: Path) -> None:
+    args = ("search", QUERY, "--db", str(store), "-k", "4", "--min-score", "0", "--rerank", "windows")
+    hits = json.loads(run(*args, "--json").stdout)
+    with semkit.connect(store) as db:
+        expected = search(db.collection("docs", create=False), QUERY, k=4, min_score=0.0, rerank=SentenceWindows())
+    assert [h["id"] for h in hits] == [h.id for h in expected]
+    assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+    table = run(*args).stdout
+    assert "reranked" in table and "best sentence's cosine" in table
 
 
 REAL = os.environ.get("SEMKIT_RERANK_MODEL")

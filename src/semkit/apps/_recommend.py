@@ -2,11 +2,15 @@
 
 The profile is Rocchio's: the weighted mean of the liked vectors minus ``dislike_weight`` times
 the weighted mean of the disliked ones (no original query, so the liked centroid plays its
-part). One liked id and nothing else is plain item-to-item similarity. Candidates come from the
-source's kNN search (the store's own ``query`` for a collection, so ``where`` filters run
-there); items the user has already rated are never recommended. ``diversity`` > 0 re-ranks a
-larger candidate pool by maximal marginal relevance (Carbonell & Goldstein, 1998) with
-λ = 1 − diversity.
+part). Liked things can be ids, free texts (``liked_texts``, embedded with the collection's
+model) or a raw user vector (``profile``); one liked id and nothing else is plain
+item-to-item similarity. Items the user has already rated are never recommended.
+``diversity`` > 0 re-ranks a larger candidate pool by maximal marginal relevance (Carbonell &
+Goldstein, 1998) with λ = 1 − diversity.
+
+Cost follows what is asked, not the collection's size: on a cosine collection the liked and
+disliked vectors are point reads and the candidates come from one kNN query of the store
+(``as_items``), with their records (and, for MMR, their vectors) in the same call.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInput
+from ..vectors import as_matrix
 from ._knn import check_k
-from ._source import as_source
+from ._source import Items, Neighbour, as_items
 
 _POOL_FACTOR = 5
 """With diversity, MMR chooses among this many times k candidates."""
@@ -37,18 +42,23 @@ class Recommendation:
 
 def recommend(
     source: Any,
-    liked: Sequence[str] | str,
+    liked: Sequence[str] | str = (),
     disliked: Sequence[str] = (),
     k: int = 10,
     weights: Mapping[str, float] | Sequence[float] | None = None,
     diversity: float = 0.0,
     where: Mapping[str, Any] | None = None,
     *,
+    liked_texts: Sequence[str] = (),
+    profile: Any = None,
     dislike_weight: float = 0.5,
     exact: bool | None = None,
 ) -> list[Recommendation]:
     """The ``k`` items most like what was liked and least like what was disliked.
 
+    What was liked: ``liked`` ids, ``liked_texts`` (free text, embedded as queries with the
+    collection's model) and ``profile`` (a raw vector of the collection's dimensions, e.g. a
+    user embedding you keep), at least one of them; each counts as one liked item.
     ``weights``: per-item weights, either a mapping ``id -> weight`` (liked or disliked ids;
     default 1) or a list aligned with ``liked``. ``diversity`` in [0, 1]: 0 is pure relevance,
     higher trades relevance for variety among the results. ``where`` is a metadata filter.
@@ -56,8 +66,11 @@ def recommend(
     k = check_k(k)
     liked_ids = [liked] if isinstance(liked, str) else list(liked)
     disliked_ids = [disliked] if isinstance(disliked, str) else list(disliked)
-    if not liked_ids:
-        raise InvalidInput("recommend needs at least one liked id to build a profile from")
+    texts = [liked_texts] if isinstance(liked_texts, str) else list(liked_texts)
+    if not liked_ids and not texts and profile is None:
+        raise InvalidInput(
+            "recommend needs at least one liked id (or liked_texts=, or a profile= vector) to build a profile from"
+        )
     if not 0.0 <= float(diversity) <= 1.0:
         raise InvalidInput(f"diversity must be between 0 (relevance only) and 1, got {diversity!r}")
     if dislike_weight < 0:
@@ -65,22 +78,42 @@ def recommend(
     overlap = set(liked_ids) & set(disliked_ids)
     if overlap:
         raise InvalidInput(f"ids both liked and disliked: {sorted(overlap)[:5]}; keep each in one list")
-    src = as_source(source, exact=exact)
-    liked_rows = src.rows(liked_ids, "liked ids")
-    disliked_rows = src.rows(disliked_ids, "disliked ids") if disliked_ids else np.empty(0, np.int64)
+    items = as_items(source, exact=exact)
     w_liked, w_disliked = _weights(weights, liked_ids, disliked_ids)
-    profile = _profile(src.vectors, liked_rows, w_liked, disliked_rows, w_disliked, dislike_weight)
+    liked_vecs = _liked_vectors(items, liked_ids, texts, profile)
+    w_liked = np.concatenate([w_liked, np.ones(len(liked_vecs) - len(liked_ids))])
+    disliked_vecs = items.vectors_of(disliked_ids, "disliked ids") if disliked_ids else None
+    target = _profile(liked_vecs, w_liked, disliked_vecs, w_disliked, dislike_weight)
 
-    seen = set(liked_rows.tolist()) | set(disliked_rows.tolist())
+    seen = set(liked_ids) | set(disliked_ids)
     pool = k * _POOL_FACTOR if diversity > 0 else k
-    rows, scores = src.search(profile[None, :], min(pool + len(seen), len(src)), where=where)
-    keep = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0 and int(r) not in seen]
+    found = items.nearest(target, pool + len(seen), where, vectors=diversity > 0)
+    keep = [n for n in found if n.id not in seen]
     if diversity > 0 and len(keep) > 1:
-        keep = _mmr(src.vectors, keep, k, 1.0 - float(diversity))
+        keep = _mmr(keep, k, 1.0 - float(diversity))
     return [
-        Recommendation(id=src.ids[r], score=round(s, 6), text=src.texts[r], metadata=src.metadata[r], rank=i + 1)
-        for i, (r, s) in enumerate(keep[:k])
+        Recommendation(id=n.id, score=round(n.score, 6), text=n.text, metadata=n.metadata, rank=i + 1)
+        for i, n in enumerate(keep[:k])
     ]
+
+
+def _liked_vectors(items: Items, ids: list[str], texts: list[str], profile: Any) -> np.ndarray:
+    """Unit rows: the liked ids' vectors, then the embedded texts, then the profile vector."""
+    parts = [items.vectors_of(ids, "liked ids")] if ids else []
+    if texts:
+        if not all(isinstance(t, str) and t.strip() for t in texts):
+            raise InvalidInput("liked_texts must be non-empty strings")
+        parts.append(items.embed(texts, "query"))
+    if profile is not None:
+        vec = as_matrix(profile)
+        dims = items.dimensions
+        if vec.shape != (1, dims):
+            raise InvalidInput(f"profile must be one vector of {dims} numbers, got shape {np.shape(profile)}")
+        norm = float(np.linalg.norm(vec))
+        if norm == 0:
+            raise InvalidInput("profile is the zero vector; pass a user vector with some direction")
+        parts.append(vec / norm)
+    return np.vstack(parts).astype(np.float32, copy=False)
 
 
 def _weights(weights: Mapping[str, float] | Sequence[float] | None, liked: list[str], disliked: list[str]
@@ -100,30 +133,29 @@ def _weights(weights: Mapping[str, float] | Sequence[float] | None, liked: list[
         wd = np.ones(len(disliked))
     if np.any(wl < 0) or np.any(wd < 0) or not np.all(np.isfinite(np.concatenate([wl, wd]))):
         raise InvalidInput("weights must be finite and >= 0 (dislikes are already subtracted)")
-    if wl.sum() == 0:
-        raise InvalidInput("the liked weights sum to 0; give at least one liked item a positive weight")
     return wl, wd
 
 
-def _profile(vectors: np.ndarray, liked: np.ndarray, wl: np.ndarray, disliked: np.ndarray, wd: np.ndarray,
+def _profile(liked: np.ndarray, wl: np.ndarray, disliked: np.ndarray | None, wd: np.ndarray,
              dislike_weight: float) -> np.ndarray:
-    profile = (wl[:, None] * vectors[liked]).sum(0) / wl.sum()
-    if len(disliked) and wd.sum() > 0:
-        profile = profile - dislike_weight * (wd[:, None] * vectors[disliked]).sum(0) / wd.sum()
+    if wl.sum() == 0:
+        raise InvalidInput("the liked weights sum to 0; give at least one liked item a positive weight")
+    profile = (wl[:, None] * liked).sum(0) / wl.sum()
+    if disliked is not None and len(disliked) and wd.sum() > 0:
+        profile = profile - dislike_weight * (wd[:, None] * disliked).sum(0) / wd.sum()
     norm = float(np.linalg.norm(profile))
     if norm < 1e-6:
         raise InvalidInput("the liked and disliked items cancel out; like something different or lower dislike_weight")
     return (profile / norm).astype(np.float32)
 
 
-def _mmr(vectors: np.ndarray, cands: list[tuple[int, float]], k: int, lam: float) -> list[tuple[int, float]]:
-    rows = np.asarray([r for r, _ in cands])
-    rel = np.asarray([s for _, s in cands], dtype=np.float64)
-    cv = vectors[rows]
+def _mmr(cands: list[Neighbour], k: int, lam: float) -> list[Neighbour]:
+    rel = np.asarray([c.score for c in cands], dtype=np.float64)
+    cv = np.asarray([c.vector for c in cands], dtype=np.float32)
     chosen: list[int] = []
-    max_sim = np.full(len(rows), -np.inf)
-    available = np.ones(len(rows), dtype=bool)
-    for _ in range(min(k, len(rows))):
+    max_sim = np.full(len(cands), -np.inf)
+    available = np.ones(len(cands), dtype=bool)
+    for _ in range(min(k, len(cands))):
         gain = lam * rel - (1.0 - lam) * np.where(np.isfinite(max_sim), max_sim, 0.0)
         gain[~available] = -np.inf
         j = int(np.argmax(gain))

@@ -39,14 +39,15 @@ the results already chosen``, relevance being the hit's score. λ = 1 is plain r
 values trade relevance for variety. A hit's ``score`` stays its relevance, so with MMR a lower
 rank can have a higher score; ``rank`` is its place after re-ranking.
 
-``rerank=`` (any object with ``score(query, passages) -> array`` in [0, 1], e.g.
-``semkit.models.rerank.CrossEncoder(folder)``) re-scores the ``max(k, RERANK_DEPTH)`` best
-candidates of the chosen mode with that model and orders them by its score, which becomes the
-hit's ``score`` (a cross-encoder's calibrated relevance: sigmoid of its logit); the mode's own
-score stays in ``scores["fused"]`` and its rank in ``ranks["fused"]``. Candidates below that
-depth are dropped. ``min_score`` then applies to the reranked score, and ``mmr`` re-orders the
-reranked list. The cross-encoder runs once per candidate at query time, which is why the depth
-is small.
+``rerank=`` (any object with ``score(query, passages) -> array`` in [0, 1], see ``Reranker``)
+re-scores the ``max(k, RERANK_DEPTH)`` best candidates of the chosen mode and orders them by
+its score, which becomes the hit's ``score``; the mode's own score stays in ``scores["fused"]``
+and its rank in ``ranks["fused"]``. Candidates below that depth are dropped. ``min_score`` then
+applies to the reranked score, and ``mmr`` re-orders the reranked list. The rerankers of
+``semkit.models.rerank``: ``CrossEncoder(folder)`` (score = its calibrated relevance, the
+sigmoid of its logit; it runs once per candidate at query time, which is why the depth is
+small) and ``SentenceWindows()`` (no extra model: the collection's own model on each
+candidate's sentences, blended with the fused score; see that class for the figures).
 
 Every hit keeps ``ranks``/``scores`` per list (``{"vector": 3, "keyword": 1}``; raw cosine and
 raw BM25) so a fused ranking can be explained.
@@ -84,7 +85,12 @@ RERANK_DEPTH = 20
 
 
 class Reranker(Protocol):
-    """What ``rerank=`` needs: one relevance in [0, 1] per passage, higher is better."""
+    """What ``rerank=`` needs: one relevance in [0, 1] per passage, higher is better.
+
+    Two optional hooks: a reranker with ``uses_fused = True`` is called as ``score(query,
+    passages, fused=...)`` with the candidates' own scores, to blend with (``SentenceWindows``);
+    one with ``for_collection(col)`` is replaced by what that returns before scoring (so
+    ``SentenceWindows()`` embeds with the searched collection's model)."""
 
     def score(self, query: str, passages: Sequence[str | None]) -> np.ndarray: ...
 
@@ -165,8 +171,9 @@ def search(
     approximate index. ``vector``: the query's embedding if you have it already (saves
     embedding ``query`` again; needed for a bring-your-own-vectors collection). A non-string
     ``query`` is a vector (vector mode only). ``rerank``: a cross-encoder (``score(query,
-    passages)``) that re-scores the ``max(k, RERANK_DEPTH)`` best candidates; its score becomes
-    ``score``, the mode's stays in ``scores["fused"]``.
+    passages)``, e.g. ``CrossEncoder(folder)`` or ``SentenceWindows()``) that re-scores the
+    ``max(k, RERANK_DEPTH)`` best candidates; its score becomes ``score``, the mode's stays in
+    ``scores["fused"]``.
     """
     k = _check_int(k, "k")
     if mode not in MODES:
@@ -174,10 +181,10 @@ def search(
     if fusion not in FUSIONS:
         raise InvalidInput(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     if rerank is not None and not callable(getattr(rerank, "score", None)):
-        raise InvalidInput(f"rerank needs a reranker with a score(query, passages) method "
-                           f"(e.g. semkit.models.rerank.CrossEncoder(folder)), got {rerank!r}")
+        raise InvalidInput(f"rerank needs a reranker with a score(query, passages) method (e.g. "
+                           f"semkit.models.rerank.CrossEncoder(folder) or SentenceWindows()), got {rerank!r}")
     if rerank is not None and not isinstance(query, str):
-        raise InvalidInput("rerank= needs the query text: a cross-encoder reads the query and each passage")
+        raise InvalidInput("rerank= needs the query text: a reranker reads the query and each passage")
     if mmr is not None and (isinstance(mmr, bool) or not 0.0 <= float(mmr) <= 1.0):
         raise InvalidInput(f"mmr is λ in [0, 1] (1 = relevance only, lower = more variety), got {mmr!r}")
     min_score = _check_fraction(min_score, "min_score", "hits scoring below it are left out; 0 keeps all")
@@ -250,7 +257,8 @@ def search(
     fused = sorted(cands, key=lambda c: -c.score)  # stable: ties keep list order
     if rerank is not None and fused:
         assert text_query is not None
-        fused = _rerank(rerank, text_query, fused[:max(k, RERANK_DEPTH)])
+        bind = getattr(rerank, "for_collection", None)
+        fused = _rerank(bind(col) if callable(bind) else rerank, text_query, fused[:max(k, RERANK_DEPTH)])
     fused = [c for c in fused if c.score >= min_score]
     if mmr is not None and len(fused) > 1:
         _attach_vectors(col, fused)
@@ -422,7 +430,12 @@ def _score_convex(col: Any, cands: list[_Candidate], lists: dict[str, list[Any]]
 def _rerank(reranker: Reranker, query: str, cands: list[_Candidate]) -> list[_Candidate]:
     """``cands`` (best first) re-scored by ``reranker`` and sorted by its score; ties keep the
     fused order. The fused score and rank are kept under ``"fused"``."""
-    relevance = np.asarray(reranker.score(query, [c.text for c in cands]), dtype=np.float64).reshape(-1)
+    texts = [c.text for c in cands]
+    if getattr(reranker, "uses_fused", False):
+        raw = reranker.score(query, texts, fused=[c.score for c in cands])  # type: ignore[call-arg]
+    else:
+        raw = reranker.score(query, texts)
+    relevance = np.asarray(raw, dtype=np.float64).reshape(-1)
     if len(relevance) != len(cands) or not np.all(np.isfinite(relevance)) \
             or (len(relevance) and not (relevance.min() >= 0.0 and relevance.max() <= 1.0)):
         raise InvalidInput(f"the reranker must return one score in [0, 1] per passage; for {len(cands)} "

@@ -7,6 +7,11 @@ unit rows (n×d fits in RAM; n×n never has to), texts, metadata, and a batched 
 the store's own ``query`` for a collection, FAISS over the matrix otherwise.
 
 Apps work in cosine space: rows are unit-normalised on load, so inner product = cosine.
+
+Apps that only need a few items and their neighbours (recommend) use ``as_items`` instead: a
+cosine collection then stays in its store (``CollectionItems``: point reads and the store's
+own kNN search), and anything else becomes a ``Source``; both answer ``vectors_of`` and
+``nearest``.
 """
 
 from __future__ import annotations
@@ -19,11 +24,23 @@ import numpy as np
 
 from ..errors import InvalidInput, ModelMismatch
 from ..store import filters
+from ..store.base import query_records
 from ..types import Kind, Matrix
 from ..vectors import as_matrix, normalize
 from ._knn import KnnGraph, MatrixIndex, check_k, knn_graph
 
 _SCAN_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One kNN answer: an item, its cosine score, and (when asked) its unit vector."""
+
+    id: str
+    score: float
+    text: str | None
+    metadata: Mapping[str, Any]
+    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -64,20 +81,28 @@ class Source:
         rows = self.row_map()
         missing = [i for i in ids if i not in rows]
         if missing:
-            shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise InvalidInput(
-                f"{len(missing)} of the {what} are not in this collection: {shown}; "
-                "check the ids (e.g. with collection.get) or add those items first"
-            )
+            raise _unknown_ids(missing, what)
         return np.fromiter((rows[i] for i in ids), dtype=np.int64, count=len(ids))
+
+    def vectors_of(self, ids: Sequence[str], what: str = "ids") -> Matrix:
+        """The unit vectors of ``ids``, in order; unknown ids are an ``InvalidInput``."""
+        return self.vectors[self.rows(ids, what)]
+
+    def nearest(self, query: Matrix, k: int, where: Mapping[str, Any] | filters.Node | None = None,
+                vectors: bool = False) -> list[Neighbour]:
+        """The ``k`` items nearest to one unit ``query`` vector (cosine), best first."""
+        rows, scores = self.search(np.asarray(query, dtype=np.float32)[None, :], min(k, len(self)), where)
+        return [
+            Neighbour(self.ids[r], s, self.texts[r], self.metadata[r], self.vectors[r] if vectors else None)
+            for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True) if r >= 0
+        ]
 
     def search(self, queries: Matrix, k: int, where: Mapping[str, Any] | filters.Node | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows per query: (m, k) row indices (-1 = fewer matches) and cosine scores."""
         k = check_k(k)
         queries = normalize(as_matrix(queries, self.dimensions))
-        node = where if isinstance(where, filters.Compare | filters.Exists | filters.And | filters.Or) \
-            else filters.parse(where)
+        node = _filter_node(where)
         if self.collection is not None and _store_speaks_cosine(self.collection):
             return self._store_search(queries, k, node)
         if node is not None:
@@ -192,8 +217,100 @@ def as_source(source: Any, *, exact: bool | None = None, require_items: bool = T
     if exact is not None:
         src.exact = exact
     if require_items and len(src) == 0:
-        raise InvalidInput("there are no items to work on (the collection is empty); add items first")
+        raise _no_items()
     return src
+
+
+class CollectionItems:
+    """A cosine collection seen through its store: point reads and the store's kNN search,
+    never a full load, so an app's cost follows the items it touches, not the collection."""
+
+    def __init__(self, collection: Any, spec: Any, exact: bool | None = None) -> None:
+        self.collection = collection
+        self.spec = spec
+        self.exact = exact
+        self.embedder: str | None = spec.embedder
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.spec.dimensions)
+
+    def vectors_of(self, ids: Sequence[str], what: str = "ids") -> Matrix:
+        """The unit vectors of ``ids``, in order; unknown ids are an ``InvalidInput``."""
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        store, name = self.collection.store, self.collection.name
+        found = {r.id: r.vector for r in store.get(name, ids, include_vectors=True)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            if store.count(name) == 0:
+                raise _no_items()
+            raise _unknown_ids(missing, what)
+        mat = np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), self.spec.dimensions)
+        return mat if self.spec.normalized else normalize(mat)
+
+    def nearest(self, query: Matrix, k: int, where: Mapping[str, Any] | filters.Node | None = None,
+                vectors: bool = False) -> list[Neighbour]:
+        """The ``k`` items nearest to one unit ``query`` vector, best first: one store query,
+        the hits' records (and vectors, if asked) read in the same call."""
+        store, name = self.collection.store, self.collection.name
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        answer = query_records(store, name, query, check_k(k), _filter_node(where), bool(self.exact), None,
+                               vectors)[0]
+        out = []
+        for record, score in answer:
+            vec = record.vector
+            if vec is not None and not self.spec.normalized:
+                vec = normalize(vec)[0]
+            out.append(Neighbour(record.id, score, record.text, record.metadata, vec))
+        return out
+
+    def embed(self, texts: Sequence[str], kind: Kind = "document") -> Matrix:
+        """Embed texts with the collection's own model (so they land in the same space)."""
+        model = getattr(self.collection, "model", None)
+        if model is None or not hasattr(model, "embed"):
+            raise InvalidInput(
+                f"collection {self.collection.name!r} has no embedding model to embed texts with; "
+                "pass vectors instead"
+            )
+        return normalize(model.embed(list(texts), kind))
+
+
+Items = Source | CollectionItems
+
+
+def as_items(source: Any, *, exact: bool | None = None) -> Items:
+    """Like ``as_source``, but a cosine collection stays in its store (``CollectionItems``).
+
+    Other metrics rank differently from the cosine apps work in, so those collections (and
+    matrices, tuples, sources) become a loaded ``Source``.
+    """
+    if _is_collection(source) and not isinstance(source, Source):
+        spec = source.store.get_collection(source.name)
+        if spec is None:
+            from ..errors import CollectionNotFound
+
+            raise CollectionNotFound(f"collection {source.name!r} does not exist (it may have been dropped)")
+        if spec.metric == "cosine":
+            return CollectionItems(source, spec, exact)
+    return as_source(source, exact=exact)
+
+
+def _filter_node(where: Mapping[str, Any] | filters.Node | None) -> filters.Node | None:
+    if isinstance(where, filters.Compare | filters.Exists | filters.And | filters.Or):
+        return where
+    return filters.parse(where)
+
+
+def _unknown_ids(missing: list[str], what: str) -> InvalidInput:
+    shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+    return InvalidInput(
+        f"{len(missing)} of the {what} are not in this collection: {shown}; "
+        "check the ids (e.g. with collection.get) or add those items first"
+    )
+
+
+def _no_items() -> InvalidInput:
+    return InvalidInput("there are no items to work on (the collection is empty); add items first")
 
 
 def _is_collection(obj: Any) -> bool:
@@ -242,4 +359,5 @@ def check_same_model(expected: str | None, got: str | None, what: str) -> None:
         )
 
 
-__all__ = ["Source", "as_source", "check_same_model", "from_matrix"]
+__all__ = ["CollectionItems", "Items", "Neighbour", "Source", "as_items", "as_source", "check_same_model",
+           "from_matrix"]

@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("recommend")
     def recommend_cmd(
-        liked: Annotated[list[str], typer.Argument(help="Ids the user liked")],
+        liked: Annotated[list[str] | None, typer.Argument(help="Ids the user liked")] = None,
         db: DbOpt = DEFAULT_DB,
         collection: CollectionOpt = "docs",
         disliked: Annotated[
@@ -122,17 +122,21 @@ def register(app: typer.Typer) -> None:
         k: Annotated[int, typer.Option("-k", help="How many recommendations")] = 10,
         diversity: Annotated[float, typer.Option(help="0 = pure relevance … 1 = most varied (MMR)")] = 0.0,
         where: Annotated[str | None, typer.Option(help="Metadata filter as JSON")] = None,
+        liked_text: Annotated[
+            list[str] | None, typer.Option("--liked-text", help="A text the user liked, embedded as a query (repeat)")
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """More like these: items near the liked ones, away from the disliked, seen ones excluded."""
         database, col = _open(db, collection)
         with database:
-            recs = apps.recommend(col, liked=liked, disliked=disliked or [], k=k, diversity=diversity,
-                                  where=parse_where(where))
+            recs = apps.recommend(col, liked=liked or [], disliked=disliked or [], k=k, diversity=diversity,
+                                  where=parse_where(where), liked_texts=liked_text or [])
         if as_json:
             output.emit_json([asdict(r) for r in recs])
             return
-        output.table(f"recommended for {', '.join(liked)}", ["#", "score", "id", "title", "text"],
+        asked = ", ".join([*(liked or []), *(liked_text or [])])
+        output.table(f"recommended for {asked}", ["#", "score", "id", "title", "text"],
                      [(r.rank, f"{r.score:.3f}", r.id, (r.metadata or {}).get("title", ""), _clip(r.text, 60))
                       for r in recs], justify_right=("#", "score"))
 

@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
         fusion: Annotated[str, typer.Option(
             "--fusion", help="hybrid: convex (score-aware, default) | rrf (reciprocal rank)")] = "convex",
         rerank: Annotated[str | None, typer.Option(
-            "--rerank", metavar="FOLDER",
-            help="Re-score the best max(k, 20) hits with this local cross-encoder (a Hugging Face "
+            "--rerank", metavar="windows|FOLDER",
+            help="Re-score the best max(k, 20) hits: 'windows' = the collection's own model on each hit's "
+            "sentences (no extra model), or a local cross-encoder FOLDER (a Hugging Face "
             "sequence-classification folder, e.g. a sentence-transformers CrossEncoder; run through ONNX, "
             "exported once with torch)")] = None,
         as_json: JsonOpt = False,
@@ -65,12 +66,12 @@ def register(app: typer.Typer) -> None:
         if (query is None) == (image is None):
             raise InvalidInput("give a query text or --image PATH (one of them)")
         if rerank is not None and image is not None:
-            raise InvalidInput("--rerank needs a query text (a cross-encoder reads text); drop --image or --rerank")
+            raise InvalidInput("--rerank needs a query text (a reranker reads text); drop --image or --rerank")
         reranker = None
         if rerank is not None:
-            from ..models.rerank import CrossEncoder
+            from ..models.rerank import load_reranker
 
-            reranker = CrossEncoder(rerank)  # before opening the store: a bad folder fails fast
+            reranker = load_reranker(rerank)  # before opening the store: a bad folder fails fast
         vector = None
         with semkit.connect(db) as database:
             col = database.collection(collection, create=False)
@@ -103,7 +104,7 @@ def register(app: typer.Typer) -> None:
             return
         shown = f"image {image}" if image is not None else repr(query)
         how = hits[0].mode + ("" if mmr is None else f", mmr {mmr}") + (", reranked" if reranker else "")
-        _print_hits(f"{collection}: {shown} ({how})", hits, reranked=reranker is not None)
+        _print_hits(f"{collection}: {shown} ({how})", hits, reranked=_score_meaning(reranker))
 
     @app.command()
     def context(
@@ -172,14 +173,26 @@ def _image_model(col: Any) -> Any:
     return own
 
 
-def _print_hits(title: str, hits: list[Any], reranked: bool = False) -> None:
+def _score_meaning(reranker: Any) -> str | None:
+    """What a reranked hit's score is, for the table's footnote (None: not reranked)."""
+    from ..models.rerank import SentenceWindows
+
+    if reranker is None:
+        return None
+    if isinstance(reranker, SentenceWindows):
+        w = reranker.fused_weight
+        return f"{w:g} x fused relevance + {1 - w:g} x best sentence's cosine, in [0, 1]"
+    return "cross-encoder relevance in [0, 1]"
+
+
+def _print_hits(title: str, hits: list[Any], reranked: str | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title, header_style="bold", show_lines=True)
     for name, justify in (("#", "right"), ("score", "right"), ("id / title", "left"), ("snippet", "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    fused = hits[0].mode == "hybrid" or reranked
+    fused = hits[0].mode == "hybrid" or reranked is not None
     for h in hits:
         label = Text(h.id, style="bold")
         for extra in (h.title, h.path):
@@ -197,7 +210,7 @@ def _print_hits(title: str, hits: list[Any], reranked: bool = False) -> None:
         table.add_row(str(h.rank), score, label, body)
     output.stdout.print(table)
     if reranked:
-        output.stdout.print("score = cross-encoder relevance in [0, 1]; f2 = rank 2 before reranking, "
+        output.stdout.print(f"score = {reranked}; f2 = rank 2 before reranking, "
                             "v3 k1 = rank 3 by vector, 1 by keyword", style="dim", highlight=False)
     elif fused:
         output.stdout.print("score = fused relevance in [0, 1]; v3 k1 = rank 3 by vector, 1 by keyword",
