@@ -9,7 +9,6 @@ Each test gets its own embedding cache, so "the model embedded N chunks" is a me
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -19,14 +18,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import semkit
 from semkit.errors import ConfigError, InvalidInput
 from semkit.ingest import index_paths, index_paths_ray
 from semkit.ingest.distributed import _RayRun
-from tests.support.shared_data import shared
+from tests.support.ingest_compare import assert_same_collection, scifact_files, stored_rows
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
 
@@ -55,25 +53,6 @@ def _clear_cache(cache_root: Path) -> None:
         path.unlink()
 
 
-def _records(collection: semkit.collection.Collection) -> dict[str, tuple[str | None, dict, np.ndarray]]:
-    ids = [r.id for batch in collection.scan(1_000) for r in batch]
-    out = {}
-    for start in range(0, len(ids), 500):
-        for r in collection.get(ids[start:start + 500], include_vectors=True):
-            out[r.id] = (r.text, r.metadata, r.vector)
-    return out
-
-
-def _assert_same(left: semkit.collection.Collection, right: semkit.collection.Collection) -> None:
-    a, b = _records(left), _records(right)
-    assert a.keys() == b.keys()
-    assert len(a) > 0
-    for key in a:
-        assert a[key][0] == b[key][0], key
-        assert a[key][1] == b[key][1], key
-        np.testing.assert_allclose(a[key][2], b[key][2], atol=1e-5)
-
-
 def _corpus(root: Path) -> Path:
     """The repository's example documents (md, txt, html, pdf, docx, csv, jsonl) plus a long
     Markdown file and a few problem files."""
@@ -100,7 +79,7 @@ def test_ray_engine_writes_what_the_single_process_engine_writes(ray_instance: P
     monkeypatch.setenv("SEMKIT_CACHE_DIR", str(tmp_path / "single-cache"))
     single = index_paths(db.collection("single", model="local"), [corpus], batch_size=16)
 
-    _assert_same(db.collection("single"), db.collection("ray"))
+    assert_same_collection(db.collection("single"), db.collection("ray"))
     assert distributed.chunks_written == single.chunks_written == len(db.collection("ray"))
     assert distributed.embedded == distributed.chunks_written and distributed.cached == 0
     assert sorted(distributed.indexed) == sorted(single.indexed)
@@ -132,7 +111,7 @@ def test_ray_engine_updates_like_the_single_process_engine(ray_instance: Path, t
     assert update.chunks_deleted > 0  # long.md shrank: its tail chunks are gone
     # Only the changed chunks cost model time: the unchanged head of long.md came from the cache.
     assert update.cached >= 1 and update.embedded - update.cached < update.chunks_written
-    _assert_same(db.collection("single"), db.collection("ray"))
+    assert_same_collection(db.collection("single"), db.collection("ray"))
 
 
 def test_bad_ray_options_are_clear_errors(ray_instance: Path, tmp_path: Path) -> None:
@@ -172,30 +151,8 @@ def test_missing_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.
     assert len(col) == 0
 
 
-def _scifact_files(root: Path, count: int) -> Path:
-    root.mkdir()
-    with gzip.open(shared("scifact/corpus.jsonl.gz"), "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh):
-            if n == count:
-                break
-            doc = json.loads(line)
-            (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
-    return root
-
-
-def _count(db_path: Path) -> int:
-    """Rows of the store's first collection (table ``c1``), read without the store's lock."""
-    import sqlite3
-
-    try:
-        with sqlite3.connect(f"file:{db_path / 'store.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("select count(*) from c1").fetchone()[0])
-    except sqlite3.Error:
-        return 0  # not created yet
-
-
 def test_killed_run_resumes_without_re_embedding_the_finished_part(tmp_path: Path) -> None:
-    corpus = _scifact_files(tmp_path / "scifact", 120)  # ~260 chunks: a few batches after the first
+    corpus = scifact_files(tmp_path / "scifact", 120)  # ~260 chunks: a few batches after the first
     kb = tmp_path / "kb"
     env = {**os.environ, "SEMKIT_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "semkit", "index", str(corpus), "--db", str(kb), "--engine", "ray",
@@ -207,14 +164,14 @@ def test_killed_run_resumes_without_re_embedding_the_finished_part(tmp_path: Pat
     deadline = time.monotonic() + 240
     written = 0
     while time.monotonic() < deadline and first.poll() is None:
-        written = _count(kb)
+        written = stored_rows(kb)
         if written >= 64:  # the first batch of chunks is in, most are not
             break
         time.sleep(0.05)
     assert first.poll() is None, f"finished before it could be killed ({written} rows): {first.stderr.read()!r}"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=60)
-    written_before = _count(kb)
+    written_before = stored_rows(kb)
     assert written_before > 0
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -229,4 +186,4 @@ def test_killed_run_resumes_without_re_embedding_the_finished_part(tmp_path: Pat
     # And the result is what one clean single-process run writes.
     reference = semkit.connect(tmp_path / "reference").collection("docs", model="local")
     index_paths(reference, [corpus])
-    _assert_same(reference, semkit.connect(kb).collection("docs"))
+    assert_same_collection(reference, semkit.connect(kb).collection("docs"))

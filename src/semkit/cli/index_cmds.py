@@ -39,6 +39,11 @@ def _file_progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
     after the folders are walked, so the first report sets it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if enabled and not output.stderr.is_terminal:
+        # A log or CI reads lines: one per tenth of the files instead of a redrawn bar.
+        lines = output.LineProgress(0, "indexing")
+        yield lambda done, total, current: lines.update(done, total)
+        return
     bar = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"),
@@ -84,10 +89,12 @@ def register(app: typer.Typer) -> None:
         image_collection: Annotated[str, typer.Option(
             help="Collection for the images (with --clip)")] = "images",
         engine: Annotated[str, typer.Option(
-            help="'local' (this process) or 'ray' (read, chunk and embed on Ray Data; pip install 'semkit[ray]')",
+            help="'local' (this process) or 'ray' (read, chunk and embed on a Ray cluster's workers; "
+            "pip install 'semkit[ray]'; -v logs each batch's node)",
         )] = "local",
         address: Annotated[str | None, typer.Option(
-            help="With --engine ray: the cluster (ray://HEAD:10001, 'auto'); default: start a local Ray")] = None,
+            help="With --engine ray: the cluster (HEAD:6379, ray://HEAD:10001, 'auto'); default: start a local Ray",
+        )] = None,
         workers: Annotated[int | None, typer.Option(
             help="With --engine ray: embedding actors, each loading the model once", min=1)] = None,
     ) -> None:

@@ -19,7 +19,7 @@ from ..errors import InvalidInput
 from .sources import DEFAULT_MAX_FILE_BYTES
 
 Engine = Literal["local", "ray"]
-"""``local``: this process; ``ray``: read, chunk and embed on Ray Data (``semkit[ray]``)."""
+"""``local``: this process; ``ray``: read, chunk and embed on Ray actors across a cluster (``semkit[ray]``)."""
 
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 

@@ -20,7 +20,7 @@ already holds (``manifest``), then per file: skip it if its bytes and settings a
 (without reading it further or loading the model), else read, chunk (``plan``) and write it
 (``writer``); finally delete the records of files gone from an indexed folder. The local
 engine does the per-file work in this process; ``engine="ray"`` spreads reading, chunking and
-embedding over Ray Data (``distributed``).
+embedding over the workers of a Ray cluster (``distributed``).
 
 Failures: a file that cannot be read (permission, corrupt PDF, binary data, over
 ``max_file_bytes``, unsupported) is reported in ``IndexReport.failed`` and keeps whatever it
@@ -61,7 +61,7 @@ def index_paths(
 
     ``options``: an ``IndexOptions``; its fields may also be given as keywords
     (``chunk_tokens=200``), which override it. ``engine``: ``"local"`` (this process) or
-    ``"ray"`` (Ray Data, ``pip install 'semkit[ray]'``; the options ``address`` and ``workers``
+    ``"ray"`` (a Ray cluster, ``pip install 'semkit[ray]'``; the options ``address`` and ``workers``
     choose the cluster and the number of embedding actors). Both engines write the same records
     and return the same report. ``progress(files_done, files_total, current_source)`` is called
     as files finish.
