@@ -11,6 +11,12 @@ from urllib.parse import SplitResult, urlsplit
 
 MASK = "***"
 
+# What documentation writes where a key goes: upper-case words joined by '_' (YOUR_API_KEY) or
+# lower-case words joined by '-'/'_' (your-api-key), as the whole token. ('<key>' and '$VAR' are
+# never matched as a credential: '<' and '$' are not token characters.) Case-sensitive on purpose:
+# a random secret is almost never one of these shapes.
+_PLACEHOLDER = r"(?-i:[A-Z]+(?:_[A-Z]+)+|[a-z]+(?:[-_][a-z]+)+)(?![A-Za-z0-9._~+/=-])"
+
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # user:password@ in any URI-shaped text (postgresql://, qdrant+https://...)
     (re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1" + MASK + "@"),
@@ -19,8 +25,9 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
      r"\1" + MASK),
     # OpenAI-style keys
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-" + MASK),
-    # Authorization headers; only the credential after the scheme is hidden
-    (re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\1" + MASK),
+    # Authorization headers; only the credential after the scheme is hidden, and a placeholder
+    # in a hint ("Bearer <key>", "Bearer YOUR_API_KEY", "Bearer your-api-key") is no credential.
+    (re.compile(r"\b(Bearer\s+)(?!" + _PLACEHOLDER + r")[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\1" + MASK),
 )
 
 

@@ -340,3 +340,46 @@ def test_metadata_line_rules_on_user_records(docs_page: Any) -> None:
         title: "Caching", url: "https://example.org/cache", source: "C:\\\\Users\\\\ana\\\\cache.md"}})""")
     assert linked["title"] == "Caching" and linked["url"] == "https://example.org/cache"
     assert linked["source"] == "cache.md"
+
+
+def test_rerank_box_is_hidden_without_a_server_reranker(page: Any) -> None:
+    assert page.locator("#rerank-box").is_hidden()
+
+
+@pytest.fixture(scope="module")
+def rerank_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    import semkit
+
+    db = tmp_path_factory.mktemp("ui-rerank") / "kb"
+    with semkit.connect(str(db)) as database:
+        database.collection("docs", model="local").upsert(
+            ids=[i for i, _, _ in DOCS], texts=[t for _, t, _ in DOCS],
+            metadata=[{"title": title} for _, _, title in DOCS])
+    with serve(str(db), auth=False, rerank="windows") as running:
+        yield running
+
+
+def test_rerank_box_sends_rerank_and_shows_the_reranker(browser: Any, rerank_server: RunningServer,
+                                                        tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(f"{rerank_server.url}/ui/")
+    pg.wait_for_function("document.querySelector('#collection').options.length > 0")
+    assert pg.locator("#rerank-box").is_visible() and not pg.locator("#rerank").is_checked()
+    pg.fill("#query", "how do neural networks learn")
+    with pg.expect_request(lambda r: r.url.endswith("/search")) as plain:
+        pg.click("#search-form button[type=submit]")
+    assert "rerank" not in plain.value.post_data_json
+    pg.wait_for_function("document.querySelector('#status').textContent.includes('result(s)')")
+    assert "reranked" not in pg.inner_text("#status")
+    pg.check("#rerank")
+    with pg.expect_request(lambda r: r.url.endswith("/search")) as ticked:
+        pg.click("#search-form button[type=submit]")
+    assert ticked.value.post_data_json["rerank"] is True
+    pg.wait_for_function("document.querySelector('#status').textContent.includes('reranked by sentence-windows')")
+    assert pg.locator("#results li").first.get_attribute("data-id") == "ml-1"
+    _shot(pg, tmp_path, "search-reranked")
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"

@@ -220,7 +220,7 @@ def test_limits_answer_413(admin: httpx.Client) -> None:
     r = admin.post("/v1/embeddings", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in error(r)["message"]
     r = admin.post("/v1/embeddings", json={"input": ["x"] * 51, "model": "local"})
-    assert r.status_code == 413 and "limit is 50" in error(r)["message"]
+    assert r.status_code == 400 and "limit is 50" in error(r)["message"]  # OpenAI's status for too many inputs
     r = admin.post("/v1/collections/docs/upsert", json={"records": [{"id": str(i), "text": "t"} for i in range(21)]})
     assert r.status_code == 413 and error(r)["code"] == "too_many_records"
 
@@ -249,6 +249,10 @@ def test_apps(admin: httpx.Client) -> None:
     assert rep["items"] == 4 and rep["groups"] == []
     recs = admin.post("/v1/collections/docs/recommend", json={"liked": ["b"], "k": 1}).json()
     assert recs[0]["id"] == "d"  # the other cooking text
+    by_text = admin.post("/v1/collections/docs/recommend", json={"liked_texts": ["a recipe for dinner"], "k": 2}).json()
+    assert {r["id"] for r in by_text} == {"b", "d"}  # the cooking texts, from a liked text alone
+    nothing = admin.post("/v1/collections/docs/recommend", json={"k": 2})
+    assert nothing.status_code == 422, nothing.text
     clusters = admin.post("/v1/collections/docs/cluster", json={"k": 2}).json()
     groups = {frozenset(i["id"] for i in clusters["items"] if i["cluster"] == c["id"]) for c in clusters["clusters"]}
     assert groups == {frozenset("ac"), frozenset("bd")}

@@ -78,9 +78,9 @@ def test_token_arrays_are_cl100k_tokens(sdk: object) -> None:
 def test_sdk_errors(server: RunningServer, sdk: object) -> None:
     with pytest.raises(openai.NotFoundError, match="not served here"):
         sdk.embeddings.create(model="text-embedding-3-small", input="x")  # type: ignore[attr-defined]
-    with pytest.raises(openai.UnprocessableEntityError, match="cannot give 128"):
+    with pytest.raises(openai.BadRequestError, match="cannot give 128"):  # 400, as OpenAI answers
         sdk.embeddings.create(model="local", input="x", dimensions=128)  # type: ignore[attr-defined]
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.BadRequestError):
         sdk.embeddings.create(model="local", input=["ok", ""])  # type: ignore[attr-defined]
     bad = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
@@ -114,15 +114,15 @@ def test_concurrent_requests_to_the_default_equal_the_library_one_by_one(
 
 def test_int8_requests_to_the_server_equal_the_library_one_by_one(
         tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    # int8 vectors depend on their batch-mates, so the server never merges requests for it:
-    # each answer is exactly what semkit.embed gives for that request.
+    # The per-token int8 recipe gives a text the same bits whatever its batch-mates, so the
+    # server merges requests and each answer is still exactly what semkit.embed gives alone.
     monkeypatch.setenv("SEMKIT_LOCAL_PRECISION", "int8")
     with serve(str(tmp_path / "kb"), auth=False, cache=False) as int8:  # type: ignore[operator]
         sdk = openai.OpenAI(base_url=f"{int8.url}/v1", api_key="unused", max_retries=0)
         got = _concurrent(sdk, TEXTS_64[:24])
         expected = np.stack([semkit.embed([t], cache=False, precision="int8")[0] for t in TEXTS_64[:24]])
         np.testing.assert_array_equal(got, expected)
-        assert int8.state.pool.peek("local").merge is False
+        assert int8.state.pool.peek("local").merge is True
 
 
 def test_concurrent_requests_to_an_fp32_model_are_merged_and_stay_exact(
@@ -158,7 +158,7 @@ def test_waiting_requests_are_merged_into_one_model_call(monkeypatch: pytest.Mon
     assert metrics.registry.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID}) == 2
 
 
-def test_int8_requests_are_never_merged() -> None:
+def test_int8_requests_are_merged_and_stay_bit_identical() -> None:
     from semkit.server.metrics import Metrics
     from semkit.server.models import BatchedEmbedder
 
@@ -174,7 +174,7 @@ def test_int8_requests_are_never_merged() -> None:
     finally:
         batched.close()
     np.testing.assert_array_equal(got, np.stack([model.embed([t])[0] for t in TEXTS_64[:5]]))
-    assert metrics.registry.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID}) == 6
+    assert metrics.registry.get_sample_value("semkit_model_batches_total", {"model": MODEL_ID}) == 2
 
 
 # --- usage.prompt_tokens: the library's one count, never the server's own ---------------------

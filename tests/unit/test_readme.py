@@ -232,7 +232,9 @@ def test_library_in_one_minute_runs_as_written(tmp_path: Path, monkeypatch: pyte
         np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
         for line, claimed in numeric_claims(block.code).items():
             digits = len(str(claimed).split(".")[1])
-            assert round(float(shown[line]), digits) == claimed, (
+            # One unit of the last digit shown: the default precision follows the CPU (int8 on
+            # VNNI/AMX, fp32 elsewhere), and the two differ in the third decimal of a cosine.
+            assert abs(float(shown[line]) - claimed) <= 10 ** -digits + 1e-9, (
                 f"README line {block.line + line - 1} shows {claimed}, the code gives {shown[line]}")
 
         m = namespace["m"]

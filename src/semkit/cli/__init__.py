@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from .. import __version__
 from ..errors import SemkitError
 from . import app_cmds, embed_cmds, eval_cmds, index_cmds, output, search_cmds, server_cmds, store_cmds
 
@@ -22,8 +23,18 @@ for _commands in (embed_cmds, store_cmds, search_cmds, index_cmds, app_cmds, eva
     _commands.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        output.stdout.print(f"semkit {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens"),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print semkit's version and exit"),
+) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 

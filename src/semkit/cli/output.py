@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -57,10 +58,19 @@ def fail(error: SemkitError | str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr (stdout stays clean for pipes); yields ``advance(n)``.
+    """Progress on stderr (stdout stays clean for pipes); yields ``advance(n)``.
 
-    Drawn only when stderr is a terminal, so logs and CI output are not flooded.
+    On a terminal, a Rich bar. Elsewhere (a log file, CI, ``2> file``) a bar's redraws would be
+    garbage, so a plain line is written each time another tenth is done: the log shows progress
+    without being flooded.
     """
+    if not enabled or total <= 0:
+        yield lambda n: None
+        return
+    if not stderr.is_terminal:
+        lines = LineProgress(total, description)
+        yield lines.advance
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -73,8 +83,37 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
     bar = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True,
-        disable=not enabled or not stderr.is_terminal,
     )
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+class LineProgress:
+    """Progress as plain lines on stderr (``embedding: 512/2,000 (25%), 3 s``), one per tenth."""
+
+    def __init__(self, total: int, description: str, steps: int = 10) -> None:
+        self.total = total
+        self.description = description
+        self.steps = steps
+        self.done = 0
+        self._shown = 0
+        self._start = time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.update(self.done + n)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        """``done`` so far, out of ``total`` when it is only known now (files found by a walk)."""
+        self.done = done
+        if total is not None:
+            self.total = total
+        if self.total <= 0:
+            return
+        step = min(self.steps, self.done * self.steps // self.total)
+        if step > self._shown:
+            self._shown = step
+            percent = min(100, self.done * 100 // self.total)
+            sys.stderr.write(f"{self.description}: {self.done:,}/{self.total:,} ({percent}%), "
+                             f"{time.monotonic() - self._start:.0f} s\n")
+            sys.stderr.flush()

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from ..server.auth import KeyStore
 
 KeysOpt = Annotated[Path | None, typer.Option(
-    "--keys", help="Key file (default: keys.json in an embedded db folder, else under the cache dir)")]
+    "--keys", help="Key file (default: keys.json in an embedded db folder, else under the cache dir)",
+    envvar="SEMKIT_KEYS")]
 
 
 def is_loopback(host: str) -> bool:
@@ -28,6 +29,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def parse_served_model_names(pairs: list[str]) -> dict[str, str]:
+    """``--served-model-name ALIAS=MODEL`` values as alias -> model."""
+    aliases: dict[str, str] = {}
+    for pair in pairs:
+        alias, sep, target = pair.partition("=")
+        if not sep or not alias.strip() or not target.strip():
+            raise ConfigError(f"--served-model-name takes ALIAS=MODEL (e.g. text-embedding-3-small=local), "
+                              f"got {pair!r}")
+        aliases[alias.strip()] = target.strip()
+    return aliases
 
 
 def _key_store(db: str, keys: Path | None) -> KeyStore:
@@ -44,12 +57,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         db: DbOpt = DEFAULT_DB,
-        host: Annotated[str, typer.Option(help="Address to bind (loopback by default)")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+        host: Annotated[str, typer.Option(help="Address to bind (loopback by default)",
+                                          envvar="SEMKIT_HOST")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=0, max=65535, envvar="SEMKIT_PORT")] = 8000,
         keys: KeysOpt = None,
         no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (loopback only)")] = False,
         model: Annotated[list[str] | None, typer.Option(
             "--model", "-m", help="Model to serve on /v1/embeddings and for new collections (repeatable)")] = None,
+        served_model_name: Annotated[list[str] | None, typer.Option(
+            "--served-model-name", metavar="ALIAS=MODEL",
+            help="Also answer to ALIAS for MODEL, e.g. text-embedding-3-small=local for clients that only "
+                 "accept OpenAI names (repeatable)")] = None,
         rate_limit: Annotated[float, typer.Option(help="Requests per second per key (0 = unlimited)")] = 0.0,
         burst: Annotated[int, typer.Option(help="Rate-limit burst (0 = twice the rate)")] = 0,
         max_body_mb: Annotated[float, typer.Option(help="Largest request body, MB")] = 16.0,
@@ -59,6 +77,14 @@ def register(app: typer.Typer) -> None:
             "--index-root", help="Let clients index files under this folder (repeatable; off by default)")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Don't use the embedding cache")] = False,
         model_workers: Annotated[int, typer.Option(min=1, help="Model calls running at once")] = 2,
+        queue: Annotated[list[str] | None, typer.Option(
+            "--queue", metavar="CLASS=N",
+            help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
+            "embeddings (texts, default 512), search (requests, 64), writes (32), jobs (16); repeatable")] = None,
+        rerank: Annotated[str | None, typer.Option(
+            "--rerank", metavar="windows|FOLDER",
+            help="Load a reranker once for searches with rerank: true (and the UI's Rerank box): 'windows' = "
+            "each collection's own model on the hits' sentences, or a local cross-encoder FOLDER")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     ) -> None:
         """Run the HTTP server: REST API, OpenAI-compatible /v1/embeddings, web UI at /ui/."""
@@ -73,10 +99,12 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--no-auth is only allowed on a loopback address, not {host!r}; "
                               "create a key with `semkit keys create` instead")
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), rate_limit=rate_limit, burst=burst,
-                        model_concurrency=model_workers)
+                        model_concurrency=model_workers).with_queue_bounds(queue or ())
         application = create_app(db, auth=not no_auth, keys_path=keys, limits=limits,
                                  models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),
-                                 index_roots=index_root or ())
+                                 index_roots=index_root or (),
+                                 served_model_names=parse_served_model_names(served_model_name or []),
+                                 rerank=rerank)
         if not no_auth:
             store = application.state.semkit.keys
             if not store.active():

@@ -5,15 +5,16 @@ may call is decided in ``server/dependencies.py``; library errors become HTTP an
 ``server/responses.py``. This module only puts the pieces together: state, routers, error
 handlers, middleware, and the few server routes (health, metrics).
 
-Public without a key: ``/healthz``, the web UI's static files and the OpenAPI schema (none
-holds data). Everything else needs ``Authorization: Bearer <key>`` unless the app was built
-with ``auth=False`` (``semkit serve --no-auth``, refused on anything but loopback).
+Public without a key: ``/healthz``, the web UI's static files, the OpenAPI schema and its
+Swagger UI at ``/docs`` (none holds data). Everything else needs ``Authorization: Bearer <key>``
+unless the app was built with ``auth=False`` (``semkit serve --no-auth``, refused on anything
+but loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from .. import __version__, errors
-from . import routes_apps, routes_collections, routes_jobs, routes_openai, routes_ui
+from . import routes_apps, routes_collections, routes_docs, routes_jobs, routes_openai, routes_pinecone, routes_ui
+from .admission import AdmissionMiddleware
 from .dependencies import caller
 from .limits import Limits
 from .middleware import DeclaredBodyLimit, LoopbackHostOnly, MetricsMiddleware
@@ -43,6 +45,8 @@ def create_app(
     cors_origins: Sequence[str] = (),
     index_roots: Sequence[str | Path] = (),
     preload: bool = True,
+    served_model_names: Mapping[str, str] | None = None,
+    rerank: str | None = None,
 ) -> FastAPI:
     """The server for the database at ``db_uri``.
 
@@ -53,13 +57,20 @@ def create_app(
     ``SEMKIT_CACHE_DIR`` or the user cache folder). ``cors_origins``: origins allowed by CORS
     (none by default: CORS is off). ``index_roots``: folders whose files clients may index
     server-side (none by default: ``/index`` answers 403). ``preload``: load the served models at start-up rather
-    than on the first request.
+    than on the first request. ``served_model_names``: alias -> model, extra names the served
+    models answer to (``{"text-embedding-3-small": "local"}`` for clients that only accept OpenAI names).
+    ``rerank``: ``windows`` or a cross-encoder folder (``semkit.models.rerank.load_reranker``),
+    loaded once here; searches with ``rerank: true`` use it.
     """
     limits = limits or Limits()
     if not models:
         raise errors.ConfigError("serve at least one model (e.g. models=['local'])")
     state = ServerState(db_uri, auth=auth, keys_path=keys_path, limits=limits, models=models, cache=cache,
-                        cache_dir=cache_dir, index_roots=index_roots)
+                        cache_dir=cache_dir, index_roots=index_roots, aliases=served_model_names)
+    if rerank is not None:
+        from ..models.rerank import load_reranker
+
+        state.reranker = load_reranker(rerank)  # at start-up: a bad folder stops the server, not a search
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -74,7 +85,7 @@ def create_app(
     app = FastAPI(
         title="semkit", version=__version__, lifespan=lifespan,
         summary="Embeddings from any model: generate, store, search, apply.",
-        # The interactive docs pages load their scripts from a CDN; this server works offline.
+        # FastAPI's docs pages load their scripts from a CDN; routes_docs serves /docs offline.
         docs_url=None, redoc_url=None,
         responses={401: {"description": "Missing or invalid API key"},
                    403: {"description": "Key not allowed here"},
@@ -82,12 +93,17 @@ def create_app(
     )
     app.state.semkit = state
     install_error_handlers(app)
-    for module in (routes_openai, routes_collections, routes_apps, routes_jobs, routes_ui):
+    for module in (routes_openai, routes_collections, routes_apps, routes_jobs, routes_pinecone, routes_ui,
+                   routes_docs):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["server"], summary="Liveness (no key needed)")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "auth": state.auth}
+        # rerank: the kind of reranker `rerank: true` uses (null: none), so the UI shows its toggle.
+        return {"status": "ok", "version": __version__, "auth": state.auth,
+                "rerank": state.reranker.kind if state.reranker is not None else None,
+                # queues: each route class's admitted work and bound (503 beyond it).
+                "queues": state.admission.snapshot()}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -103,8 +119,10 @@ def create_app(
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Api-Key", "Content-Type"])
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=limits.max_body_bytes)
+    # Inside the body and host checks (refused requests take no slot), outside everything else.
+    app.add_middleware(AdmissionMiddleware, admission=state.admission)
     app.add_middleware(DeclaredBodyLimit, max_bytes=limits.max_body_bytes)
     if not auth:
         app.add_middleware(LoopbackHostOnly)

@@ -36,7 +36,9 @@ async def caller(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>' "
+            token = request.headers.get("api-key", "")  # Pinecone's header, for its SDK (routes_pinecone)
+        if not token.strip():
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>' (or 'Api-Key: <key>') "
                                 "(create one with `semkit keys create`)", "missing_api_key",
                            headers={"WWW-Authenticate": "Bearer"})
         try:

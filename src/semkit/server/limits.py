@@ -1,4 +1,5 @@
-"""Request limits: body size and batch sizes (413), and a per-key rate limit (429).
+"""Request limits: body size and batch sizes (413), a per-key rate limit (429), and the bounds
+of the admission queues (503, ``server/admission.py``).
 
 The body limit is Starlette's ``RequestBodyLimitMiddleware``: it counts bytes as the body
 streams in, so a client that lies about ``Content-Length`` or sends chunks cannot make the
@@ -11,9 +12,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from ..errors import InvalidInput
+from ..errors import ConfigError, InvalidInput
 from .responses import ApiError
 
 
@@ -43,6 +45,33 @@ class Limits:
     """Store/app calls running at once in the worker threads."""
     max_batch_texts: int = 256
     """Texts merged into one model call from concurrent requests."""
+    queue_embeddings: int = 512
+    """Texts of ``/v1/embeddings`` requests admitted at once (running or waiting); more answer
+    503. Sized from measured capacity: the bundled model embeds ~300-350 short texts/s on 2
+    vCPUs, so a full queue drains in ~1.5 s (``benchmarks/server_load.py``)."""
+    queue_search: int = 64
+    """Search and read requests admitted at once (~100-200 searches/s on 2 vCPUs: < 1 s of work)."""
+    queue_writes: int = 32
+    """Upserts, deletes, collection creation and drops admitted at once."""
+    queue_jobs: int = 16
+    """Whole-collection work admitted at once: ``/index``, dedup, cluster, classify, outliers, job polls."""
+
+    def queue_bounds(self) -> dict[str, int]:
+        """Each admission route class's bound."""
+        return {"embeddings": self.queue_embeddings, "search": self.queue_search,
+                "writes": self.queue_writes, "jobs": self.queue_jobs}
+
+    def with_queue_bounds(self, settings: Iterable[str]) -> Limits:
+        """These limits with bounds set from ``CLASS=N`` strings (``semkit serve --queue search=128``)."""
+        changes: dict[str, int] = {}
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            name = name.strip().lower()
+            if name not in self.queue_bounds() or not value.strip().isdigit() or int(value) < 1:
+                raise ConfigError(f"--queue {setting!r}: give CLASS=N with N >= 1, CLASS one of "
+                                  f"{', '.join(self.queue_bounds())} (e.g. --queue search=128)")
+            changes[f"queue_{name}"] = int(value)
+        return replace(self, **changes)
 
     # --- the checks routes make, one message each --------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Prometheus metrics of one app: requests, latency, embeddings computed, cache hits.
+"""Prometheus metrics of one app: requests, latency, embeddings computed, cache hits, and the
+process's own (``process_resident_memory_bytes``, ``process_cpu_seconds_total``,
+``process_open_fds``... from prometheus_client's process collector, read from /proc on Linux).
 
 Each app gets its own registry (several apps in one process, as in tests, never share
 counters). Routes are labelled by their template (``/v1/collections/{name}/search``), never
@@ -7,7 +9,15 @@ by the raw path, so label cardinality stays bounded whatever clients send.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -40,6 +50,8 @@ class Metrics:
         self.rate_limited = Counter("semkit_rate_limited", "Requests refused with 429",
                                     registry=self.registry)
         self.jobs = Gauge("semkit_jobs", "Background jobs by state", ["state"], registry=self.registry)
+        # Memory, CPU and open files of the server process: what an operator watches first.
+        ProcessCollector(registry=self.registry)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

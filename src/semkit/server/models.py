@@ -10,11 +10,14 @@ become one batch, and the event loop never runs model code.
 ``BatchedEmbedder`` is an ``Embedder`` (same id, dimensions, fingerprint), so a
 ``Collection`` opened with it behaves exactly as with the model itself: it only changes
 *when* the model runs, not what it computes. That is why requests are merged only for models
-whose vectors do not depend on their batch-mates: a dynamically quantised int8 ONNX model
-(the local default) quantises activations with one scale per batch, so the same text gets a
-slightly different vector (cosine ≈ 0.99) next to other texts. For those, each request is
-one model call, exactly as the library would make it, and the queue only bounds and orders
-the calls.
+whose vectors do not depend on their batch-mates (``batch_invariant``, the one place that
+decides: a model says so with a ``batch_invariant`` attribute; without one, an int8 model is
+assumed to quantise with one activation scale per batch, as onnxruntime's dynamic int8 does,
+so the same text would get a slightly different vector next to other texts). For those, each
+request is one model call, exactly as the library would make it, and the queue only bounds
+and orders the calls. A merged call is one stream to the model, which sorts its texts by
+token length before batching them (``models/local.py``), so merged requests of mixed lengths
+are padded little.
 """
 
 from __future__ import annotations
@@ -148,7 +151,13 @@ class BatchedEmbedder(EmbedderWrapper):
 
 
 def batch_invariant(model: Embedder) -> bool:
-    """Whether a text's vector is the same whatever it is batched with (up to float noise)."""
+    """Whether a text's vector is the same whatever it is batched with (up to float noise): the
+    one place the server decides whether to merge requests. A model says so itself with a
+    ``batch_invariant`` attribute; without one, any int8 model is assumed to quantise per batch
+    (onnxruntime's dynamic int8 does), everything else to be invariant."""
+    declared = getattr(model, "batch_invariant", None)
+    if declared is not None:
+        return bool(declared)
     return getattr(model, "precision", None) != "int8"
 
 

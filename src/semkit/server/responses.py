@@ -27,9 +27,12 @@ log = logging.getLogger("semkit.server")
 class ApiError(HTTPException):
     """An HTTP answer with a machine-readable code (OpenAI's ``error.code``)."""
 
-    def __init__(self, status: int, message: str, code: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str, *, headers: dict[str, str] | None = None,
+                 param: str | None = None) -> None:
         super().__init__(status_code=status, detail=message, headers=headers)
         self.code = code
+        self.param = param
+        """The request field at fault (OpenAI's ``error.param``), if one is."""
 
 
 # The first class an error is an instance of decides (subclasses before their bases).
@@ -113,7 +116,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 413 and code == "request_too_large" and not isinstance(exc, ApiError):
             message = (f"request body is larger than the server's limit; send smaller batches "
                        f"(limit: {request.app.state.semkit.limits.max_body_bytes:,} bytes)")
-        return error_response(exc.status_code, message, code, dict(exc.headers or {}) or None)
+        return error_response(exc.status_code, message, code, dict(exc.headers or {}) or None,
+                              param=getattr(exc, "param", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -84,7 +84,8 @@ async def recommend(name: NamePath, body: RecommendRequest, request: Request, pr
 
     def work() -> Any:
         return plain(apps.recommend(state.collection(name), liked=body.liked, disliked=body.disliked, k=body.k,
-                         diversity=body.diversity, where=body.where))
+                         diversity=body.diversity, where=body.where, liked_texts=body.liked_texts,
+                         profile=body.profile))
 
     return await _run_app(request, principal, name, "recommend", False, work)
 

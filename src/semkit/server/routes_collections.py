@@ -6,6 +6,7 @@ Each route checks the caller's key, then calls the library (``Database`` / ``Col
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -18,6 +19,7 @@ from .. import apps, errors
 from .auth import Principal
 from .dependencies import Caller, NamePath, accepted, authorize, state_of
 from .jobs import Progress
+from .models import BatchedEmbedder
 from .responses import ApiError
 from .schemas import (
     CollectionInfo,
@@ -217,6 +219,8 @@ def _checked_search(name: str, body: SearchRequest, has_image: bool, request: Re
     state = state_of(request)
     authorize(principal, name, write=False)
     state.limits.check_k(body.k)
+    if "mode" not in body.model_fields_set and body.query is None:
+        body.mode = "vector"  # the default hybrid needs words; a vector or an image alone is searched by vector
     if body.query is None and body.vector is None and not has_image:
         raise errors.InvalidInput("give query (text), vector or image")
     if has_image and (body.query is not None or body.vector is not None):
@@ -224,24 +228,41 @@ def _checked_search(name: str, body: SearchRequest, has_image: bool, request: Re
     if has_image and body.mode != "vector":
         raise errors.InvalidInput(f"an image is searched by vector: use mode 'vector' ({body.mode!r} needs "
                                   "query text)")
+    if body.rerank and state.reranker is None:
+        raise errors.InvalidInput("this server has no reranker, so rerank must be false: start it with "
+                                  "`semkit serve --rerank windows` (the collection's own model) or "
+                                  "`semkit serve --rerank FOLDER` (a cross-encoder)")
+    if body.rerank and body.query is None:
+        raise errors.InvalidInput("rerank needs a text query (a reranker reads the query and each hit's text)")
     return state
 
 
 async def _run_search(state: ServerState, name: str, body: SearchRequest, image: bytes | None) -> Any:
-    """``semkit.apps.search`` in a worker; ``image``: the query image's bytes (embedded there too)."""
+    """``semkit.apps.search`` in a worker; ``image``: the query image's bytes (embedded there too).
+
+    A text query is embedded first, through the model's shared queue (merged with other
+    requests' texts), holding no store thread; only then does the index query take one."""
+    col = await state.run(state.collection, name)
+    model = getattr(col, "model", None)
+    if body.query is not None and body.vector is None and body.mode != "keyword" and isinstance(model, BatchedEmbedder):
+        embedded = await asyncio.wrap_future(model.submit([body.query], "query"))
+        body = body.model_copy(update={"vector": embedded.vectors[0].tolist()})
 
     def work() -> dict[str, Any]:
         nonlocal body
-        col = state.collection(name)
         if image is not None:
             vector = _image_vector(col, image, state.limits.max_image_pixels)
             body = body.model_copy(update={"vector": vector.tolist(), "image": None})
         query: Any = body.query if body.query is not None else body.vector
+        reranker = state.reranker if body.rerank else None
+        if reranker is not None and callable(getattr(reranker, "for_collection", None)):
+            reranker = reranker.for_collection(col)  # so the response names the model that scored
         hits = apps.search(
             col, query, k=body.k, mode=body.mode, where=body.where,
             mmr=(1.0 - body.diversity) if body.diversity > 0 else None, exact=body.exact,
             min_score=body.min_score, fusion=body.fusion,
             vector=body.vector if body.query is not None else None, include_vectors=body.include_vectors,
+            rerank=reranker,
         )
         out = []
         for h in hits:
@@ -250,7 +271,8 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
                 d["vector"] = h.vector.tolist()
             out.append(d)
         warning = apps.language_warning(col, body.query) if body.query and body.mode != "keyword" else None
-        return {"mode": hits[0].mode if hits else body.mode, "hits": out, "warnings": [warning] if warning else []}
+        return {"mode": hits[0].mode if hits else body.mode, "hits": out, "warnings": [warning] if warning else [],
+                "reranker": reranker.id if reranker is not None else None}
 
     return await state.run(work)
 

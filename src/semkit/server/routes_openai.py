@@ -1,9 +1,22 @@
-"""OpenAI-compatible ``POST /v1/embeddings`` and ``GET /v1/models``.
+"""OpenAI-compatible ``POST /v1/embeddings``, ``GET /v1/models`` and ``GET /v1/models/{id}``.
 
-The official ``openai`` SDK, LangChain's and LlamaIndex's OpenAI embedding classes work with
-``base_url="http://HOST:PORT/v1"``. Differences from OpenAI, all on purpose:
+The official ``openai`` SDK works with ``base_url="http://HOST:PORT/v1"``, and so do LangChain's
+``OpenAIEmbeddings`` and LlamaIndex's ``OpenAIEmbedding`` / ``OpenAILikeEmbedding`` with the
+settings docs/frameworks.md gives (tested in tests/integration/test_frameworks.py): LangChain's
+default ``check_embedding_ctx_length=True`` needs the offline cl100k file there, and LlamaIndex's
+``OpenAIEmbedding`` only accepts OpenAI model names, so the server must serve one as an alias
+(``semkit serve --served-model-name text-embedding-3-small=local``).
 
-- ``model`` must be one the server serves (its spec, catalogue name or id); others get 404.
+Client errors answer like OpenAI's API (``openai_fidelity.py``): 400 with
+``{"error": {"message", "type", "param", "code"}}``, 401 for a missing or wrong key, 404 for a
+model not served, 429 over the rate limit. Differences from OpenAI, all on purpose:
+
+- ``model`` must be one the server serves (its spec, catalogue name, id or an alias given with
+  ``--served-model-name``); others get 404.
+- an input over the model's context is a 400 like OpenAI's, unless the request opts in to
+  truncation (``"truncate": true`` in the body or the header ``X-Semkit-Truncate: true``); the
+  response's ``truncated`` then counts the inputs cut. Checked where the model's tokenizer is
+  available (local models, OpenAI's); other models cut or refuse as their provider does.
 - token arrays are decoded with ``cl100k_base`` (what OpenAI clients tokenize with) and the
   text is embedded with the served model's own tokenizer.
 - ``dimensions`` is honoured only where the model supports that size (Matryoshka or API
@@ -16,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,44 +37,75 @@ from fastapi import APIRouter, Request
 
 from .. import cost, errors
 from ..models import catalog, registry
-from ..models.tokens import OFFLINE_ENCODINGS, CharsEstimate
+from ..models.tokens import OFFLINE_ENCODINGS, CharsEstimate, model_tokens
 from .dependencies import Caller, state_of
 from .models import BatchedEmbedder
+from .openai_fidelity import OpenAIRoute, bad_request
 from .schemas import EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList, Usage
 from .state import ServerState
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+
+TRUNCATE_HEADER = "X-Semkit-Truncate"
+"""Request header that opts in to cutting over-long inputs (for clients that cannot add a body field)."""
 
 
 @router.post("/embeddings", response_model=EmbeddingsResponse, summary="Embed texts (OpenAI-compatible)")
 async def embeddings(body: EmbeddingsRequest, request: Request, principal: Caller) -> Any:
     state = state_of(request)
-    texts = await _texts(body.input, state)
     spec = state.served_spec(body.model)
+    texts = await _texts(body.input, state)
     model: BatchedEmbedder | None = state.pool.peek(spec)
     if model is None:  # first use of this model: loading it takes a while, off the event loop
         model = await asyncio.to_thread(state.pool.for_spec, spec)
     if body.dimensions is not None and body.dimensions != model.dimensions:
         model = await asyncio.to_thread(_sized_model, state, spec, body.dimensions, model.dimensions)
-    result = await asyncio.wrap_future(model.submit(texts, "document"))
-    tokens = await state.run(prompt_tokens, texts, spec)
+    truncate = body.truncate or request.headers.get(TRUNCATE_HEADER, "").strip().lower() in ("1", "true", "yes")
+    # Admitted by its text count (503 + Retry-After when the embeddings queue is full: admission.py).
+    with state.admission.slot("embeddings", len(texts)):
+        # One hop to a worker thread for both counts (the tokenizer is cheap next to the model).
+        over, tokens = await state.run(_count, texts, spec, model.max_tokens)
+        if over and not truncate:
+            first, length = over[0]
+            raise bad_request(
+                f"input[{first}] is {length} tokens, over the model's context of {model.max_tokens} "
+                f"({len(over)} of {len(texts)} inputs are); shorten or split it, or let the server cut it: "
+                f'send "truncate": true or the header {TRUNCATE_HEADER}: true', "context_length_exceeded", "input")
+        result = await asyncio.wrap_future(model.submit(texts, "document"))
     vectors = result.vectors
     if body.encoding_format == "base64":
         data = [EmbeddingItem(index=i, embedding=base64.b64encode(
             np.ascontiguousarray(v, dtype="<f4").tobytes()).decode("ascii")) for i, v in enumerate(vectors)]
     else:
         data = [EmbeddingItem(index=i, embedding=v) for i, v in enumerate(vectors.tolist())]
-    return EmbeddingsResponse(data=data, model=body.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
+    return EmbeddingsResponse(data=data, model=body.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+                              truncated=len(over))
 
 
 @router.get("/models", response_model=ModelList, summary="Served models (OpenAI-compatible)")
 async def list_models(request: Request, principal: Caller) -> Any:
     state = state_of(request)
-    cards = []
-    for spec in state.served:
-        loaded = state.pool.peek(spec)
-        cards.append(ModelCard(id=spec, dimensions=loaded.dimensions if loaded is not None else None))
-    return ModelList(data=cards)
+    names = [*state.served, *state.aliases]
+    return ModelList(data=[await state.run(_card, state, name) for name in names])
+
+
+@router.get("/models/{model_id:path}", response_model=ModelCard, summary="One served model (OpenAI-compatible)")
+async def get_model(model_id: str, request: Request, principal: Caller) -> Any:
+    state = state_of(request)
+    return await state.run(_card, state, model_id)
+
+
+def _card(state: ServerState, name: str) -> ModelCard:
+    """What ``GET /v1/models`` says about ``name`` (a served spec, or anything naming one)."""
+    spec = state.served_spec(name)
+    loaded = state.pool.peek(spec)
+    if loaded is not None:
+        dimensions, context = loaded.dimensions, loaded.max_tokens
+    else:  # described without loading the model
+        info = registry.describe(spec).info
+        dimensions, context = info.dimensions, info.max_tokens
+    return ModelCard(id=name, dimensions=dimensions or None, context_length=context or None,
+                     root=spec if name != spec else None)
 
 
 async def _texts(raw: Any, state: ServerState) -> list[str]:
@@ -70,10 +115,31 @@ async def _texts(raw: Any, state: ServerState) -> list[str]:
         items = [raw]  # one token array
     else:
         items = list(raw)
-    state.limits.check_embedding_inputs(len(items))
+    limit = state.limits.max_embedding_inputs
+    if len(items) > limit:
+        raise bad_request(f"{len(items)} inputs in one request; the limit is {limit}: send smaller batches",
+                          "too_many_inputs", "input")
     if items and isinstance(items[0], list):
         items = await state.run(_decode_tokens, items)
     return [str(t) for t in items]
+
+
+def _count(texts: list[str], spec: str, context: int) -> tuple[list[tuple[int, int]], int]:
+    return over_context(texts, spec, context), prompt_tokens(texts, spec)
+
+
+def over_context(texts: list[str], spec: str, context: int) -> list[tuple[int, int]]:
+    """``(index, tokens)`` of the texts longer than ``context`` tokens of ``spec``, special
+    tokens included; empty when the model's tokenizer is not available here to count exactly
+    (a guess must not refuse a text: the model or its provider then cuts or refuses it)."""
+    try:
+        counter = cost.tokenizer_for(spec)
+    except errors.SemkitError:
+        return []
+    if not counter.exact or context <= 0:
+        return []
+    counts = model_tokens(counter.count(texts), counter, sys.maxsize)
+    return [(n, c) for n, c in enumerate(counts) if c > context]
 
 
 def _decode_tokens(arrays: list[list[int]]) -> list[str]:
@@ -106,10 +172,8 @@ def _sized_model(state: ServerState, spec: str, dimensions: int, native: int) ->
     info = catalog.find(scheme, name)
     if info is None or not info.accepts_dimensions(dimensions):
         allowed = "" if info is None else f" (it supports {', '.join(map(str, info.allowed_dimensions()))})"
-        raise errors.InvalidInput(
-            f"model {spec!r} outputs {native} dimensions and cannot give {dimensions}{allowed}; "
-            "leave dimensions out"
-        )
+        raise bad_request(f"model {spec!r} outputs {native} dimensions and cannot give {dimensions}{allowed}; "
+                          "leave dimensions out", "invalid_dimensions", "dimensions")
     sized: BatchedEmbedder = state.pool.for_sized_spec(spec, dimensions)
     return sized
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, WithJsonSchema
+from pydantic.functional_validators import AfterValidator
+
+from .openai_fidelity import check_embeddings_input
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                             description="Collection name: letters, digits, '_', '.', '-'")]
@@ -31,20 +34,30 @@ class Strict(BaseModel):
 
 # --- OpenAI-compatible embeddings ------------------------------------------------------------
 
+_TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+# Checked by one function: one short message instead of pydantic's dump of every union member.
+EmbeddingsInput = Annotated[Any, AfterValidator(check_embeddings_input), WithJsonSchema({"anyOf": [
+    {"type": "string", "minLength": 1, "maxLength": 1_000_000},
+    {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1, "maxLength": 1_000_000}},
+    _TOKEN_IDS,
+    {"type": "array", "minItems": 1, "items": _TOKEN_IDS},
+]}), Field(description="A text, a list of texts, a cl100k_base token array or a list of them")]
+
+
 class EmbeddingsRequest(BaseModel):
     """OpenAI's ``POST /v1/embeddings`` body. Token arrays are decoded with ``cl100k_base``,
     the tokenizer OpenAI clients (LangChain's ``OpenAIEmbeddings``) encode with."""
 
     model_config = ConfigDict(extra="allow")  # OpenAI clients may send fields we ignore
 
-    input: (Annotated[str, Field(min_length=1)]
-            | Annotated[list[Text], Field(min_length=1)]
-            | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-            | Annotated[list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]], Field(min_length=1)])
+    input: EmbeddingsInput
     model: Annotated[str, Field(min_length=1, max_length=300)]
     dimensions: Annotated[int | None, Field(ge=1, le=65536)] = None
     encoding_format: Literal["float", "base64"] = "float"
     user: Annotated[str | None, Field(max_length=256)] = None
+    truncate: bool = Field(False, description=(
+        "semkit extension: cut inputs longer than the model's context instead of answering 400 "
+        "(the header X-Semkit-Truncate: true does the same); the response's `truncated` counts them"))
 
 
 class EmbeddingItem(BaseModel):
@@ -63,6 +76,8 @@ class EmbeddingsResponse(BaseModel):
     data: list[EmbeddingItem]
     model: str
     usage: Usage
+    truncated: int = Field(0, description=(
+        "semkit extension: inputs cut to the model's context (only with truncate: true; else such inputs are a 400)"))
 
 
 class ModelCard(BaseModel):
@@ -71,6 +86,8 @@ class ModelCard(BaseModel):
     created: int = 0
     owned_by: str = "semkit"
     dimensions: int | None = None
+    context_length: int | None = Field(None, description="Tokens the model reads of one input")
+    root: str | None = Field(None, description="The served model an alias (--served-model-name) stands for")
 
 
 class ModelList(BaseModel):
@@ -143,7 +160,9 @@ class SearchRequest(Strict):
     image: str | None = Field(None, min_length=1, description=(
         "An image to search by, base64-encoded (JPEG, PNG, WebP, GIF); the collection's model must "
         "embed images (clip:...). Image search is vector search"))
-    mode: Literal["vector", "keyword", "hybrid"] = "vector"
+    mode: Literal["vector", "keyword", "hybrid"] = Field("hybrid", description=(
+        "hybrid (default, as in the library, CLI and UI) | vector | keyword; a search by vector or image "
+        "without a mode is a vector search"))
     k: Annotated[int, Field(ge=1)] = 10
     where: Where = None
     diversity: Annotated[float, Field(ge=0.0, le=1.0, description="MMR: 0 = relevance only")] = 0.0
@@ -151,6 +170,10 @@ class SearchRequest(Strict):
         "Leave out hits scoring below this (scores are in [0, 1]); 0 keeps all"))] = 0.0
     fusion: Literal["convex", "rrf"] = Field("convex", description=(
         "hybrid only: convex (score-aware, default) or rrf (reciprocal rank fusion)"))
+    rerank: Annotated[bool, Field(description=(
+        "Re-score the best max(k, 20) hits with the reranker the server was started with "
+        "(semkit serve --rerank windows|FOLDER; GET /healthz says which kind, null for none); "
+        "text queries only"))] = False
     exact: bool = False
     include_vectors: bool = False
 
@@ -159,7 +182,8 @@ class Hit(BaseModel):
     id: str
     score: float = Field(description=(
         "Relevance in [0, 1], higher is better: the cosine clipped at 0 (vector), BM25 relative to the "
-        "best hit times the best hit's share of the query words (keyword), the fused relevance (hybrid)"))
+        "best hit times the best hit's share of the query words (keyword), the fused relevance (hybrid); "
+        "with rerank, the reranker's relevance"))
     text: str | None
     metadata: dict[str, Any]
     snippet: str | None = None
@@ -174,6 +198,9 @@ class SearchResponse(BaseModel):
     warnings: list[str] = Field(default_factory=list, description=(
         "Things worth telling the person who searched, e.g. a query in a language the collection's model "
         "does not cover (with a model that does)"))
+    reranker: str | None = Field(None, description=(
+        "The reranker that scored the hits (rerank: true), e.g. cross-encoder:NAME#sha=... or "
+        "sentence-windows(...); null when not reranked. Reranked hits keep their own score in scores.fused"))
 
 
 # --- apps --------------------------------------------------------------------------------------
@@ -190,8 +217,11 @@ class DedupRequest(Background):
 
 
 class RecommendRequest(Strict):
-    liked: Annotated[list[Id], Field(min_length=1)]
+    liked: list[Id] = []
     disliked: list[Id] = []
+    liked_texts: Annotated[list[Text], Field(max_length=MAX_TEXTS,
+                                             description="Texts the user liked, embedded as queries")] = []
+    profile: list[float] | None = Field(None, description="A raw user vector, counted as one liked item")
     k: Annotated[int, Field(ge=1)] = 10
     diversity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     where: Where = None

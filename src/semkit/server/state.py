@@ -6,7 +6,7 @@ background jobs, and the open collections with their pooled models.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from .. import errors
 from ..collection import Collection, split_embedder_id
 from ..database import connect
 from ..models import catalog, registry
+from .admission import Admission
 from .auth import KeyStore, default_keys_path
 from .jobs import Job, JobManager, Progress
 from .limits import Limits, RateLimiter
@@ -30,7 +31,7 @@ T = TypeVar("T")
 class ServerState:
     def __init__(self, db_uri: str, *, auth: bool, keys_path: str | Path | None, limits: Limits,
                  models: Sequence[str], cache: bool, cache_dir: str | None,
-                 index_roots: Sequence[str | Path] = ()) -> None:
+                 index_roots: Sequence[str | Path] = (), aliases: Mapping[str, str] | None = None) -> None:
         self.db_uri = db_uri
         self.db = connect(db_uri)
         self.auth = auth
@@ -38,12 +39,20 @@ class ServerState:
         self.limits = limits
         self.metrics = Metrics()
         self.rate = RateLimiter(limits.rate_limit, limits.burst)
+        self.admission = Admission(limits.queue_bounds(), self.metrics.registry)
+        """The bounded queue of each route class (503 beyond it); see ``server/admission.py``."""
         self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
                               max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
         self.served = tuple(models)
+        self.aliases: dict[str, str] = {}
+        """Extra model names (``--served-model-name ALIAS=MODEL``) -> the served spec each stands for."""
+        for alias, target in (aliases or {}).items():
+            self.add_alias(alias, target)
         self.index_roots = tuple(Path(r).resolve() for r in index_roots)
         self.jobs = JobManager(on_change=self._job_gauge, describe_error=describe_error)
         self.limiter = anyio.CapacityLimiter(limits.store_concurrency)
+        self.reranker: Any = None
+        """The reranker ``semkit serve --rerank`` loaded once (``rerank: true`` in a search uses it)."""
         self._collections: dict[str, Collection] = {}
 
     # --- calling the library off the event loop ----------------------------------------------
@@ -62,6 +71,9 @@ class ServerState:
 
     def served_spec(self, name: str) -> str:
         """The served model spec ``name`` designates (its spec, id, bare name or alias)."""
+        for alias, spec in self.aliases.items():
+            if alias.lower() == name.strip().lower():
+                return spec
         wanted = split_embedder_id(name.strip())[0].lower()
         for spec in self.served:
             candidates = {spec.lower()}
@@ -78,9 +90,22 @@ class ServerState:
             if wanted in candidates:
                 return spec
         raise errors.ModelNotAvailable(
-            f"the model {name!r} is not served here; this server serves: {', '.join(self.served)} "
+            f"the model {name!r} is not served here; this server serves: {', '.join([*self.served, *self.aliases])} "
             "(GET /v1/models lists them)"
         )
+
+    def add_alias(self, alias: str, target: str) -> None:
+        """Serve the model ``target`` names under the extra name ``alias`` too (an OpenAI name for
+        clients that accept no other); a ``target`` not served yet is served from now on."""
+        alias, target = alias.strip(), target.strip()
+        if not alias or not target:
+            raise errors.ConfigError(f"--served-model-name needs ALIAS=MODEL, got {alias!r}={target!r}")
+        if self.serves(alias):
+            raise errors.ConfigError(f"--served-model-name {alias}: that name already designates the served "
+                                     f"model {self.served_spec(alias)!r}; pick another alias")
+        if not self.serves(target):
+            self.served = (*self.served, target)
+        self.aliases[alias] = self.served_spec(target)
 
     def serves(self, name: str) -> bool:
         try:

@@ -110,6 +110,7 @@ async function runSearch(ev) {
     const body = { query, mode: $("#mode").value, k: parseInt($("#k").value, 10) || 10,
                    diversity: parseFloat($("#diversity").value) || 0,
                    min_score: minScore() };
+    if (!$("#rerank-box").hidden && $("#rerank").checked) body.rerank = true;
     const where = $("#where").value.trim();
     if (where) {
       try { body.where = JSON.parse(where); } catch (e) { throw new Error("the filter is not valid JSON: " + e.message); }
@@ -317,7 +318,8 @@ async function searchAndShow(body, query) {
   }
   const cut = body.min_score ? " scoring " + body.min_score + " or more" : "";
   const warnings = (res.warnings || []).map((w) => " — warning: " + w).join("");
-  status(res.hits.length + " result(s)" + cut + ", " + res.mode + (body.image ? " (by image)" : "") + ", " +
+  const reranked = res.reranker ? ", reranked by " + res.reranker : "";
+  status(res.hits.length + " result(s)" + cut + ", " + res.mode + reranked + (body.image ? " (by image)" : "") + ", " +
          Math.round(performance.now() - t0) + " ms" + warnings);
 }
 
@@ -545,6 +547,9 @@ async function loadCollections() {
 async function init() {
   const health = await (await fetch("/healthz")).json();
   state.auth = health.auth;
+  // The Rerank box only when the server was started with a reranker (semkit serve --rerank).
+  $("#rerank-box").hidden = !health.rerank;
+  if (health.rerank) $("#rerank-box").title += "\nThis server's reranker: " + health.rerank;
   $("#key-box").hidden = !state.auth;
   $("#api-key").value = state.key;
   $("#save-key").addEventListener("click", () => {

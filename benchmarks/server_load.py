@@ -1,0 +1,482 @@
+"""``semkit serve`` under load, as an operator runs it: throughput per concurrency level, an
+overload phase, and a mixed soak. Everything on 127.0.0.1, with bounded duration.
+
+Data: 2,000 distinct real SciFact sentences (the shared data, split as ``_vectors.py`` does)
+and the SciFact queries. The server is ``semkit serve --no-auth`` on a fresh embedded store,
+started here as its own process; clients are async (httpx) tasks spread over ``--procs``
+client processes. Clients honour ``Retry-After`` on 503/429 as a well-behaved client does
+(``--no-backoff`` makes them retry at once).
+
+Phases (``--phases``, default all but soak):
+
+- ``embed1`` / ``embed16``: ``POST /v1/embeddings`` with 1 or 16 texts per request at each
+  ``--levels`` concurrency; texts/s, p50/p99 of answered requests, 503/429s and errors, and the
+  ratio to in-process ``semkit.embed`` on the same texts (all in one call, and in calls of the
+  request's size). Cache off on both sides (``--no-cache``), so every text is computed.
+- ``search``: ``POST /v1/collections/load/search`` with a SciFact query and the server's
+  default mode (hybrid) at each level; q/s, p50/p99. Cache off.
+- ``overload``: ``--overload-clients`` (256) clients sending 16-text embedding requests and
+  hybrid searches (half each), while one probe asks ``/healthz`` every 50 ms: p99 of accepted
+  requests, p99 of the 503/429 answers, connection errors, ``/healthz`` p99.
+- ``soak`` (``--soak``, with ``--duration``): ``--soak-clients`` clients doing 80% hybrid search,
+  15% embeddings, 5% upserts of new records, with the embedding cache on (the default) and
+  ``semkit collections --db DIR`` run by a separate process every 30 s. Counts server crashes,
+  5xx (503 sheds separately), failed operator commands, checks every acknowledged upsert is
+  present at the end, and the server's RSS growth over the last half of the run.
+
+    python benchmarks/server_load.py --seconds 5 --levels 1 4 16 64 256
+    python benchmarks/server_load.py --phases overload --seconds 10
+    python benchmarks/server_load.py --soak --duration 600
+
+The client processes share the machine's cores with the server: on a 2-vCPU machine that cost
+is in every figure (the load average is printed with them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+COLLECTION = "load"
+N_TEXTS = 2000
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def scifact_sentences(n: int = N_TEXTS) -> list[str]:
+    """``n`` distinct SciFact sentences, in a fixed shuffled order (lengths mixed as in real use)."""
+    from _vectors import _scifact_abstracts
+
+    seen = dict.fromkeys(s for _, sentences in _scifact_abstracts() for s in sentences if len(s) > 20)
+    texts = list(seen)
+    random.Random(0).shuffle(texts)
+    return texts[:n]
+
+
+def scifact_queries() -> list[str]:
+    from _data import data_dir
+
+    with open(data_dir() / "scifact" / "queries.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line)["text"].strip() for line in fh if line.strip()]
+
+
+# --- the server --------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_server(tmp: Path, extra: Sequence[str]) -> Server:
+    import httpx
+
+    db = tmp / "kb"
+    port = free_port()
+    log = tmp / f"server-{port}.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "semkit", "serve", "--db", str(db), "--port", str(port),
+                                 "--no-auth", "--log-level", "warning", *extra], stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return Server(url, db, proc, log)
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+def fill(url: str, texts: list[str]) -> None:
+    """Create the searched collection and upsert ``texts`` into it (embedded by the server)."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=600) as client:
+        r = client.post("/v1/collections", json={"name": COLLECTION, "model": "local"})
+        if r.status_code not in (201, 409):
+            raise SystemExit(f"create collection: HTTP {r.status_code}: {r.text[:300]}")
+        for start in range(0, len(texts), 250):
+            part = texts[start:start + 250]
+            records = [{"id": f"t{start + i}", "text": t} for i, t in enumerate(part)]
+            r = client.post(f"/v1/collections/{COLLECTION}/upsert", json={"records": records})
+            if r.status_code != 200:
+                raise SystemExit(f"upsert: HTTP {r.status_code}: {r.text[:300]}")
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+@dataclass
+class Workload:
+    """What each client does: ``kind`` is embed, search, overload (half each) or soak (mixed)."""
+
+    kind: str
+    batch: int = 1
+    backoff: bool = True
+
+
+@dataclass
+class Outcome:
+    kind: str
+    status: int  # 0: connection error
+    seconds: float
+    units: int  # texts embedded, or 1
+    finished: float = 0.0
+
+
+@dataclass
+class ClientReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    acked_ids: list[str] = field(default_factory=list)
+
+
+def _client_process(url: str, work: Workload, clients: int, seconds: float, texts: list[str],
+                    queries: list[str], seed: int, out: Any) -> None:
+    report = asyncio.run(_clients(url, work, clients, seconds, texts, queries, seed))
+    out.put(report)
+
+
+async def _clients(url: str, work: Workload, clients: int, seconds: float, texts: list[str],
+                   queries: list[str], seed: int) -> ClientReport:
+    import httpx
+
+    report = ClientReport()
+    rng = random.Random(seed)
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    upserts = iter(range(10**9))
+
+    def request() -> tuple[str, str, dict[str, Any], int]:
+        kind = work.kind
+        if kind == "overload":
+            kind = "embed" if rng.random() < 0.5 else "search"
+        elif kind == "soak":
+            roll = rng.random()
+            kind = "search" if roll < 0.80 else "embed" if roll < 0.95 else "upsert"
+        if kind == "embed":
+            n = work.batch if work.kind != "soak" else rng.choice((1, 4, 16))
+            start = rng.randrange(len(texts))
+            batch = [texts[(start + i) % len(texts)] for i in range(n)]
+            return kind, "/v1/embeddings", {"model": "local", "input": batch}, n
+        if kind == "search":
+            return kind, f"/v1/collections/{COLLECTION}/search", {"query": rng.choice(queries), "k": 10}, 1
+        record_id = f"u{seed}-{next(upserts)}"
+        record = {"id": record_id, "text": rng.choice(texts), "metadata": {"client": seed}}
+        return kind, f"/v1/collections/{COLLECTION}/upsert", {"records": [record]}, 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                kind, path, body, units = request()
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(path, json=body)
+                    status = r.status_code
+                except httpx.TransportError:
+                    status = 0
+                    r = None
+                took = time.perf_counter() - t0
+                report.outcomes.append(Outcome(kind, status, took, units, time.perf_counter()))
+                if status == 200 and kind == "upsert":
+                    report.acked_ids.append(body["records"][0]["id"])
+                if r is not None and status in (429, 503) and work.backoff:
+                    wait = float(r.headers.get("retry-after", "1") or 1)
+                    await asyncio.sleep(min(wait, max(0.0, stop - time.perf_counter())))
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return report
+
+
+def run_clients(url: str, work: Workload, clients: int, seconds: float, texts: list[str],
+                queries: list[str], procs: int) -> tuple[ClientReport, float]:
+    """``clients`` async clients over ``min(procs, clients)`` processes; their merged report."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    n_procs = max(1, min(procs, clients))
+    shares = [clients // n_procs + (1 if i < clients % n_procs else 0) for i in range(n_procs)]
+    began = time.perf_counter()
+    workers = [ctx.Process(target=_client_process, args=(url, work, share, seconds, texts, queries, 1000 + i, out))
+               for i, share in enumerate(shares)]
+    for p in workers:
+        p.start()
+    merged = ClientReport()
+    for _ in workers:
+        part = out.get(timeout=seconds + 300)
+        merged.outcomes += part.outcomes
+        merged.acked_ids += part.acked_ids
+    for p in workers:
+        p.join()
+    return merged, time.perf_counter() - began
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+
+
+@dataclass
+class Row:
+    level: int
+    rate: float
+    p50: float
+    p99: float
+    shed: int
+    shed_p99: float
+    conn_errors: int
+    other_errors: int
+
+
+def summarise(report: ClientReport, elapsed: float, level: int, kinds: Sequence[str]) -> Row:
+    mine = [o for o in report.outcomes if o.kind in kinds]
+    ok = [o for o in mine if o.status == 200]
+    shed = [o for o in mine if o.status in (429, 503)]
+    return Row(level, sum(o.units for o in ok) / elapsed, pct([o.seconds for o in ok], 50),
+               pct([o.seconds for o in ok], 99), len(shed), pct([o.seconds for o in shed], 99),
+               sum(o.status == 0 for o in mine), sum(o.status not in (0, 200, 429, 503) for o in mine))
+
+
+def print_rows(title: str, unit: str, rows: list[Row], baseline: dict[str, float] | None = None) -> None:
+    print(f"\n{title}")
+    head = f"{'clients':>7s} {unit:>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'503/429':>8s} {'conn err':>8s} {'other':>6s}"
+    if baseline:
+        head += "".join(f" {'vs ' + name:>14s}" for name in baseline)
+    print(head)
+    for r in rows:
+        line = (f"{r.level:7d} {r.rate:9.1f} {r.p50:8.1f} {r.p99:8.1f} {r.shed:8d} {r.conn_errors:8d} "
+                f"{r.other_errors:6d}")
+        if baseline:
+            line += "".join(f" {r.rate / v:13.2f}x" for v in baseline.values())
+        print(line, flush=True)
+
+
+def in_process(texts: list[str], batch: int, seconds: float) -> dict[str, float]:
+    """texts/s of in-process ``semkit.embed`` (cache off): all texts in one call, and in calls of ``batch``."""
+    import semkit
+
+    model = semkit.model("local", cache=False)
+    model.embed(texts[:64])  # warm-up
+    t0 = time.perf_counter()
+    model.embed(texts)
+    one_call = len(texts) / (time.perf_counter() - t0)
+    done = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        start = (done * 7919) % len(texts)
+        model.embed([texts[(start + i) % len(texts)] for i in range(batch)])
+        done += batch
+    return {"one call": one_call, f"calls of {batch}": done / (time.perf_counter() - t0)}
+
+
+# --- phases ------------------------------------------------------------------------------------
+
+def scaling(url: str, work: Workload, levels: Sequence[int], seconds: float, texts: list[str],
+            queries: list[str], procs: int) -> list[Row]:
+    rows = []
+    kinds = ("embed",) if work.kind == "embed" else ("search",)
+    run_clients(url, work, min(levels), min(2.0, seconds), texts, queries, procs)  # warm-up
+    for level in levels:
+        report, elapsed = run_clients(url, work, level, seconds, texts, queries, procs)
+        rows.append(summarise(report, elapsed, level, kinds))
+    return rows
+
+
+async def _probe_healthz(url: str, seconds: float) -> list[float]:
+    import httpx
+
+    latencies = []
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            try:
+                await client.get("/healthz")
+                latencies.append(time.perf_counter() - t0)
+            except httpx.TransportError:
+                latencies.append(float("inf"))
+            await asyncio.sleep(0.05)
+    return latencies
+
+
+def overload(url: str, clients: int, seconds: float, texts: list[str], queries: list[str], procs: int,
+             backoff: bool) -> None:
+    import threading
+
+    health: list[float] = []
+    probe = threading.Thread(target=lambda: health.extend(asyncio.run(_probe_healthz(url, seconds + 1))))
+    probe.start()
+    report, elapsed = run_clients(url, Workload("overload", batch=16, backoff=backoff), clients, seconds,
+                                  texts, queries, procs)
+    probe.join()
+    print(f"\noverload: {clients} clients for {seconds:g} s, half 16-text /v1/embeddings, half hybrid search "
+          f"({'clients honour Retry-After' if backoff else 'no backoff'})")
+    print(f"{'requests':>9s} {'answered':>9s} {'acc p50':>8s} {'acc p99':>8s} {'503/429':>8s} {'shed p99':>9s} "
+          f"{'conn err':>8s} {'other':>6s} {'healthz p99':>12s}")
+    for kinds, label in ((("embed",), "embed16"), (("search",), "search"), (("embed", "search"), "all")):
+        r = summarise(report, elapsed, clients, kinds)
+        n = sum(o.kind in kinds for o in report.outcomes)
+        answered = sum(o.kind in kinds and o.status == 200 for o in report.outcomes)
+        print(f"{label:>9s} {answered:9d} {r.p50:8.1f} {r.p99:8.1f} {r.shed:8d} {r.shed_p99:9.1f} "
+              f"{r.conn_errors:8d} {r.other_errors:6d} {pct(health, 99):12.1f}   ({n} requests)")
+
+
+def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: list[str], procs: int) -> None:
+    import threading
+
+    import httpx
+
+    server = start_server(tmp, [])  # as an operator runs it: embedding cache on
+    try:
+        fill(server.url, texts)
+        rss: list[tuple[float, float]] = []
+        operator: list[int] = []
+        done = threading.Event()
+        t_start = time.perf_counter()
+
+        def watch() -> None:
+            next_command = time.perf_counter() + 30
+            while not done.wait(2.0):
+                if server.proc.poll() is not None:
+                    return
+                rss.append((time.perf_counter() - t_start, server.rss_mb()))
+                if time.perf_counter() >= next_command:
+                    next_command += 30
+                    run = subprocess.run([sys.executable, "-m", "semkit", "collections", "--db", str(server.db)],
+                                         capture_output=True, timeout=120)
+                    operator.append(run.returncode)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        report, elapsed = run_clients(server.url, Workload("soak"), clients, duration, texts, queries, procs)
+        done.set()
+        watcher.join()
+        crashed = server.proc.poll() is not None
+        missing = -1
+        if not crashed:
+            with httpx.Client(base_url=server.url, timeout=300) as client:
+                found: set[str] = set()
+                for start in range(0, len(report.acked_ids), 5000):
+                    part = report.acked_ids[start:start + 5000]
+                    r = client.post(f"/v1/collections/{COLLECTION}/get", json={"ids": part})
+                    found |= {rec["id"] for rec in r.json()} if r.status_code == 200 else set()
+                missing = len(set(report.acked_ids) - found)
+    finally:
+        server.stop()
+    statuses = [o.status for o in report.outcomes]
+    late = [mb for t, mb in rss if t >= elapsed / 2]
+    growth = (late[-1] - late[0]) / late[0] * 100 if len(late) >= 2 else float("nan")
+    print(f"\nsoak: {clients} clients for {elapsed:.0f} s (80% hybrid search, 15% embeddings, 5% upserts; "
+          f"`semkit collections` every 30 s)")
+    for kind in ("search", "embed", "upsert"):
+        ok = [o.seconds for o in report.outcomes if o.kind == kind and o.status == 200]
+        print(f"  {kind:7s} {len(ok):7d} ok  {len(ok) / elapsed:7.1f}/s  p50 {pct(ok, 50):7.1f} ms  "
+              f"p99 {pct(ok, 99):7.1f} ms")
+    print(f"  server crashed: {crashed}; 5xx other than 503: {sum(s >= 500 and s != 503 for s in statuses)}; "
+          f"503 shed: {statuses.count(503)}; 429: {statuses.count(429)}; connection errors: {statuses.count(0)}; "
+          f"other 4xx: {sum(400 <= s < 500 and s != 429 for s in statuses)}")
+    print(f"  operator commands: {len(operator)} run, {sum(rc != 0 for rc in operator)} failed")
+    print(f"  acknowledged upserts: {len(report.acked_ids)}, missing at the end: {missing}")
+    if rss:
+        print(f"  server RSS: {rss[0][1]:.0f} MB at start, {rss[-1][1]:.0f} MB at the end; growth over the last "
+              f"half: {growth:+.1f}%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--phases", nargs="+", default=["embed1", "embed16", "search", "overload"],
+                    choices=["embed1", "embed16", "search", "overload"])
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64, 256])
+    ap.add_argument("--seconds", type=float, default=10.0, help="Duration of each level")
+    ap.add_argument("--procs", type=int, default=2, help="Client processes")
+    ap.add_argument("--overload-clients", type=int, default=256)
+    ap.add_argument("--no-backoff", action="store_true", help="Clients retry 503/429 at once")
+    ap.add_argument("--queue", action="append", default=[], metavar="CLASS=N", help="semkit serve --queue")
+    ap.add_argument("--soak", action="store_true", help="Run the mixed soak instead of the phases")
+    ap.add_argument("--duration", type=float, default=600.0, help="Soak duration, seconds")
+    ap.add_argument("--soak-clients", type=int, default=16)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    texts = scifact_sentences()
+    queries = scifact_queries()
+    print(f"{len(texts)} SciFact sentences, {len(queries)} queries; CPUs: {os.cpu_count()}; "
+          f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="semkit-bench-load-") as tmpdir:
+        tmp = Path(tmpdir)
+        if args.soak:
+            soak(tmp, args.duration, args.soak_clients, texts, queries, args.procs)
+            print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+            return
+        queue_args = [a for q in args.queue for a in ("--queue", q)]
+        server = start_server(tmp, ["--no-cache", *queue_args])
+        try:
+            if {"search", "overload"} & set(args.phases):
+                fill(server.url, texts)
+            for phase in args.phases:
+                if phase.startswith("embed"):
+                    batch = int(phase.removeprefix("embed"))
+                    rows = scaling(server.url, Workload("embed", batch=batch, backoff=not args.no_backoff),
+                                   args.levels, args.seconds, texts, queries, args.procs)
+                    base = in_process(texts, batch, min(args.seconds, 5.0))
+                    print_rows(f"/v1/embeddings, {batch} text(s) per request (in-process semkit.embed: "
+                               + ", ".join(f"{k} {v:.0f} texts/s" for k, v in base.items()) + ")",
+                               "texts/s", rows, base)
+                elif phase == "search":
+                    rows = scaling(server.url, Workload("search", backoff=not args.no_backoff), args.levels,
+                                   args.seconds, texts, queries, args.procs)
+                    print_rows("/search, default mode (hybrid), k=10", "q/s", rows)
+                else:
+                    overload(server.url, args.overload_clients, args.seconds, texts, queries, args.procs,
+                             not args.no_backoff)
+            crashed = server.proc.poll() is not None
+        finally:
+            server.stop()
+        print(f"\nserver crashed: {crashed}; load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

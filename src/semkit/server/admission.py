@@ -1,0 +1,188 @@
+"""Admission control: a bounded queue per route class, and a fast 503 beyond it.
+
+Without it, a server given more work than it can do lets every request wait longer and longer
+(measured: 256 clients sending 16 texts each waited 12-13 s, so any client with a shorter
+timeout failed every request). Here each class of route (``embeddings``, ``search``,
+``writes``, ``jobs``) admits a bounded amount of work at once, running or waiting; a request
+that would go past the bound is answered at once with 503 and a ``Retry-After`` that says how
+long the admitted work takes to drain at the rate the class has been finishing it. The client
+knows within milliseconds, and the requests that were admitted keep a bounded latency.
+
+Embedding work is counted in texts (a request of 2,048 inputs is not the same load as one of
+a single input); every other class counts requests. A request larger than its class's whole
+bound is still admitted when the class is idle, so no valid request is refused forever.
+
+Routes outside ``/v1`` (``/healthz``, ``/metrics``, the UI, the API docs) are never queued:
+an operator's health check answers while the server sheds load.
+
+Everything here runs on the event loop (one thread), so the counters need no lock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .responses import ApiError, error_response
+
+RouteClass = Literal["embeddings", "search", "writes", "jobs"]
+ROUTE_CLASSES: tuple[RouteClass, ...] = ("embeddings", "search", "writes", "jobs")
+
+_RATE_WINDOW_S = 10.0
+"""How far back completions count when estimating how fast a class drains."""
+_MAX_RETRY_AFTER_S = 60
+
+
+class Overloaded(ApiError):
+    """503: the route class is at its bound; ``retry_after`` seconds is when to try again."""
+
+    def __init__(self, route_class: RouteClass, in_flight: int, limit: int, unit: str, retry_after: int) -> None:
+        super().__init__(
+            503, f"the server is at capacity for {route_class} ({in_flight} {unit} admitted, its bound is "
+                 f"{limit}); retry in {retry_after} s, or raise the bound with `semkit serve --queue "
+                 f"{route_class}=N` if this machine has room", "server_overloaded",
+            headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class _ClassQueue:
+    """One route class: the work admitted now, its bound, and recent completions."""
+
+    def __init__(self, name: RouteClass, limit: int) -> None:
+        self.name = name
+        self.limit = limit
+        self.unit = "texts" if name == "embeddings" else "requests"
+        self.in_flight = 0
+        self._done: deque[tuple[float, int]] = deque()
+        """(finish time, units) of recent completions: how fast this class drains."""
+
+    def retry_after(self, now: float) -> int:
+        """Seconds until the admitted work is done at the recent drain rate (at least 1)."""
+        while self._done and now - self._done[0][0] > _RATE_WINDOW_S:
+            self._done.popleft()
+        if not self._done:
+            return 1
+        span = max(now - self._done[0][0], 1.0)
+        rate = sum(units for _, units in self._done) / span
+        return max(1, min(_MAX_RETRY_AFTER_S, math.ceil(self.in_flight / rate)))
+
+    def finished(self, units: int, now: float) -> None:
+        self.in_flight -= units
+        self._done.append((now, units))
+
+
+class Admission:
+    """The bounded queues of one server; ``limits`` maps a route class to its bound."""
+
+    def __init__(self, limits: Mapping[str, int], registry: CollectorRegistry | None = None) -> None:
+        unknown = set(limits) - set(ROUTE_CLASSES)
+        if unknown:
+            raise ValueError(f"unknown route classes {sorted(unknown)}; known: {', '.join(ROUTE_CLASSES)}")
+        self._queues = {name: _ClassQueue(name, max(1, int(limits.get(name, 1)))) for name in ROUTE_CLASSES}
+        self._in_flight: Gauge | None = None
+        self._rejected: Counter | None = None
+        if registry is not None:
+            self._in_flight = Gauge("semkit_admitted", "Work admitted and not finished, by route class "
+                                    "(texts for embeddings, else requests)", ["route_class"], registry=registry)
+            bound = Gauge("semkit_admission_bound", "The bound of each route class's queue", ["route_class"],
+                          registry=registry)
+            self._rejected = Counter("semkit_overloaded", "Requests answered 503 because their route class "
+                                     "was at its bound", ["route_class"], registry=registry)
+            for name, q in self._queues.items():
+                bound.labels(name).set(q.limit)
+
+    def limit(self, route_class: RouteClass) -> int:
+        return self._queues[route_class].limit
+
+    def in_flight(self, route_class: RouteClass) -> int:
+        return self._queues[route_class].in_flight
+
+    def admit(self, route_class: RouteClass, units: int = 1) -> None:
+        """Count ``units`` of work in, or raise ``Overloaded`` (503) when the class is full."""
+        q = self._queues[route_class]
+        units = max(1, units)
+        if q.in_flight and q.in_flight + units > q.limit:
+            if self._rejected is not None:
+                self._rejected.labels(route_class).inc()
+            raise Overloaded(route_class, q.in_flight, q.limit, q.unit, q.retry_after(time.monotonic()))
+        q.in_flight += units
+        if self._in_flight is not None:
+            self._in_flight.labels(route_class).set(q.in_flight)
+
+    def release(self, route_class: RouteClass, units: int = 1) -> None:
+        q = self._queues[route_class]
+        q.finished(max(1, units), time.monotonic())
+        if self._in_flight is not None:
+            self._in_flight.labels(route_class).set(q.in_flight)
+
+    @contextmanager
+    def slot(self, route_class: RouteClass, units: int = 1) -> Iterator[None]:
+        """``admit`` for the ``with`` block, released however it ends."""
+        self.admit(route_class, units)
+        try:
+            yield
+        finally:
+            self.release(route_class, units)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Each class's admitted work and bound (for ``/healthz``)."""
+        return {name: {"admitted": q.in_flight, "bound": q.limit} for name, q in self._queues.items()}
+
+
+# Which class a request belongs to, from its method and path alone (before routing, so a
+# refused request costs no body parsing). /v1/embeddings is admitted by its route, which
+# knows how many texts it carries.
+_COLLECTION = r"/v1/collections/[^/]+"
+_RULES: list[tuple[re.Pattern[str], RouteClass | None]] = [
+    (re.compile(r"/v1/embeddings/?"), None),
+    (re.compile(r"/v1/jobs(/.*)?"), "jobs"),
+    (re.compile(_COLLECTION + r"/(index|dedup|cluster|classify|outliers)/?"), "jobs"),
+    (re.compile(_COLLECTION + r"/(upsert|delete)/?"), "writes"),
+    (re.compile(r"/pinecone/[^/]+/vectors/(upsert|delete|update)/?"), "writes"),
+    (re.compile(r"/pinecone/.*"), "search"),
+    (re.compile(r"/v1/.*"), "search"),
+]
+
+
+def route_class(method: str, path: str) -> RouteClass | None:
+    """The class of ``method path``, or None for what is never queued (health, metrics, UI,
+    docs, and /v1/embeddings, which its route admits by text count)."""
+    if not path.startswith(("/v1/", "/pinecone/")):
+        return None
+    if method in ("POST", "DELETE") and re.fullmatch(r"/v1/collections/?(/[^/]+/?)?", path):
+        return "writes"  # create and drop a collection
+    for pattern, cls in _RULES:
+        if pattern.fullmatch(path):
+            return cls
+    return "search"
+
+
+class AdmissionMiddleware:
+    """Admits each ``/v1`` and ``/pinecone`` request into its route class for as long as it is being answered."""
+
+    def __init__(self, app: Any, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        cls = route_class(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
+        if cls is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.admission.admit(cls)
+        except Overloaded as exc:
+            response = error_response(503, str(exc.detail), exc.code, headers=dict(exc.headers or {}))
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.admission.release(cls)
