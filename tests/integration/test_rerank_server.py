@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import semkit
 from semkit.apps import search
 from semkit.models.rerank import CrossEncoder
 from tests.integration.test_rerank import DOCS, QUERY
-from tests.support.server import RunningServer, free_port, serve
+from tests.support.server import RunningServer, free_port, serve, wait_until_serving
 from tests.support.tiny_cross_encoder import build_tiny_cross_encoder
 
 
@@ -96,15 +95,7 @@ def test_semkit_serve_rerank_windows_and_a_bad_folder(db: Path, tmp_path: Path) 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "semkit serve did not start"
-            time.sleep(0.2)
+        wait_until_serving(proc, url)
         assert httpx.get(f"{url}/healthz").json()["rerank"] == "windows"
         got = _search(url, query=QUERY, mode="hybrid", k=3, rerank=True).json()
         assert got["reranker"].startswith("sentence-windows(local:all-MiniLM-L6-v2")

@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 import semkit
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -59,16 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"semkit serve did not start:\n{proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.2)
+        wait_until_serving(proc, url)
         yield url, key
     finally:
         proc.terminate()

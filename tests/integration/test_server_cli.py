@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import free_port, secret_of
+from tests.support.server import free_port, secret_of, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +56,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
                              "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"semkit serve did not start:\n{proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.2)
+        wait_until_serving(proc, url)
         yield url, db, proc
     finally:
         proc.terminate()

@@ -96,3 +96,20 @@ def wait_for_job(client: Any, job_id: str, timeout: float = 300.0) -> dict[str, 
             return job  # type: ignore[no-any-return]
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish within {timeout:g} s")
+
+
+def wait_until_serving(proc: Any, url: str, timeout: float = 120.0) -> None:
+    """Block until a ``semkit serve`` subprocess answers ``/healthz``; its stderr in the error if
+    it exits or does not answer within ``timeout`` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"semkit serve did not start:\n{proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.2)
