@@ -8,7 +8,9 @@
   global distance would miss. Computed from the same graph, no n×n matrix.
 
 ``score_new`` scores items that are not in the source against it (the same scale as
-``outlier_scores``): for LOF it queries only the neighbourhoods it needs (k² per item).
+``outlier_scores``): for LOF it queries only the neighbourhoods it needs (k² per item). Given a
+cosine collection it never loads it: every neighbourhood is one kNN query to the store, so the
+cost follows the items scored, not the collection's size.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ..errors import InvalidInput
 from ..vectors import as_matrix, normalize
 from ._knn import check_k
-from ._source import Source, as_source
+from ._source import CollectionItems, Neighbour, Source, as_items, as_source
 
 Method = Literal["knn", "lof"]
 _EPS = 1e-10
@@ -70,7 +72,10 @@ def score_new(source: Any, items: Any, k: int = 10, method: Method = "knn", *,
     against the source, on the scale of ``outlier_scores``."""
     _check_method(method)
     k = check_k(k)
-    src = as_source(source, exact=exact)
+    items_of = as_items(source, exact=exact)
+    if isinstance(items_of, CollectionItems):
+        return _score_new_in_store(items_of, items, k, method)
+    src = items_of
     if len(src) < 2:
         raise InvalidInput("need at least 2 items in the source to score against")
     k = min(k, len(src) - 1)
@@ -91,6 +96,47 @@ def score_new(source: Any, items: Any, k: int = 10, method: Method = "knn", *,
     lrd[ring1] = _lrd(_distance(g1.scores), g1.indices, kdist)
     new_lrd = _lrd(dist, idx, kdist)
     return _mean_over(lrd, idx) / np.maximum(new_lrd, _EPS)
+
+
+def _score_new_in_store(items_of: CollectionItems, items: Any, k: int, method: Method) -> np.ndarray:
+    """``score_new`` through the store's kNN search: the same formulas as over a loaded
+    source, with each neighbourhood read once and kept for the call."""
+    col = items_of.collection
+    n = col.store.count(col.name)
+    if n < 2:
+        raise InvalidInput("need at least 2 items in the source to score against")
+    k = min(k, n - 1)
+    queries = _as_queries(items_of, items)
+    need_vectors = method == "lof"
+    hoods = [items_of.nearest(q, k, vectors=need_vectors) for q in queries]
+    dist = np.stack([_distance(np.asarray([h.score for h in hood], dtype=np.float32)) for hood in hoods])
+    if method == "knn":
+        return dist.mean(axis=1)
+    others: dict[str, list[Neighbour]] = {}
+
+    def neighbours(item: Neighbour) -> list[Neighbour]:
+        # an item's k nearest OTHER items (one extra asked for, itself dropped), as Source.graph
+        if item.id not in others:
+            assert item.vector is not None
+            found = items_of.nearest(item.vector, k + 1, vectors=True)
+            others[item.id] = [h for h in found if h.id != item.id][:k]
+        return others[item.id]
+
+    def k_distance(item: Neighbour) -> float:
+        return float(_distance(np.asarray([neighbours(item)[-1].score]))[0])
+
+    def density(item_dist: np.ndarray, hood: list[Neighbour]) -> float:
+        reach = np.maximum(np.asarray([k_distance(h) for h in hood]), item_dist)
+        return float(1.0 / (reach.mean() + _EPS))
+
+    scores = np.empty(len(hoods))
+    for i, hood in enumerate(hoods):
+        hood_density = np.asarray([
+            density(_distance(np.asarray([h.score for h in neighbours(b)], dtype=np.float32)), neighbours(b))
+            for b in hood
+        ])
+        scores[i] = hood_density.mean() / max(density(dist[i], hood), _EPS)
+    return scores
 
 
 # --- scoring -------------------------------------------------------------------------------
@@ -131,7 +177,7 @@ def _mean_over(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return values[np.maximum(idx, 0)].mean(axis=1)
 
 
-def _as_queries(src: Source, items: Any) -> np.ndarray:
+def _as_queries(src: Source | CollectionItems, items: Any) -> np.ndarray:
     if isinstance(items, str) or (isinstance(items, Sequence) and items and isinstance(items[0], str)):
         return src.embed([items] if isinstance(items, str) else list(items), "document")
     if isinstance(items, Sequence) and not items:
