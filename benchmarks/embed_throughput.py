@@ -172,11 +172,12 @@ def main() -> int:
         semkit_torch = load_local("all-MiniLM-L6-v2", backend="torch", batch_size=args.batch_size)
         contenders["semkit torch (sentence-transformers + counts)"] = \
             lambda t: (torch.set_num_threads(args.threads), semkit_torch.embed(t))
-    fastembed_note = "FastEmbed: not measured (`import fastembed` failed)"
+    fastembed_note = ("FastEmbed: not measured (`import fastembed` failed; it pins huggingface-hub<2, which "
+                      "transformers here exceeds: `pip install --no-deps fastembed loguru mmh3 py-rust-stemmers`)")
     try:
         from fastembed import TextEmbedding
 
-        fe_folder = fastembed_folder(folder, load_or_export(folder, "fp32").read_bytes(), workdir)
+        fe_folder = fastembed_folder(folder, load_or_export(folder, "fp32"), workdir)
         fe = TextEmbedding("sentence-transformers/all-MiniLM-L6-v2", specific_model_path=str(fe_folder),
                            threads=args.threads)
         contenders["FastEmbed (same fp32 ONNX file)"] = \
