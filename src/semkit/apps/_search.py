@@ -213,6 +213,7 @@ def search(
     if text_query is not None and mode != "keyword":
         _log_language_warning(col, text_query)
     if mode == "hybrid" and vector is None:
+        assert model is not None  # refused above when a text query has no model to embed it
         vector = model.embed([text_query], "query")[0]  # once, for the list and the fusion
     want_vectors = include_vectors or mmr is not None
     pool = depth if (mmr is not None or mode == "hybrid") else k

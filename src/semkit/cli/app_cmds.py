@@ -195,12 +195,13 @@ def register(app: typer.Typer) -> None:
         texts, labels = _read_labelled(data, text_column, label_column)
         clf = apps.Classifier(method, embedder=semkit.model(model)).fit(texts, labels)  # type: ignore[arg-type]
         path = clf.save(out)
-        summary = {"saved": str(path), "examples": len(texts), "labels": sorted(set(labels)), "method": method}
+        label_names = sorted(set(labels))
+        summary = {"saved": str(path), "examples": len(texts), "labels": label_names, "method": method}
         if as_json:
             output.emit_json(summary)
         else:
             output.stdout.print(f"trained a {method} classifier on {len(texts):,} examples, "
-                                f"{len(summary['labels'])} labels → {path}")
+                                f"{len(label_names)} labels → {path}")
 
     @classify_app.command("predict")
     def classify_predict(

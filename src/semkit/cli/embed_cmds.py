@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
         code = languages.check_code(language) if language is not None else None
         entries = [m for m in catalog.MODELS if provider in (None, m.provider)
                    and (code is None or m.covers_language(code))]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for m in entries:
             usable, why = availability.status(m)
             rows.append({

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
                         dims = summary.vector_dimensions
                         col = database.collection(
                             collection, model=model if model or dims else "local",
-                            **({"dimensions": dims} if dims and not model else {}),
+                            dimensions=dims if dims and not model else None,
                         )
                     try:
                         col.upsert(ids=batch.ids, texts=batch.texts, vectors=batch.vectors, metadata=batch.metadata)
