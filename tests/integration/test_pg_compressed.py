@@ -24,13 +24,13 @@ N = 3000
 
 @pytest.fixture(scope="module")
 def loaded(postgres_dsn: str) -> Iterator[tuple[PgVectorStore, str]]:
-    """One float32 and one binary collection holding the same vectors."""
+    """One float32, one float16 and one binary collection holding the same vectors."""
     schema = "t_compressed"
     drop_schema(postgres_dsn, schema)
     vectors = clustered(N, DIMS, seed=11)
     ids = [f"r{i}" for i in range(N)]
     with PgVectorStore(postgres_dsn, schema=schema) as store:
-        for dtype in ("float32", "binary"):
+        for dtype in ("float32", "float16", "binary"):
             store.create_collection(CollectionSpec(dtype, DIMS, dtype=dtype))  # type: ignore[arg-type]
             store.upsert(dtype, ids, vectors, metadata=[{"g": i % 5} for i in range(N)])
         yield store, schema
@@ -50,6 +50,24 @@ def test_binary_keeps_full_vectors_and_indexes_their_sign_bits(loaded: tuple[PgV
     assert f"binary_quantize(embedding))::bit({DIMS})" in indexdef[0] and "bit_hamming_ops" in indexdef[0]
     # 48 bytes of bits instead of 1,536 of floats per row; the graph's links are the same size.
     assert sizes["semkit_binary"] < 0.3 * sizes["semkit_float32"]
+
+
+def test_float16_is_a_real_halfvec_column_and_index(loaded: tuple[PgVectorStore, str], postgres_dsn: str) -> None:
+    store, schema = loaded
+    (column,) = sql_rows(postgres_dsn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                         "WHERE attrelid = %s::regclass AND attname = 'embedding'", (f"{schema}.semkit_float16",))
+    assert column == (f"halfvec({DIMS})",)
+    sizes = dict(sql_rows(postgres_dsn, "SELECT tablename, pg_relation_size(format('%%I.%%I', schemaname, indexname)) "
+                          "FROM pg_indexes WHERE schemaname = %s AND indexdef LIKE '%%hnsw%%'", (schema,)))
+    # 768 bytes of halves instead of 1,536 of floats per row, plus the same graph links.
+    assert sizes["semkit_float16"] < 0.65 * sizes["semkit_float32"]
+    queries = near(clustered(N, DIMS, seed=11), 30, seed=4)
+    plan = store.explain("float16", queries[:1], 10)
+    assert "semkit_float16_embedding_hnsw" in plan
+    approx = store.query("float16", queries, 10)
+    exact = store.query("float32", queries, 10, exact=True)
+    hits = sum(len(set(a.ids) & set(e.ids)) for a, e in zip(approx, exact, strict=True))
+    assert hits / 300 >= 0.95
 
 
 def test_binary_queries_walk_the_bit_index_and_rescore(loaded: tuple[PgVectorStore, str]) -> None:

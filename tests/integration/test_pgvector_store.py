@@ -432,6 +432,45 @@ def test_filter_paths_walk_objects_only(store: PgVectorStore) -> None:
 # --- connections, errors, secrets -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "binary"])
+def test_search_reads_the_records_in_the_knn_statement_one_round_trip_per_query(
+        postgres_dsn: str, schema: str, dtype: str, tmp_path: Any) -> None:
+    """``Collection.search`` sends ONE statement per query, which returns the hits' text and
+    metadata (and vectors when asked): counted on the wire with libpq's protocol trace."""
+    from psycopg import pq
+
+    from semkit.database import Database
+
+    data = clustered(600, 64, seed=5)
+    with PgVectorStore(postgres_dsn, schema=schema, pool_min=1, pool_max=1) as store:
+        store.create_collection(CollectionSpec("docs", 64, dtype=dtype))  # type: ignore[arg-type]
+        ids = [f"d{i}" for i in range(600)]
+        store.upsert("docs", ids, data, texts=[f"text {i}" for i in range(600)],
+                     metadata=[{"n": i} for i in range(600)])
+        docs = Database(store).collection("docs", model=None)
+        queries = near(data, 12, seed=6)
+        docs.search(queries[0], k=5)  # first use: registry read, ef_search set on the connection
+        conn = store._pool.getconn()
+        trace = tmp_path / "wire.txt"
+        with trace.open("w") as out:
+            conn.pgconn.trace(out.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            store._pool.putconn(conn)
+            hits = [docs.search(q, k=5, include_vectors=True) for q in queries]
+            conn.pgconn.untrace()
+        sent = [line.split("\t")[2].split()[0] for line in trace.read_text().splitlines() if line.startswith("F\t")]
+        assert sent.count("Execute") == len(queries), sent
+        for q, answer in zip(queries, hits, strict=True):
+            # search normalises the query for cosine, so store.query gets the unit vector too
+            expected = store.query("docs", (q / np.linalg.norm(q))[None, :], 5)[0]
+            assert [h.id for h in answer] == expected.ids
+            assert [h.score for h in answer] == pytest.approx(expected.scores.tolist(), abs=1e-6)
+            stored = {r.id: r for r in store.get("docs", expected.ids, include_vectors=True)}
+            for hit in answer:
+                assert hit.text == stored[hit.id].text and hit.metadata == stored[hit.id].metadata
+                assert np.array_equal(hit.vector, stored[hit.id].vector)
+
+
 def test_dsn_passwords_are_masked() -> None:
     assert mask_dsn("postgresql://bob:s3cr%40t@db.example.com:5432/app") == \
         "postgresql://bob:***@db.example.com:5432/app"

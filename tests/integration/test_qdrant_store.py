@@ -139,3 +139,33 @@ def test_unreachable_server_is_a_retryable_store_error_without_the_key(monkeypat
         db.collections()
     assert info.value.retryable
     assert "127.0.0.1:9" in str(info.value) and secret not in str(info.value)
+
+
+def test_search_is_one_request_per_query_that_brings_the_payload(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Collection.search`` asks Qdrant once per query (``query_points`` with the payload), with no
+    second fetch of the hits: every client request goes through ``QdrantStore._call``, counted here
+    around the real client."""
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(200, 16)).astype(np.float32)
+    with semkit.connect(f"qdrant+local://{tmp_path / 'q'}") as db:
+        docs = db.collection("v", model=None, dimensions=16)
+        docs.upsert(ids=[f"p{i}" for i in range(200)], vectors=data, texts=[f"text {i}" for i in range(200)],
+                    metadata=[{"n": i} for i in range(200)])
+        store = db.store
+        assert isinstance(store, QdrantStore)
+        requests: list[str] = []
+        real_call = store._call
+
+        def counted(what: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            requests.append(what)
+            return real_call(what, fn, *args, **kwargs)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # local mode warns about search params it ignores
+            docs.search(data[0], k=3)  # the first search reads the collection's spec once
+            monkeypatch.setattr(store, "_call", counted)
+            hits = [docs.search(q, k=3) for q in data[:5]]
+        assert requests == ["query"] * 5
+        assert [h[0].id for h in hits] == [f"p{i}" for i in range(5)]
+        assert [(h[0].text, h[0].metadata) for h in hits] == [(f"text {i}", {"n": i}) for i in range(5)]

@@ -103,10 +103,13 @@ class BinaryKnn(Knn):
         # The query vector is bound once (q.v); its bits are a constant of the inner scan, so
         # the bit index serves the inner ORDER BY. k and the candidate count are written into
         # the SQL, like the base class does, so a generic plan still uses the index.
+        # With records, the inner scan carries content/metadata(/embedding) out under those names.
+        outer = (", c.content, c.metadata" + (", c.embedding" if self.record_vectors else "")
+                 if self.record_columns else "")
         text = (
-            f"SELECT c.{ident}, c.d FROM (SELECT %s{qcast} AS v) q, LATERAL ("
-            f"SELECT {self.id_column}{self.id_cast} AS {ident}, {column} {OPERATORS[info.spec.metric]} q.v AS d "
-            f"FROM {info.qualified} WHERE {self.clause} "
+            f"SELECT c.{ident}, c.d{outer} FROM (SELECT %s{qcast} AS v) q, LATERAL ("
+            f"SELECT {self.id_column}{self.id_cast} AS {ident}, {column} {OPERATORS[info.spec.metric]} q.v AS d"
+            f"{self.record_columns} FROM {info.qualified} WHERE {self.clause} "
             f"ORDER BY {_bits(column, dims)} <~> {_bits('q.v', dims)} LIMIT {int(self.candidates)}) c "
             f"ORDER BY c.d, c.{ident} LIMIT {int(self.k)}"
         )

@@ -39,10 +39,22 @@ class Knn:
     id_cast = ""
     """What turns the id into the collection's string id (``::text`` for other id types)."""
     vector_column = "embedding"
+    record_vectors = False
+    record_columns = ""
+    """Extra columns each answer row carries after ``(id, distance)``: empty for ids and scores
+    only, ``content, metadata[, vector]`` once ``with_records`` is called."""
 
     def __init__(self, store: PgVectorStore, info: _Info, where: Node | None, k: int, ef: int | None) -> None:
         self.store, self.info, self.where, self.k, self.ef = store, info, where, k, ef
         self.clause, self.params = compile_filter(where)
+
+    def with_records(self, include_vectors: bool) -> Knn:
+        """Answer with each hit's text and metadata (and vector) in the same statement: one
+        round trip per query instead of the k-NN query followed by a fetch of the hits."""
+        vector = f"{self.vector_column}::vector" if self.info.vector_type == "halfvec" else self.vector_column
+        self.record_columns = ", content, metadata" + (f", {vector} AS embedding" if include_vectors else "")
+        self.record_vectors = include_vectors
+        return self
 
     def use_exact(self, conn: psycopg.Connection[Any], exact: bool) -> bool:
         if exact or not self.info.indexable or self.k > MAX_EF_SEARCH:
@@ -57,7 +69,7 @@ class Knn:
 
     def sql(self, exact: bool, explain: str | None) -> str:
         key = (self.info.qualified, self.info.spec.metric, self.info.vector_type, self.clause, self.k,
-               exact, explain)
+               exact, explain, self.record_columns)
         cache = self.store._sql_cache
         text = cache.get(key)
         if text is None:
@@ -68,8 +80,9 @@ class Knn:
             order = f"d, {self.id_column}" if exact else "d"
             # k is written into the SQL, not bound: psycopg prepares a statement after a few
             # runs, and a generic plan with "LIMIT $n" is costed without k and skips the index.
-            text = (f"SELECT {self.id_column}{self.id_cast}, {self.vector_column} {operator} %s{qcast} AS d "
-                    f"FROM {self.info.qualified} WHERE {self.clause} ORDER BY {order} LIMIT {int(self.k)}")
+            text = (f"SELECT {self.id_column}{self.id_cast}, {self.vector_column} {operator} %s{qcast} AS d"
+                    f"{self.record_columns} FROM {self.info.qualified} WHERE {self.clause} "
+                    f"ORDER BY {order} LIMIT {int(self.k)}")
             if explain is not None:
                 text = f"EXPLAIN {explain} {text}"
             if len(cache) > 512:
@@ -79,6 +92,18 @@ class Knn:
 
     def answer(self, conn: psycopg.Connection[Any], queries: np.ndarray, exact: bool) -> list[Neighbors]:
         """The top-k of each query row: HNSW or exact as ``use_exact`` decides."""
+        metric = self.info.spec.metric
+        return [neighbors(rows, metric) for rows in self.answer_rows(conn, queries, exact)]
+
+    def answer_records(self, conn: psycopg.Connection[Any], queries: np.ndarray,
+                       exact: bool) -> list[list[tuple[Record, float]]]:
+        """``answer`` with each hit's record (call ``with_records`` first)."""
+        metric, vectors = self.info.spec.metric, self.record_vectors
+        return [scored_records(rows, metric, vectors) for rows in self.answer_rows(conn, queries, exact)]
+
+    def answer_rows(self, conn: psycopg.Connection[Any], queries: np.ndarray,
+                    exact: bool) -> list[list[tuple[Any, ...]]]:
+        """Each query row's answer rows ``(id, distance, ...)``, nearest first."""
         use_exact = self.use_exact(conn, exact)
         results = self.run(conn, queries, exact=use_exact)
         if not use_exact and self.where is not None:
@@ -89,7 +114,9 @@ class Knn:
                 redo = self.run(conn, queries[short], exact=True)
                 for i, rows in zip(short, redo, strict=True):
                     results[i] = rows
-        return [neighbors(rows, self.info.spec.metric, sort=not use_exact) for rows in results]
+        if not use_exact:
+            results = [in_order(rows) for rows in results]
+        return results
 
     def plan(self, conn: psycopg.Connection[Any], queries: np.ndarray, exact: bool, analyze: bool) -> str:
         """``EXPLAIN`` of the first query row, as ``answer`` would run it."""
@@ -174,14 +201,32 @@ def occurrences(ids: list[str]) -> Iterator[tuple[str, int]]:
         seen[id_] = seen.get(id_, 0) + 1
 
 
-def neighbors(rows: list[tuple[str, float]], metric: str, sort: bool) -> Neighbors:
+def in_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows by distance: relaxed_order iterative scans may return them slightly out of order."""
     # Plain Python: for k rows, NumPy call overhead would cost more than the work.
-    if sort and any(rows[i][1] > rows[i + 1][1] for i in range(len(rows) - 1)):
-        # relaxed_order iterative scans may return rows slightly out of order
-        rows = sorted(rows, key=lambda r: r[1])
+    if any(rows[i][1] > rows[i + 1][1] for i in range(len(rows) - 1)):
+        return sorted(rows, key=lambda r: r[1])
+    return rows
+
+
+def neighbors(rows: list[tuple[Any, ...]], metric: str) -> Neighbors:
     scores = [1.0 - r[1] for r in rows] if metric == "cosine" else [-r[1] for r in rows]
     return Neighbors([r[0] for r in rows], np.array(scores, dtype=np.float32))
 
 
-__all__ = ["MAX_EF_SEARCH", "OPERATORS", "Knn", "copy_record", "keyset_scan", "neighbors", "occurrences",
-           "record_from_row"]
+def scored_records(rows: list[tuple[Any, ...]], metric: str, include_vectors: bool) -> list[tuple[Record, float]]:
+    """Rows ``(id, distance, content, metadata[, vector])`` as ``(record, score)``, best first.
+
+    Scores go through float32 like ``neighbors``' so both paths give the same numbers.
+    """
+    distances = np.array([r[1] for r in rows], dtype=np.float64)
+    raw = 1.0 - distances if metric == "cosine" else -distances
+    scores = raw.astype(np.float32).tolist()
+    if include_vectors:
+        return [(Record(r[0], np.asarray(r[4].to_numpy(), dtype=np.float32).copy(), r[2], dict(r[3] or {})), s)
+                for r, s in zip(rows, scores, strict=True)]
+    return [(Record(r[0], None, r[2], dict(r[3] or {})), s) for r, s in zip(rows, scores, strict=True)]
+
+
+__all__ = ["MAX_EF_SEARCH", "OPERATORS", "Knn", "copy_record", "in_order", "keyset_scan", "neighbors",
+           "occurrences", "record_from_row", "scored_records"]

@@ -44,12 +44,14 @@ of the words, stemmed with the collection's text search configuration), ranked b
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +68,8 @@ from ..errors import (
 )
 from ..types import Matrix
 from ..vectors import as_matrix
-from . import base, pg_attached, pg_quantized
-from .base import CollectionSpec, Neighbors, Record
+from . import base, pg_attached, pg_quantized, pg_replicas
+from .base import CollectionSpec, Neighbors, Record, ScoredRecords
 from .filters import Node
 from .pg_read import MAX_EF_SEARCH, OPERATORS, copy_record, keyset_scan, occurrences, record_from_row
 from .pg_sql import REGISTRY_TABLE, compile_filter, index_names, keyword_tsquery, quote_ident, refuse_nul, table_name
@@ -137,6 +139,12 @@ class PgVectorStore:
     exactly. ``bulk_rebuild``: rebuild the HNSW index after a batch that is large compared with
     the table (see the module docstring). ``maintenance_work_mem`` (e.g. ``"1GB"``): memory for
     those builds; HNSW builds that outgrow it are much slower.
+
+    ``replicas``: DSNs of streaming read replicas (or ``?semkit_replicas=host:port,...`` in
+    ``dsn``): searches go round-robin over them, everything else to the primary, and a replica
+    that is down or more than ``max_replica_lag`` seconds behind is skipped with a
+    ``ReplicaWarning``. ``read_your_writes=True``: every search sees this store's earlier writes
+    (per block: ``with store.read_your_writes():``). See ``pg_replicas``.
     """
 
     def __init__(
@@ -156,6 +164,11 @@ class PgVectorStore:
         create_extension: bool = True,
         connect_timeout: float = 10.0,
         pool_timeout: float = 30.0,
+        replicas: Sequence[str] = (),
+        read_your_writes: bool = False,
+        max_replica_lag: float = 5.0,
+        replica_retry_after: float = 5.0,
+        replica_check_interval: float = 1.0,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ConfigError("a PostgreSQL DSN is required, e.g. postgresql://user@localhost:5432/mydb")
@@ -166,6 +179,7 @@ class PgVectorStore:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text_search_config):
             raise ConfigError(f"text_search_config must be a configuration name like 'english', "
                               f"got {text_search_config!r}")
+        dsn, uri_replicas = pg_replicas.split_replicas(dsn)
         self._dsn = dsn
         self._masked = mask_dsn(dsn)
         self._secret = _password(dsn)
@@ -187,7 +201,14 @@ class PgVectorStore:
         self._closed = False
         self.pgvector_version = self._prepare_database(create_extension)
         self._iterative = _version_tuple(self.pgvector_version) >= (0, 8)
-        self._pool = self._open_pool(pool_min, pool_max, pool_timeout)
+        self._pool = self._open_pool(self._dsn, pool_min, pool_max, pool_timeout)
+        self._replicas = pg_replicas.open_replicas(
+            self, [*uri_replicas, *replicas],
+            # A replica that cannot hand out a connection quickly is skipped, not waited for.
+            lambda replica: self._open_pool(replica, 1, pool_max, min(pool_timeout, connect_timeout, 2.0)),
+            max_lag=max_replica_lag, retry_after=replica_retry_after, check_interval=replica_check_interval,
+            read_your_writes=read_your_writes, connect_timeout=connect_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"PgVectorStore({self._masked!r}, schema={self.schema!r})"
@@ -250,7 +271,7 @@ class PgVectorStore:
             f"Connect as a user allowed to create extensions and run: CREATE EXTENSION vector;"
         )
 
-    def _open_pool(self, pool_min: int, pool_max: int, timeout: float) -> ConnectionPool:
+    def _open_pool(self, dsn: str, pool_min: int, pool_max: int, timeout: float) -> ConnectionPool:
         from psycopg_pool import ConnectionPool
 
         try:
@@ -274,16 +295,33 @@ class PgVectorStore:
                 conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
         pool = ConnectionPool(
-            self._dsn, min_size=pool_min, max_size=pool_max, open=False, timeout=timeout,
+            dsn, min_size=pool_min, max_size=pool_max, open=False, timeout=timeout,
             configure=configure, kwargs={"autocommit": True, "connect_timeout": int(self._connect_timeout)},
             name="semkit-pgvector",
         )
         pool.open(wait=False)
         return pool
 
-    def _session(self, action: str, collection: str | None = None) -> _Session:
-        """A pooled connection for ``action``; psycopg errors inside become semkit errors."""
-        return _Session(self, action, collection)
+    def _session(self, action: str, collection: str | None = None, *, read: bool = False) -> _Session:
+        """A pooled connection to the primary for ``action``; psycopg errors inside become semkit
+        errors. With replicas, the primary's WAL position is noted after each session that is not
+        ``read`` (read-your-writes)."""
+        return _Session(self, action, collection, read)
+
+    def _search(self, action: str, collection: str, run: Any) -> Any:
+        """``run(conn)`` for a search: on a replica if there are any (``pg_replicas``)."""
+        if self._replicas is not None:
+            return self._replicas.search(action, collection, run)
+        with _Session(self, action, collection, True) as conn:
+            return run(conn)
+
+    def read_your_writes(self) -> AbstractContextManager[None]:
+        """Searches in this block see this store's earlier writes, on replicas or the primary."""
+        return pg_replicas.read_your_writes()
+
+    def replica_stats(self) -> dict[str, int]:
+        """Searches answered by the primary and by each replica (empty without replicas)."""
+        return {} if self._replicas is None else self._replicas.stats()
 
     def _conn(self) -> _Session:
         return _Session(self, "using the connection pool")
@@ -300,6 +338,8 @@ class PgVectorStore:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._replicas is not None:
+                self._replicas.close()
             self._pool.close()
 
     def __enter__(self) -> PgVectorStore:
@@ -354,9 +394,19 @@ class PgVectorStore:
                 f"The user needs USAGE and CREATE on schema {self.schema!r} "
                 f"(GRANT USAGE, CREATE ON SCHEMA {self.schema} TO <user>;) and rights on the semkit tables."
             )
-        if isinstance(exc, psycopg.OperationalError):
-            return self._connection_error(exc)
-        return StoreError(f"{action} failed in PostgreSQL: {self._scrub(str(exc).strip())}")
+        if pg_replicas.connection_lost(exc):
+            # The connection was open: the server went away (restart, crash, network) mid-call.
+            err = StoreError(
+                f"lost the connection to PostgreSQL at {self._where()} while {action}: "
+                f"{self._scrub(str(exc).strip())}. Each write is one transaction, so it committed whole or not "
+                f"at all; upserts are idempotent, so retrying the call is safe once the server is back"
+            )
+            err.retryable = True
+            return err
+        err = StoreError(f"{action} failed in PostgreSQL: {self._scrub(str(exc).strip())}")
+        # A statement timeout or lock timeout (57014, 55P03), a serialization failure or deadlock.
+        err.retryable = getattr(exc, "sqlstate", None) in ("57014", "55P03", "40001", "40P01")
+        return err
 
     # --- collections ------------------------------------------------------------------
 
@@ -732,9 +782,22 @@ class PgVectorStore:
         if info.attached is not None:
             return self._attached(info).query(queries, k, where, exact, ef)
         knn = pg_quantized.knn(self, info, where, k, ef)
-        with self._session(f"querying {name!r}", name) as conn:
-            answer = knn.answer(conn, queries, exact)
-        return answer
+        return self._search(f"querying {name!r}", name,  # type: ignore[no-any-return]
+                            lambda conn: knn.answer(conn, queries, exact))
+
+    def query_records(
+        self, name: str, vectors: Matrix, k: int, where: Node | None = None,
+        exact: bool = False, ef: int | None = None, include_vectors: bool = False,
+    ) -> list[ScoredRecords]:
+        """``query`` with the hits' records, read by the k-NN statement itself (one round trip
+        per query, no second fetch)."""
+        info, queries, k = self._check_query(name, vectors, k, ef)
+        if info.attached is not None:
+            answers = self._attached(info).query(queries, k, where, exact, ef)
+            return base.attach_records(answers, lambda ids: self.get(name, ids, include_vectors))
+        knn = pg_quantized.knn(self, info, where, k, ef).with_records(include_vectors)
+        return self._search(f"querying {name!r}", name,  # type: ignore[no-any-return]
+                            lambda conn: knn.answer_records(conn, queries, exact))
 
     def explain(
         self, name: str, vector: Matrix, k: int = 10, where: Node | None = None,
@@ -773,8 +836,8 @@ class PgVectorStore:
             "SELECT id, ts_rank(fts, q, 1) AS score FROM {}, to_tsquery({}::regconfig, %s) q "
             "WHERE fts @@ q AND " + clause + " ORDER BY score DESC, id LIMIT %s"
         ).format(self._qualified(info.table), sql.Literal(info.fts_config))
-        with self._session(f"keyword search in {name!r}", name) as conn:
-            rows = conn.execute(query, [tsquery, *params, int(k)]).fetchall()
+        rows = self._search(f"keyword search in {name!r}", name,
+                            lambda conn: conn.execute(query, [tsquery, *params, int(k)]).fetchall())
         return Neighbors([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
 
 
@@ -784,10 +847,10 @@ class _Session:
     A plain class rather than a generator context manager: it sits on every query's path.
     """
 
-    __slots__ = ("action", "collection", "conn", "store")
+    __slots__ = ("action", "collection", "conn", "read", "store")
 
-    def __init__(self, store: PgVectorStore, action: str, collection: str | None = None) -> None:
-        self.store, self.action, self.collection = store, action, collection
+    def __init__(self, store: PgVectorStore, action: str, collection: str | None = None, read: bool = False) -> None:
+        self.store, self.action, self.collection, self.read = store, action, collection, read
 
     def __enter__(self) -> psycopg.Connection[Any]:
         store = self.store
@@ -800,10 +863,21 @@ class _Session:
         return self.conn
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        store = self.store
+        if exc is None and store._replicas is not None and not self.read:
+            try:
+                store._replicas.note_write(self.conn)
+            except psycopg.Error as lost:
+                exc = lost
         # putconn rolls back a connection left in a transaction and drops a broken one.
-        self.store._pool.putconn(self.conn)
+        store._pool.putconn(self.conn)
         if isinstance(exc, psycopg.Error):
-            raise self.store._translate(exc, self.action, self.collection) from None
+            if pg_replicas.connection_lost(exc):
+                # The server restarted or the network dropped: the pool's other idle connections
+                # are likely dead too; replace them now rather than fail one call each.
+                with contextlib.suppress(Exception):
+                    store._pool.check()
+            raise store._translate(exc, self.action, self.collection) from None
         return False
 
 

@@ -130,6 +130,7 @@ class QdrantStore:
         self._retries = max(0, retries)
         self._local = local
         self._indexed: set[tuple[str, str]] = set()
+        self._search_specs: dict[str, CollectionSpec] = {}
         # Local mode is not thread-safe; the server client is, but one lock keeps both simple.
         self._lock = threading.RLock()
         if local:
@@ -164,6 +165,7 @@ class QdrantStore:
                 raise CollectionExists(
                     f"collection {spec.name!r} already exists; open it, or drop it first to recreate it"
                 )
+            self._forget_indexes(spec.name)
             self._create(spec)
 
     def get_collection(self, name: str) -> CollectionSpec | None:
@@ -338,13 +340,23 @@ class QdrantStore:
         models = _models()
         base.check_k(k)
         with self._lock:
-            spec = self._require(name)
+            # The spec is remembered between searches: asking Qdrant for it (collection_exists +
+            # get_collection) would cost two requests more than the query itself.
+            spec = self._search_specs.get(name)
+            if spec is None:
+                spec = self._search_specs[name] = self._require(name)
             queries = as_matrix(vectors, spec.dimensions)
             prefilter = compile_filter(where)
             self._index_fields(name, prefilter)
             # Local mode is always exact and warns about search params; the server honours them.
             params = None if self._local else models.SearchParams(exact=exact, hnsw_ef=ef)
-            return [self._query_one(name, spec, q, k, where, prefilter, params, with_vectors) for q in queries]
+            try:
+                return [self._query_one(name, spec, q, k, where, prefilter, params, with_vectors) for q in queries]
+            except StoreError:
+                # Dropped or recreated by another process? Then say so (CollectionNotFound).
+                self._search_specs.pop(name, None)
+                self._require(name)
+                raise
 
     def _query_one(self, name: str, spec: CollectionSpec, q: np.ndarray, k: int, where: Node | None,
                    prefilter: Any, params: Any, with_vectors: bool) -> tuple[list[Any], np.ndarray]:
@@ -416,6 +428,7 @@ class QdrantStore:
 
     def _forget_indexes(self, name: str) -> None:
         self._indexed = {(n, key) for n, key in self._indexed if n != name}
+        self._search_specs.pop(name, None)
 
     def _exists(self, name: str) -> bool:
         return bool(self._call("check collection", self._client.collection_exists, name))
