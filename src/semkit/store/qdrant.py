@@ -59,6 +59,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -209,7 +210,7 @@ class QdrantStore:
                 if points:
                     models = _models()
                     batch = [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points]
-                    self._retry("upsert", lambda b=batch: self._client.upsert(new, points=b, wait=True))
+                    self._retry("upsert", partial(self._client.upsert, new, points=batch, wait=True))
                 if offset is None:
                     break
             self._call("drop collection", self._client.delete_collection, old)
@@ -230,7 +231,7 @@ class QdrantStore:
             ]
             for start in range(0, len(points), self._batch_size):
                 batch = points[start:start + self._batch_size]
-                self._retry("upsert", lambda b=batch: self._client.upsert(name, points=b, wait=True))
+                self._retry("upsert", partial(self._client.upsert, name, points=batch, wait=True))
 
     def update_metadata(
         self, name: str, ids: Sequence[str], metadata: Sequence[Mapping[str, Any]]
@@ -244,8 +245,8 @@ class QdrantStore:
                 if i in existing:
                     payload = {"meta": json.loads(text)}
                     # set_payload replaces the top-level "meta" key whole, which is what we want.
-                    self._retry("set payload", lambda p=payload, i=i: self._client.set_payload(
-                        name, payload=p, points=[point_id(i)], wait=True))
+                    self._retry("set payload", partial(self._client.set_payload, name, payload=payload,
+                                                       points=[point_id(i)], wait=True))
                     found += 1
             return found
 
@@ -260,8 +261,8 @@ class QdrantStore:
                 doomed = [r.id for batch in self.scan(name, include_vectors=False, where=where) for r in batch]
             for start in range(0, len(doomed), self._batch_size):
                 chunk = [point_id(i) for i in doomed[start:start + self._batch_size]]
-                self._retry("delete", lambda c=chunk: self._client.delete(
-                    name, points_selector=models.PointIdsList(points=c), wait=True))
+                self._retry("delete", partial(self._client.delete, name,
+                                             points_selector=models.PointIdsList(points=chunk), wait=True))
             return len(doomed)
 
     # --- reads --------------------------------------------------------------------------
