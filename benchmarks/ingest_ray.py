@@ -5,10 +5,12 @@ real bundled model (ONNX fp32). Each cluster is real: ``ray.cluster_utils.Cluste
 with 0 CPUs and K worker nodes of 1 CPU each on this host, every node its own raylet, object
 store and worker processes; the run is ``index_paths(engine="ray", workers=K)``, one worker per
 node. Every run starts from an empty store and an empty embedding cache, so the model embeds
-every chunk. Cluster start-up and the driver's model load are not timed.
+every chunk. Cluster start-up and the collection's creation (which loads the model once in this
+process, to record its id) are not timed; the run itself never loads the model on the driver.
 
-    python benchmarks/ingest_ray.py                # 240 abstracts, nodes 1 2 3
-    python benchmarks/ingest_ray.py --docs 120 --nodes 1 2
+    python benchmarks/ingest_ray.py                          # 240 abstracts, nodes 1 2 3, once
+    python benchmarks/ingest_ray.py --repeats 3              # the quiet re-run: medians of 3
+    python benchmarks/ingest_ray.py --docs 48 --nodes 1 2    # a quick check that it runs
 
 All nodes share this host's cores, so more nodes cannot be faster here. What the runs measure
 are the parts a cluster's rate is made of, from the driver's per-batch log records:
@@ -19,6 +21,11 @@ are the parts a cluster's rate is made of, from the driver's per-batch log recor
   driver holding the result (Ray scheduling, moving files and vectors); wall clocks of one host;
 - ``d``: the driver's own seconds per batch (taking results in, writing the store): it is one
   process, so it caps the whole cluster.
+
+``w`` and ``o`` are medians over the batches of all repeats; ``d`` is the driver's time over a
+run divided by its batches (its store writes land every few batches, so a median batch costs it
+nothing), median over the repeats; rates are medians over the repeats. Each run also counts
+the model loads per worker process (1 = loaded once per actor).
 
 Projection for N nodes, each with its own core(s) running one worker at the measured ``w``:
 ``rate(N) = min(N * c / (w + o), c / d)`` chunks/s.
@@ -31,6 +38,7 @@ import gzip
 import json
 import logging
 import os
+import platform
 import shutil
 import statistics
 import sys
@@ -58,6 +66,16 @@ def write_corpus(root: Path, docs: int) -> Path:
     return root
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 class RunRecords(logging.Handler):
     """The Ray engine's per-batch log records (and its summary's driver time), as they come."""
 
@@ -81,14 +99,29 @@ class ClusterRun:
     batches: int
     steady_seconds: float
     steady_chunks: int
-    worker_s: float
-    overhead_s: float
+    worker_s: list[float]
+    """Per batch: seconds inside the worker."""
+    overhead_s: list[float]
+    """Per batch: coordination seconds around the worker's part."""
     driver_s: float
+    """The driver's seconds taking results in and writing them, over the run, per batch: a mean,
+    since the store writes land on every few batches (whenever ``batch_size`` chunks are in) and
+    at the end, so a median batch costs the driver nothing."""
     per_node: dict[str, float]
+    model_loads: dict[str, int]
+    """Per worker process (node/pid): the model loads it reported with its last batch."""
 
     @property
     def chunks_per_batch(self) -> float:
         return self.chunks / self.batches
+
+    @property
+    def rate(self) -> float:
+        return self.chunks / self.seconds
+
+    @property
+    def steady_rate(self) -> float:
+        return self.steady_chunks / self.steady_seconds
 
 
 def run_single(corpus: Path, work: Path) -> tuple[float, int]:
@@ -123,8 +156,8 @@ def run_cluster(corpus: Path, work: Path, nodes: int) -> ClusterRun:
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
-        col = semkit.connect(work / "kb").collection("docs", model="local")
-        col.model  # noqa: B018 - the driver's model load (for the chunk plan) is not timed
+        semkit.connect(work / "kb").collection("docs", model="local")  # created: loads the model here
+        col = semkit.connect(work / "kb").collection("docs")  # reopened: the run never loads it
         started = time.perf_counter()
         report = index_paths(col, [corpus], engine="ray", workers=nodes)
         seconds = time.perf_counter() - started
@@ -133,19 +166,21 @@ def run_cluster(corpus: Path, work: Path, nodes: int) -> ClusterRun:
         ray.shutdown()
         cluster.shutdown()
     assert report.embedded == report.chunks_written and report.cached == 0
+    assert col._model is None, "the driver loaded the model"
+    assert len(report.nodes) == nodes, report.nodes
     batches = sorted(records.batches, key=lambda r: r.created)
     assert len(batches) > 1 and sum(r.ray_chunks for r in batches) == report.chunks_written  # type: ignore[attr-defined]
     # Steady part: from the first batch back to the last; the first batch's chunks came before it.
     steady_seconds = batches[-1].created - batches[0].created
     steady_chunks = sum(r.ray_chunks for r in batches[1:])  # type: ignore[attr-defined]
-    worker_s = statistics.fmean(r.ray_seconds for r in batches)  # type: ignore[attr-defined]
-    overhead_s = statistics.fmean(_overheads(batches))
+    worker_s = [r.ray_seconds for r in batches]  # type: ignore[attr-defined]
     per_node: dict[str, float] = {}
     for r in batches[1:]:
         per_node[r.ray_node[:8]] = per_node.get(r.ray_node[:8], 0) + r.ray_chunks  # type: ignore[attr-defined]
+    loads = {f"{r.ray_node[:8]}/{r.ray_pid}": r.ray_model_loads for r in batches}  # type: ignore[attr-defined]
     return ClusterRun(nodes, report.chunks_written, seconds, len(batches), steady_seconds, steady_chunks, worker_s,
-                      overhead_s, records.driver_seconds / len(batches),
-                      {node: chunks / steady_seconds for node, chunks in per_node.items()})
+                      _overheads(batches), records.driver_seconds / len(batches),
+                      {node: chunks / steady_seconds for node, chunks in per_node.items()}, loads)
 
 
 def _overheads(batches: list[logging.LogRecord]) -> list[float]:
@@ -166,43 +201,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=240)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (medians are reported)")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
+    wall = time.perf_counter()
     base = Path(tempfile.mkdtemp(prefix="semkit-ingest-ray-"))
+    singles: list[float] = []
+    runs: dict[int, list[ClusterRun]] = {n: [] for n in args.nodes}
     try:
         corpus = write_corpus(base / "corpus", args.docs)
-        single_s, chunks = run_single(corpus, base / "single")
-        print(f"# single process: {chunks / single_s:.1f} chunks/s", flush=True)
-        runs = []
-        for nodes in args.nodes:
-            run = run_cluster(corpus, base / f"ray{nodes}", nodes)
-            runs.append(run)
-            print(f"# {nodes} worker node(s): {run.chunks / run.seconds:.1f} chunks/s", flush=True)
+        for repeat in range(args.repeats):
+            single_s, chunks = run_single(corpus, base / f"single{repeat}")
+            singles.append(chunks / single_s)
+            print(f"# single process: {chunks / single_s:.1f} chunks/s", flush=True)
+            for nodes in args.nodes:
+                run = run_cluster(corpus, base / f"ray{nodes}-{repeat}", nodes)
+                runs[nodes].append(run)
+                print(f"# {nodes} worker node(s): {run.rate:.1f} chunks/s, model loads per worker "
+                      f"{sorted(set(run.model_loads.values()))}", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
     load_after = os.getloadavg()
     from semkit.ingest.distributed import FILES_PER_BATCH
 
+    median = statistics.median
     print(f"\n# {args.docs} SciFact abstracts -> {chunks} chunks, {FILES_PER_BATCH} files per batch, "
-          f"all-MiniLM-L6-v2 ONNX fp32, {os.cpu_count()} CPUs shared by every node; load average (1/5/15 min) "
-          f"{' '.join(f'{x:.1f}' for x in load_before)} before, {' '.join(f'{x:.1f}' for x in load_after)} after\n")
+          f"all-MiniLM-L6-v2 ONNX fp32; CPU: {cpu_model()}, {os.cpu_count()} CPUs shared by every node; "
+          f"{args.repeats} repeat(s), medians; load average (1/5/15 min) "
+          f"{' '.join(f'{x:.1f}' for x in load_before)} before, {' '.join(f'{x:.1f}' for x in load_after)} after; "
+          f"{time.perf_counter() - wall:.0f} s in all\n")
     print("| run | chunks/s (whole run) | steady chunks/s | per node chunks/s | w: worker s/batch "
-          "| o: overhead s/batch | d: driver s/batch | chunks/batch |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|")
-    print(f"| single process | {chunks / single_s:.1f} | - | - | - | - | - | - |")
-    for run in runs:
-        per_node = ", ".join(f"{rate:.1f}" for rate in run.per_node.values())
-        print(f"| head + {run.nodes} worker node(s) | {run.chunks / run.seconds:.1f} | "
-              f"{run.steady_chunks / run.steady_seconds:.1f} | {per_node} | {run.worker_s:.2f} | "
-              f"{run.overhead_s:.2f} | {run.driver_s:.3f} | {run.chunks_per_batch:.1f} |")
+          "| o: overhead s/batch | d: driver s/batch | chunks/batch | model loads per worker |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    print(f"| single process | {median(singles):.1f} | - | - | - | - | - | - | 1 |")
+    parts: dict[int, tuple[float, float, float, float]] = {}
+    for nodes, done in runs.items():
+        w = median([x for r in done for x in r.worker_s])
+        o = median([x for r in done for x in r.overhead_s])
+        d = median([r.driver_s for r in done])
+        c = median([r.chunks_per_batch for r in done])
+        parts[nodes] = (c, w, o, d)
+        # Node ids differ between repeats: the fastest node's median, then the next one's.
+        ranked = [sorted(r.per_node.values(), reverse=True) for r in done]
+        per_node = ", ".join(f"{median(rates):.1f}" for rates in zip(*ranked, strict=False))
+        loads = sorted({x for r in done for x in r.model_loads.values()})
+        print(f"| head + {nodes} worker node(s) | {median([r.rate for r in done]):.1f} | "
+              f"{median([r.steady_rate for r in done]):.1f} | {per_node} | {w:.3f} | {o:.3f} | {d:.4f} | "
+              f"{c:.1f} | {', '.join(map(str, loads))} |")
     # The projection from the one-node run: there a worker has the machine's cores to itself
     # as much as this host allows, and w, o and d are its measured parts.
-    base_run = min(runs, key=lambda r: r.nodes)
-    c, w, o, d = base_run.chunks_per_batch, base_run.worker_s, base_run.overhead_s, base_run.driver_s
-    print(f"\nProjection from the {base_run.nodes}-node run (c={c:.1f} chunks/batch, w={w:.2f} s, o={o:.2f} s, "
-          f"d={d:.3f} s): rate(N) = min(N * c / (w + o), c / d)")
+    base_nodes = min(parts)
+    c, w, o, d = parts[base_nodes]
+    print(f"\nCoordination overhead per batch: o = {o * 1000:.0f} ms ({o / (w + o):.1%} of a batch's "
+          f"{w + o:.2f} s) on the {base_nodes}-node run; the driver's part: d = {d * 1000:.1f} ms per batch.")
+    print(f"Projection from the {base_nodes}-node run (c={c:.1f} chunks/batch, w={w:.3f} s, o={o:.3f} s, "
+          f"d={d:.4f} s), each node with its own cores: rate(N) = min(N * c / (w + o), c / d)")
     for n in (1, 4, 16, 64):
         print(f"  N={n:>3}: {min(n * c / (w + o), c / d if d > 0 else float('inf')):,.0f} chunks/s")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,13 @@ def test_ray_engine_writes_what_the_single_process_engine_writes(ray_instance: P
     problems = sorted((p.source, p.reason) for p in distributed.failed)
     assert problems == sorted((p.source, p.reason) for p in single.failed)
     assert {p.source for p in distributed.failed} == {"notes/empty.txt", "notes/broken.pdf"}
+    # One node (this machine's local instance), its workers each loaded the model once; the
+    # local engine reports no nodes.
+    [node] = distributed.nodes.values()
+    assert node["chunks"] == distributed.chunks_written and node["batches"] >= 1
+    assert node["model_loads"] == node["workers"] >= 1
+    assert distributed.batches_resent == 0 and distributed.workers_lost == []
+    assert single.nodes == {} and single.batches_resent == 0
 
     again = index_paths_ray(db.collection("ray"), [corpus])
     assert again.unchanged == single.seen - 2 and again.embedded == 0 and again.indexed == []
@@ -103,8 +111,15 @@ def test_ray_engine_updates_like_the_single_process_engine(ray_instance: Path, t
     (corpus / "notes" / "extra.md").write_text("# Extra\n\nA file added later about sourdough bread.\n",
                                                 encoding="utf-8")
     (corpus / "indoor-plants.md").unlink()
-    update = index_paths(db.collection("ray"), [corpus], engine="ray")
+    reopened = db.collection("ray")  # the recorded model, loaded only if something needs it
+    seen: list[tuple[int, int, str]] = []
+    update = index_paths(reopened, [corpus], engine="ray", progress=lambda *a: seen.append(a))
     index_paths(db.collection("single"), [corpus])
+
+    # The driver never needed the model: the workers made the chunk plan and embedded.
+    assert reopened._model is None
+    # Progress names the nodes that returned chunks, and the batches resent.
+    assert re.fullmatch(r"nodes \S+/\w{8}: \d+; resent 0", seen[-1][2]), seen
 
     assert sorted(update.indexed) == ["notes/extra.md", "notes/long.md"]
     assert update.removed == ["indoor-plants.md"]
@@ -121,6 +136,9 @@ def test_bad_ray_options_are_clear_errors(ray_instance: Path, tmp_path: Path) ->
         index_paths_ray(col, [EXAMPLES], workers=0)
     with pytest.raises(InvalidInput, match="own vectors"):
         index_paths_ray(db.collection("vectors", model=None, dimensions=4), [EXAMPLES])
+    # Checked by the workers, which hold the model: an error on the driver, not a lost worker.
+    with pytest.raises(InvalidInput, match=r"exceeds the \d+-token context"):
+        index_paths_ray(db.collection("docs"), [EXAMPLES], chunk_tokens=5000)
     assert len(col) == 0
 
 

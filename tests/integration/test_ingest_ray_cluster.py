@@ -12,7 +12,10 @@ object store and worker processes), with the real bundled model and SciFact abst
 
 The CLI is the driver (its own Ray job, with its own ``SEMKIT_CACHE_DIR`` passed to the workers),
 run with ``-v`` so that its per-batch log lines (``batch N on node IP/ID (worker pid P, model
-loads L): F files, C chunks``) say where each batch ran.
+loads L): F files, C chunks``) say where each batch ran. What the operator reads is checked
+against those lines: the ``--json`` report's ``nodes`` (batches, chunks, workers, model loads per
+node) and ``batches_resent``, and, in the node-loss run, the human table and the progress lines
+(``indexing [nodes IP/ID: chunks, ...; resent N]: done/total``).
 """
 
 from __future__ import annotations
@@ -96,9 +99,19 @@ def _lose_machine(node: Any) -> None:
             process.send_signal(signal.SIGKILL)
 
 
-def _command(corpus: Path, kb: Path, address: str, workers: int) -> list[str]:
+def _command(corpus: Path, kb: Path, address: str, workers: int, as_json: bool = True) -> list[str]:
     return [sys.executable, "-m", "semkit", "-v", "index", str(corpus), "--db", str(kb), "--engine", "ray",
-            "--address", address, "--workers", str(workers), "--json"]
+            "--address", address, "--workers", str(workers)] + (["--json"] if as_json else [])
+
+
+def _table_value(stdout: str, label: str) -> str:
+    """A row of the human report ``semkit index`` prints without ``--json``."""
+    match = re.search(rf"│\s+{re.escape(label)}\s*│\s*(.+?)\s*│", stdout)
+    assert match, f"no {label!r} row in:\n{stdout}"
+    return match[1]
+
+
+PROGRESS_LINE = re.compile(r"^indexing \[(.*)\]: ([\d,]+)/([\d,]+) \(\d+%\), \d+ s$", re.MULTILINE)
 
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:
@@ -150,6 +163,14 @@ def test_a_three_node_cluster_spreads_the_work_and_writes_what_one_process_write
                      run.stderr), run.stderr[-2000:]
     # A fresh cache: the model embedded every chunk, once.
     assert report["embedded"] == report["chunks_written"] and report["cached"] == 0
+    # The JSON report says the same per node: batches, chunks, one worker with one model load.
+    assert report["nodes"] == {
+        f"{n.node_ip_address}/{n.node_id[:8]}": {
+            "batches": sum(1 for b in batches if b.node == n.node_id[:8]),
+            "chunks": sum(b.chunks for b in batches if b.node == n.node_id[:8]),
+            "workers": 1, "model_loads": 1}
+        for n in nodes}
+    assert report["batches_resent"] == 0 and report["workers_lost"] == []
 
     assert_same_collection(_reference(tmp_path, corpus, monkeypatch), semkit.connect(kb).collection("docs"))
 
@@ -162,14 +183,19 @@ def test_a_worker_node_killed_mid_run_the_run_completes_on_the_other_node(
     kb = tmp_path / "kb"
     with _worker_nodes(cluster, 2) as nodes:
         victim = nodes[0]
-        run = subprocess.Popen(_command(corpus, kb, cluster.address, workers=2), env=_env(tmp_path / "cache"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The human report this time: its progress lines and table are what an operator reads.
+        run = subprocess.Popen(_command(corpus, kb, cluster.address, workers=2, as_json=False),
+                               env=_env(tmp_path / "cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
         written = _wait_for_rows(run, kb, total // 3)
         assert run.poll() is None and written < total, f"finished before the kill ({written} rows)"
         _lose_machine(victim)
         stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr[-3000:]
-    report = json.loads(stdout)
+    report = {key: int(_table_value(stdout, label).replace(",", "")) for key, label in [
+        ("chunks_written", "chunks written"), ("embedded", "chunks embedded"),
+        ("cached", "of which from the embedding cache"), ("count", "chunks in 'docs'"),
+        ("batches_resent", "batches resent (worker lost)")]}
 
     lost = [(m[1], m[2], int(m[3]), m[4]) for m in LOST_LINE.finditer(stderr)]
     assert [node for node, *_ in lost] == [victim.node_id[:8]], stderr[-3000:]
@@ -188,6 +214,20 @@ def test_a_worker_node_killed_mid_run_the_run_completes_on_the_other_node(
     # Both nodes worked; the survivor finished.
     assert {b.node for b in batches} == {n.node_id[:8] for n in nodes}
     assert re.search(rf"resent after 1 lost worker\(s\) on \S+/{victim.node_id[:8]}", stderr), stderr[-2000:]
+    # The report's table: the batches resent, and per node what it returned, from one model load.
+    assert report["batches_resent"] == resent
+    for n in nodes:
+        node_batches = [b for b in batches if b.node == n.node_id[:8]]
+        assert _table_value(stdout, f"node {n.node_ip_address}/{n.node_id[:8]}") == (
+            f"{len(node_batches)} batches, {sum(b.chunks for b in node_batches)} chunks, 1 worker(s), "
+            "1 model load(s)")
+    # The progress lines name the nodes with their chunks so far, and the resent batches once
+    # the loss was seen; the last line counts every file.
+    progress = [(state, int(done.replace(",", "")), int(of.replace(",", "")))
+                for state, done, of in PROGRESS_LINE.findall(stderr)]
+    assert progress and progress[-1][1] == progress[-1][2] == len(list(corpus.iterdir())), stderr[-3000:]
+    assert all(n.node_id[:8] in progress[-1][0] for n in nodes), progress
+    assert progress[-1][0].endswith(f"; resent {resent}"), progress
 
     assert_same_collection(reference, semkit.connect(kb).collection("docs"))
 

@@ -34,15 +34,22 @@ def _mixed_collection(database: Any, name: str, clip_model: Any) -> Any:
 
 
 @contextmanager
-def _file_progress(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
+def _file_progress(enabled: bool, detail: bool = False) -> Iterator[Callable[[int, int, str], None]]:
     """A progress bar of files on stderr, drawn only on a terminal; its total is known only
-    after the folders are walked, so the first report sets it."""
+    after the folders are walked, so the first report sets it. ``detail``: the plain lines also
+    carry the engine's current state (the Ray engine's nodes and resent batches)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if enabled and not output.stderr.is_terminal:
         # A log or CI reads lines: one per tenth of the files instead of a redrawn bar.
         lines = output.LineProgress(0, "indexing")
-        yield lambda done, total, current: lines.update(done, total)
+
+        def update_lines(done: int, total: int, current: str) -> None:
+            if detail:
+                lines.description = f"indexing [{current}]" if current else "indexing"
+            lines.update(done, total)
+
+        yield update_lines
         return
     bar = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -127,7 +134,7 @@ def register(app: typer.Typer) -> None:
                 col = None  # only images here: no empty text collection
             else:
                 col = database.collection(collection, model=model) if model else database.collection(collection)
-            with _file_progress(not as_json and col is not None) as progress:
+            with _file_progress(not as_json and col is not None, detail=engine == "ray") as progress:
                 if col is None:
                     report = IndexReport(collection)
                 else:
@@ -176,6 +183,11 @@ def _print_report(report: IndexReport, total: int, db: str) -> None:
         rows.append(("chunk vectors reused", report.reused))
     if report.ignored:
         rows.append(("files ignored (type or --include/--exclude)", report.ignored))
+    for node, work in report.nodes.items():  # the Ray engine: where the work ran
+        rows.append((f"node {node}", f"{work['batches']} batches, {work['chunks']} chunks, "
+                                     f"{work['workers']} worker(s), {work['model_loads']} model load(s)"))
+    if report.nodes:
+        rows.append(("batches resent (worker lost)", report.batches_resent))
     rows.append((f"chunks in '{report.collection}'", f"{total:,}"))
     rows.append(("seconds", f"{report.seconds:.1f}"))
     output.table(f"semkit index -> {redact_uri(db)}", ["", "count"], rows, justify_right=("count",))

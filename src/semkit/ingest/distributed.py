@@ -7,10 +7,11 @@ The same run as the local engine (``pipeline``), with its expensive part spread 
    single-process run does, and cuts the files into batches of ``FILES_PER_BATCH``;
 2. a pool of ``workers`` Ray actors, each asking for one CPU (so a head started with 0 CPUs
    gets none, and a node gets work by its CPUs alone, no GPU or thread setting needed), loads
-   the collection's model **once** and then, per batch: reads and hashes each file (skipping
-   it if it is already indexed with the same bytes and settings), chunks it with the same
-   ``ChunkPlan`` and embeds the chunks ``batch_size`` at a time through the persistent
-   embedding cache;
+   the collection's model **once**, makes the ``ChunkPlan`` from it (its context size and
+   tokenizer; every worker's plan must be the same) and then, per batch: reads and hashes each
+   file (skipping it if it is already indexed with the same bytes and settings), chunks it and
+   embeds the chunks ``batch_size`` at a time through the persistent embedding cache. The
+   driver never loads the model: only the workers need it;
 3. the driver keeps ``BATCHES_PER_WORKER`` batches out per worker and writes the results into
    the store as they come back. It is the only writer: the embedded store allows one writer
    process, and pgvector and Qdrant need nothing more. A file's stale chunks are deleted only
@@ -33,7 +34,10 @@ vectors in a shared embedding cache (the report's ``cached`` counts those).
 The driver logs every batch (logger ``semkit.ingest.ray``, INFO: node, worker process, model
 loads of that process, files, chunks, seconds; ``semkit -v index`` shows them), every lost
 worker and resent batch (WARNING, shown by default) and, at the end, chunks per node; the
-progress callback's third argument names the node of the last batch or the lost node.
+progress callback's third argument names the nodes with their chunks so far and the batches
+resent (``nodes 10.0.0.5/1a2b3c4d: 96, 10.0.0.6/5e6f7a8b: 80; resent 2``). The report counts
+per node (``IndexReport.nodes``: batches, chunks, workers, model loads), ``batches_resent`` and
+``workers_lost``.
 
 The records (ids, texts, metadata) are the ones the local engine writes, by construction: both
 engines call the same ``sources.read_source``, ``ChunkPlan.rows``, manifest code and
@@ -57,8 +61,9 @@ at the same path on every node), the files must be readable at the same paths fr
 (a shared file system), and ``SEMKIT_CACHE_DIR`` should point at storage the nodes share (each
 node keeps its own cache otherwise, which still makes its own re-runs cheap). The store is
 written by the driver only, so it must be reachable from where you run the command; the driver
-also loads the model once, for its context size and tokenizer. Without an address, a local Ray
-instance is started with this machine's CPUs and shut down afterwards.
+does not load the model to index into an existing collection (creating a new one loads it once,
+to record its id and dimensions). Without an address, a local Ray instance is started with this
+machine's CPUs and shut down afterwards.
 """
 
 from __future__ import annotations
@@ -72,18 +77,22 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import errors
 from ..errors import ClusterLost, ConfigError, SemkitError
 from ..models.providers import worker_environment_names
 from .manifest import IndexedSource, Manifest, indexed_hash, path_conflict
 from .options import IndexOptions
 from .plan import ChunkPlan, ChunkRow
-from .report import Progress
+from .report import IndexReport, Progress
 from .sources import FileRead, SourceFile, read_source
 from .writer import IndexWriter
+
+if TYPE_CHECKING:
+    from ..store.base import CollectionSpec
 
 log = logging.getLogger("semkit.ingest.ray")
 
@@ -242,27 +251,66 @@ _MODEL_LOADS = 0
 its model once and not per batch."""
 
 
+@dataclass(frozen=True)
+class WorkerStart:
+    """What a worker says once it runs: where, its chunk plan (made from its own model), or the
+    error that stops it (a model that cannot load there, a chunk size over the model's context)."""
+
+    place: WorkerPlace
+    plan: ChunkPlan | None
+    problem: tuple[str, str] | None = None
+    """``(error class name, message)``: re-raised on the driver as that ``semkit.errors`` class."""
+
+    def raise_problem(self) -> None:
+        if self.problem is None:
+            return
+        name, message = self.problem
+        message = f"the Ray worker on node {self.place.node} cannot start: {message}"
+        cls = getattr(errors, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, SemkitError)):
+            cls, message = SemkitError, f"{message} ({name}; is semkit installed the same way on every node?)"
+        try:
+            exc = cls(message)
+        except TypeError:  # an error class whose constructor takes other arguments
+            exc = SemkitError(message)
+        raise exc
+
+
 class _IndexWorker:
     """Ray actor: the collection's model, loaded once, reading, chunking and embedding batches."""
 
-    def __init__(self, embedder_id: str, plan: ChunkPlan, settings: str, options: IndexOptions,
-                 threads: int) -> None:
+    def __init__(self, spec: CollectionSpec, settings: str, options: IndexOptions, threads: int) -> None:
         import ray
 
-        from ..collection import model_from_id
+        from ..collection import Collection, model_from_id
 
         global _MODEL_LOADS
         # Several workers share a node: each local model gets its share of the cores instead
         # of every one spinning up as many threads as the node has (an explicit setting wins).
         os.environ.setdefault("SEMKIT_LOCAL_THREADS", str(threads))
-        self.model = model_from_id(embedder_id)
-        _MODEL_LOADS += 1
-        self.plan, self.settings, self.options = plan, settings, options
+        self.settings, self.options = settings, options
         context = ray.get_runtime_context()
         self.node_id, self.node_ip = context.get_node_id(), ray.util.get_node_ip_address()
+        self.plan: ChunkPlan | None = None
+        self.problem: tuple[str, str] | None = None
+        # An error here is returned by start(), not raised: a failed actor constructor looks to
+        # the driver like a lost node, and a replacement would fail the same way.
+        try:
+            model = model_from_id(spec.embedder or "")
+            _MODEL_LOADS += 1
+            # The same plan the local engine makes: a collection object only for its model and
+            # spec (this process never touches the store, the driver writes).
+            holder = Collection(None, spec, model)  # type: ignore[arg-type]
+            self.plan = ChunkPlan.for_collection(holder, options.chunk_tokens, options.overlap)
+            self.model = model
+        except Exception as exc:  # any of them would fail every replacement the same way
+            self.problem = (type(exc).__name__, str(exc))
 
     def place(self) -> WorkerPlace:
         return WorkerPlace(self.node_id, self.node_ip, os.getpid(), _MODEL_LOADS)
+
+    def start(self) -> WorkerStart:
+        return WorkerStart(self.place(), self.plan, self.problem)
 
     def index(self, number: int, files: list[dict[str, str]]) -> BatchDone:
         started, started_at = time.perf_counter(), time.time()
@@ -273,6 +321,7 @@ class _IndexWorker:
             f = SourceFile(Path(item["path"]), Path(item["root"]), item["source"])
             read = read_source(f, item["indexed_hash"] or None, options.text_field, options.max_file_bytes,
                                options.allowed_roots)
+            assert self.plan is not None  # the driver sends no batch to a worker without a plan
             file_rows = self.plan.rows_of(read, self.settings)
             outcomes.append(_FileOutcome(f.source, read.problem, read.unchanged, read.empty, read.warnings,
                                          len(file_rows), read.file_hash))
@@ -304,7 +353,7 @@ class _Batch:
 class _Worker:
     handle: Any
     ready: Any
-    """The ``place()`` call: resolves once the worker runs (its model loaded)."""
+    """The ``start()`` call: resolves once the worker runs (its model loaded)."""
     place: WorkerPlace | None = None
     out: dict[Any, _Batch] = field(default_factory=dict)
 
@@ -320,13 +369,15 @@ class _Pool:
         self.note = note
         self.lost_nodes: list[str] = []
         self.resent = 0
+        self.plan: ChunkPlan | None = None
+        """The first worker's plan; every other worker's must be the same."""
         self.replacements_left = 2 * size
         self.node_wait = _node_wait()
         self.workers = [self._new_worker() for _ in range(size)]
 
     def _new_worker(self) -> _Worker:
         handle = self.spawn()
-        return _Worker(handle, handle.place.remote())
+        return _Worker(handle, handle.start.remote())
 
     def run(self) -> Iterator[BatchDone]:
         """The batches' results as they come back, each batch once."""
@@ -371,10 +422,19 @@ class _Pool:
             if not done:
                 continue
             try:
-                worker.place = self.ray.get(worker.ready, timeout=GET_TIMEOUT_S)
+                start: WorkerStart = self.ray.get(worker.ready, timeout=GET_TIMEOUT_S)
             except _worker_lost_errors(self.ray) as exc:
                 self._replace(worker, exc)
                 continue
+            start.raise_problem()
+            if self.plan is None:
+                self.plan = start.plan
+            elif start.plan != self.plan:
+                raise SemkitError(
+                    f"the worker on node {start.place.node} chunks with {start.plan}, the others with "
+                    f"{self.plan}: the nodes have different models or semkit versions; install the same "
+                    "semkit (and model files) on every node")
+            worker.place = start.place
             log.info("worker pid %s ready on node %s (model loads in that process: %s)",
                      worker.place.pid, worker.place.node, worker.place.model_loads)
 
@@ -519,6 +579,19 @@ class _Ledger:
     """Time the driver spent taking results in (writing the store): its per-batch cost caps a
     cluster's rate however many nodes it has."""
 
+    def report_into(self, report: IndexReport, pool: _Pool) -> None:
+        """Per node: batches, chunks, worker processes and their model loads; batches resent and
+        workers lost (also when the run stops with ``ClusterLost``: the report says what it did)."""
+        workers: Counter[str] = Counter(node for node, _ in self.loads)
+        loads: Counter[str] = Counter()
+        for (node, _), count in self.loads.items():
+            loads[node] += count
+        report.nodes = {node: {"batches": self.batches[node], "chunks": self.chunks[node],
+                               "workers": workers[node], "model_loads": loads[node]}
+                        for node in sorted(self.chunks)}
+        report.batches_resent = pool.resent
+        report.workers_lost = list(pool.lost_nodes)
+
     def add(self, batch: BatchDone) -> None:
         place = batch.place
         self.chunks[place.node] += len(batch.rows)
@@ -565,7 +638,6 @@ def index_on_ray(files: Sequence[SourceFile], manifest: Manifest, writer: IndexW
     if not todo:
         return
 
-    plan = writer.plan  # loads the model here once, for its context size; fails early on bad sizes
     sink = _Sink(writer, pending)
     # Ray prints cluster errors ("Raylet is terminated...", with the raylet's last log lines) on
     # the driver's stdout, where they would corrupt `semkit index --json`; the WARNING logged for
@@ -573,7 +645,7 @@ def index_on_ray(files: Sequence[SourceFile], manifest: Manifest, writer: IndexW
     with contextlib.redirect_stdout(sys.stderr):
         run = _RayRun.connect(options.address, options.workers or 1)
         try:
-            _run_batches(run, plan, todo, sink, progress)
+            _run_batches(run, todo, sink, progress)
         finally:
             run.close()
     if sink.files:
@@ -582,8 +654,7 @@ def index_on_ray(files: Sequence[SourceFile], manifest: Manifest, writer: IndexW
                           "run the command again: finished files are skipped")
 
 
-def _run_batches(run: _RayRun, plan: ChunkPlan, todo: list[dict[str, str]], sink: _Sink,
-                 progress: Progress | None) -> None:
+def _run_batches(run: _RayRun, todo: list[dict[str, str]], sink: _Sink, progress: Progress | None) -> None:
     writer = sink.writer
     options, collection = writer.options, writer.collection
     size = options.workers or run.default_workers()
@@ -593,32 +664,42 @@ def _run_batches(run: _RayRun, plan: ChunkPlan, todo: list[dict[str, str]], sink
     total = len(todo)
 
     def spawn() -> Any:
-        return worker_class.remote(collection.spec.embedder or "", plan, writer.settings, options, threads)
+        return worker_class.remote(collection.spec, writer.settings, options, threads)
 
-    def note(current: str) -> None:
-        if progress is not None:
-            progress(total - len(sink.files), total, current)
+    ledger = _Ledger()
+    pool: _Pool | None = None
+
+    def note(event: str = "") -> None:
+        """Progress: the files done, and the nodes with their chunks so far and the resent batches
+        (or, for a loss, what happened)."""
+        if progress is None:
+            return
+        nodes = ", ".join(f"{node}: {chunks}" for node, chunks in sorted(ledger.chunks.items()))
+        resent = pool.resent if pool is not None else 0
+        state = f"nodes {nodes}; resent {resent}" if nodes else f"resent {resent}" if resent else ""
+        progress(total - len(sink.files), total, "; ".join(p for p in (event, state) if p))
 
     batches = [_Batch(n, todo[start:start + FILES_PER_BATCH])
                for n, start in enumerate(range(0, total, FILES_PER_BATCH))]
-    note("")
+    note()
     pool = _Pool(run.ray, spawn, size, batches, note)
-    ledger = _Ledger()
     try:
         for batch in pool.run():
             ledger.add(batch)
             started = time.perf_counter()
             sink.take(batch, collection.dimensions)
             ledger.driver_seconds += time.perf_counter() - started
-            note(f"node {batch.place.node}")
+            note()
     except ClusterLost:
         sink.flush()  # what came back is embedded: keep it, though the run cannot finish
         raise
     finally:
         pool.close()
+        ledger.report_into(writer.report, pool)
     started = time.perf_counter()
     sink.flush()
     ledger.driver_seconds += time.perf_counter() - started
+    note()  # the files completed by the last write
     (log.warning if pool.lost_nodes else log.info)(ledger.summary(pool),
                                                    extra={"ray_driver_seconds": ledger.driver_seconds})
 

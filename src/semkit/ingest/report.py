@@ -39,6 +39,15 @@ class IndexReport:
     reused: int = 0
     """Chunks of changed files whose vector was kept because their text did not change."""
     seconds: float = 0.0
+    nodes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Ray engine: per node (``ip/node-id-prefix``), the ``batches`` and ``chunks`` it returned,
+    its worker processes (``workers``) and their ``model_loads`` (one per worker: the model is
+    loaded once per actor, not per batch). Empty for the local engine."""
+    batches_resent: int = 0
+    """Ray engine: batches sent again because the worker holding them was lost (each lost worker
+    costs at most the batches it held; the embedding cache may still answer part of them)."""
+    workers_lost: list[str] = field(default_factory=list)
+    """Ray engine: the node of each worker lost during the run, in order."""
 
     def fail(self, f: SourceFile, reason: str) -> None:
         self.failed.append(FileProblem(f.source, str(f.path), reason))
