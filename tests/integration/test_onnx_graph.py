@@ -119,6 +119,29 @@ def test_tiny_classifier_graph_equals_torch(kind: str, tmp_path: Path) -> None:
     assert np.abs(got - ref).max() <= 1e-5 * max(1.0, float(np.abs(ref).max()))
 
 
+@pytest.mark.parametrize("kind", ["bert", "mpnet"])
+def test_graphs_written_without_the_onnx_package_are_what_onnx_reads_and_writes(kind: str, tmp_path: Path) -> None:
+    """onnx_proto.py declares onnx's messages itself (the base install has no onnx package): the
+    real onnx package parses the fp32 and int8 graphs, its checker accepts the fp32 one, and it
+    re-serialises both to the same bytes, so no field has another number, type or packing."""
+    import onnx
+
+    from semkit.models.quantize import quantize_file
+
+    _tiny(kind, tmp_path / kind)
+    fp32 = build(tmp_path / kind)
+    parsed = onnx.load_from_string(fp32)
+    onnx.checker.check_model(parsed)
+    assert parsed.SerializeToString() == fp32
+    assert len(parsed.graph.node) > 10 and len(parsed.graph.initializer) > 10
+    int8 = quantize_file(fp32)
+    parsed_int8 = onnx.load_from_string(int8)
+    assert parsed_int8.SerializeToString() == int8
+    assert any(n.op_type == "MatMulIntegerToFloat" and n.domain == "com.microsoft" for n in parsed_int8.graph.node)
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for n in parsed_int8.graph.node for a in n.attribute}
+    assert attributes["axes"] == [-1] and isinstance(attributes["value"], onnx.TensorProto)
+
+
 def test_an_unknown_weight_is_refused_not_skipped(tmp_path: Path) -> None:
     from safetensors.numpy import load_file, save_file
 
@@ -128,6 +151,12 @@ def test_an_unknown_weight_is_refused_not_skipped(tmp_path: Path) -> None:
     save_file(weights, str(tmp_path / "m" / "model.safetensors"))
     with pytest.raises(UnsupportedArchitecture, match="adapter"):
         build(tmp_path / "m")
+
+
+def _nodes(path: Path) -> list[Any]:
+    import onnx
+
+    return list(onnx.load(str(path)).graph.node)
 
 
 def test_another_shape_falls_back_to_the_torch_exporter(tmp_path: Path, fresh_onnx_dir: Path) -> None:
@@ -144,6 +173,11 @@ def test_another_shape_falls_back_to_the_torch_exporter(tmp_path: Path, fresh_on
         ref = model(**{n: torch.from_numpy(v) for n, v in feeds.items()}).last_hidden_state.numpy()
     real = feeds["attention_mask"].astype(bool)
     assert np.abs(session.run(None, feeds)[0][real] - ref[real]).max() < 1e-4
+    # torch's file (fields onnx_proto.py does not declare included) quantises and runs in int8
+    int8 = _session(load_or_export(tmp_path / "d", "int8")).run(None, feeds)[0][real]
+    assert any(n.op_type == "MatMulIntegerToFloat" for n in _nodes(load_or_export(tmp_path / "d", "int8")))
+    cosine = (int8 * ref[real]).sum(axis=-1) / (np.linalg.norm(int8, axis=-1) * np.linalg.norm(ref[real], axis=-1))
+    assert cosine.min() > 0.95, cosine.min()
     # and without torch the error names the extra to install
     code = ("from pathlib import Path\nfrom semkit.models.onnx_export import load_or_export\n"
             f"load_or_export(Path({str(tmp_path / 'd')!r}), 'fp32')\n")

@@ -13,7 +13,7 @@
   Ray (``distributed``) with ``engine="ray"``; ``report``: its ``IndexReport``;
 - ``images``: image files embedded with a CLIP model (``semkit index --clip``).
 
-Importing this package is cheap: pypdf, python-docx, trafilatura and Ray load only when used.
+Importing this package is cheap: pypdf, trafilatura and Ray load only when used.
 """
 
 from __future__ import annotations

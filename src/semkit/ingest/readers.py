@@ -10,11 +10,11 @@ A gzip-compressed file (``corpus.jsonl.gz``) is read as the file inside it (``re
 decompresses; ``is_supported`` accepts ``NAME.EXT.gz`` for every supported ``EXT``). Text that
 arrives one item per line (standard input) is decoded line by line with ``read_lines``.
 
-Readers of formats that need an optional package (pypdf, python-docx, trafilatura) import it
+Readers of formats that need an optional package (pypdf, trafilatura) import it
 lazily. HTML without trafilatura falls back to a standard-library extractor that drops
-navigation, header, footer, aside, script and style elements. PDF and DOCX without their
-package raise ``UnreadableFile`` naming the extra to install, so the pipeline reports the file
-and goes on.
+navigation, header, footer, aside, script and style elements. DOCX is read with the standard
+library (``docx_xml``). PDF without pypdf raises ``UnreadableFile`` naming the package to
+install, so the pipeline reports the file and goes on.
 """
 
 from __future__ import annotations
@@ -519,26 +519,22 @@ def _read_pdf(reader_class: Any, data: bytes, path: Path, warnings: list[str]) -
 
 
 def read_docx(data: bytes, path: Path, text_field: str | None = None) -> Document:
-    """Paragraphs and tables in document order (python-docx); ``Heading N`` styles become
-    sections; the title from the document properties, else a ``Title`` paragraph, else the
-    first heading, else the file name."""
+    """Paragraphs and tables in document order (``docx_xml``: the standard library, as
+    python-docx reads them); ``Heading N`` styles become sections; the title from the document
+    properties, else a ``Title`` paragraph, else the first heading, else the file name."""
+    from .docx_xml import DocxTable, read_docx_content
+
     try:
-        import docx
-    except ImportError:
-        raise UnreadableFile("reading .docx needs the package 'python-docx' (in the base install): "
-                             "pip install python-docx") from None
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks = list(document.iter_inner_content())
-        core_title = document.core_properties.title or ""
-    except Exception as exc:  # zipfile, lxml and python-docx errors on damaged files
+        content = read_docx_content(data)
+    except Exception as exc:  # zipfile, ElementTree and missing-part errors on damaged files
         raise UnreadableFile(f"not a readable .docx ({type(exc).__name__}: {exc}); re-save it from Word") from None
+    core_title = content.title
     lines: list[str] = []
     style_title = ""
-    for block in blocks:
-        if hasattr(block, "rows"):  # a table: one line per row, cells separated by |
+    for block in content.blocks:
+        if isinstance(block, DocxTable):  # one line per row, cells separated by |
             for row in block.rows:
-                cells = [_clean(cell.text) for cell in row.cells]
+                cells = [_clean(cell) for cell in row]
                 if any(cells):
                     lines.append(" | ".join(dict.fromkeys(cells)))  # merged cells repeat: keep one
             lines.append("")
@@ -546,7 +542,7 @@ def read_docx(data: bytes, path: Path, text_field: str | None = None) -> Documen
         text = block.text.strip()
         if not text:
             continue
-        style = (block.style.name if block.style is not None else "") or ""
+        style = block.style
         level_match = re.fullmatch(r"Heading ([1-6])", style)
         if style == "Title":
             style_title = style_title or _clean(text)

@@ -62,10 +62,23 @@ def bundled_model_folder(package: str) -> Path | None:
         return None
 
 
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "bundled"
+"""Where semkit's own wheel carries the default model's files (setup.py copies them in at build
+time, pinned by sha256): a plain ``pip install semkit`` then needs no model package, whose
+declared dependencies would bring torch."""
+
+
+def shipped_model_folder(name: str) -> Path | None:
+    """The folder of ``name``'s files inside semkit's installed wheel, or ``None`` (an editable
+    install or a source checkout has none: there the model package provides them)."""
+    folder = SHIPPED_MODELS_DIR / name
+    return folder if (folder / "config.json").is_file() else None
+
+
 def catalogue_model_folder(info: ModelInfo) -> tuple[Path, bool] | None:
-    """Where a catalogue model's files are: (folder, bundled) from its pip package, else from the
-    local HF cache; ``None`` when neither holds it."""
-    bundled = bundled_model_folder(info.package)
+    """Where a catalogue model's files are: (folder, bundled) from semkit's own wheel, else its pip
+    package, else the local HF cache; ``None`` when none holds it."""
+    bundled = shipped_model_folder(info.name) or bundled_model_folder(info.package)
     if bundled is not None:
         return bundled, True
     cached = find_in_hf_cache(info.hub_id)

@@ -20,8 +20,7 @@ used: 0.85x the unfused graph in fp32 and 0.83x in int8 (1 thread, 2,000 STSb se
 session's own ``ORT_ENABLE_ALL`` optimisation (``local._OnnxRunner``) fuses what pays.
 
 int8 is ``quantize.py``'s per-token quantisation of the fp32 graph (its docstring has the recipe
-and figures); ``INT8_FFN_OUTPUT_FP32`` is kept in the recipe name for the record of the earlier
-dynamic recipe, whose figures are in ``local.py``.
+and figures).
 
 Files live under ``SEMKIT_ONNX_DIR`` or ``<cache_dir>/onnx/``, one folder per (content hash of
 the weights, recipe version, onnxruntime version, exporter). Each ``.onnx`` file has a ``.json``
@@ -58,10 +57,7 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "int8"]
 
-INT8_FFN_OUTPUT_FP32 = False
-"""Keep the feed-forward output projections in fp32 in the int8 model (see the docstring)."""
-
-RECIPE = "r2" + ("-ffn2fp32" if INT8_FFN_OUTPUT_FP32 else "") + "-" + INT8_RECIPE
+RECIPE = "r2-" + INT8_RECIPE
 """Bump when the export or quantisation recipe changes: old files are then ignored."""
 
 LOCK_TIMEOUT_S = 900.0
@@ -242,10 +238,11 @@ def load_or_export(transformer_dir: Path, precision: Precision = "fp32",
                     continue
                 fp32_path = _store(folder / _file_name(head, "fp32"), fp32, exporter=exporter,
                                    source=str(transformer_dir), head=head)
+                del fp32  # the int8 step reads the file: no second copy of the graph held meanwhile
             if precision == "fp32":
                 return fp32_path
             log.info("quantising %s to int8 (once)", transformer_dir)
-            int8 = _quantize_int8(fp32_path.read_bytes(), folder)
+            int8 = _quantize_int8(fp32_path, _vocab_size(transformer_dir))
             return _store(folder / name, int8, exporter=exporter, source=str(transformer_dir), head=head)
     if importlib.util.find_spec("torch") is None:
         raise MissingDependency("torch", "torch", f"Exporting {transformer_dir} to ONNX ({'; '.join(reasons)})")
@@ -266,10 +263,10 @@ Exporter = Callable[[Path, Path], bytes]
 def _exporters(transformer_dir: Path, head: Head, reasons: list[str]) -> Iterator[tuple[str, Exporter]]:
     """(cache label, export function) of each exporter that may handle the model, in order of
     preference; why one is skipped goes to ``reasons``."""
-    if importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("safetensors") is not None:
+    if importlib.util.find_spec("google.protobuf") is not None and importlib.util.find_spec("safetensors") is not None:
         yield f"graph{GRAPH_RECIPE}", functools.partial(_export_graph, head=head)
     else:
-        reasons.append("the graph builder needs the onnx and safetensors packages")
+        reasons.append("the graph builder needs the protobuf and safetensors packages")
     if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("transformers") is not None:
         yield f"torch{_version('torch')}", functools.partial(_export_torch, head=head)
     else:
@@ -283,16 +280,23 @@ def _export_graph(transformer_dir: Path, workdir: Path, *, head: Head) -> bytes:
     of the expected shape (its equality to torch is what the tests prove)."""
     from .onnx_graph import build
 
-    data = build(transformer_dir, head)
+    # The check session reads the graph from a scratch file while no Python copy of its bytes is
+    # alive: onnxruntime's own copies are the first run's peak, ours would add 90 MB to it.
+    scratch = workdir / f".check-{os.getpid()}.onnx"
+    scratch.write_bytes(build(transformer_dir, head))
     try:
-        session = _session(data)
-        sample = _sample_inputs([i.name for i in session.get_inputs()], _vocab_size(transformer_dir))
-        got = session.run(None, sample)[0]
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
-    if got.shape[0] != 2 or not np.isfinite(got).all():
-        raise ExportFailed(f"the graph written for {transformer_dir} gives {got.shape} / non-finite values")
-    return data
+        try:
+            session = _session(scratch)
+            sample = _sample_inputs([i.name for i in session.get_inputs()], _vocab_size(transformer_dir))
+            got = session.run(None, sample)[0]
+            del session
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
+        if got.shape[0] != 2 or not np.isfinite(got).all():
+            raise ExportFailed(f"the graph written for {transformer_dir} gives {got.shape} / non-finite values")
+        return scratch.read_bytes()
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def _vocab_size(transformer_dir: Path) -> int:
@@ -407,41 +411,38 @@ def _torch_export(torch: Any, wrapper: Any, args: tuple[Any, ...], names: list[s
 
 
 def _session(model: bytes | Path) -> Any:
+    """A session for the export's checks (a few rows): unoptimised, without the memory arena or
+    prepacked weights, since those cost a second copy of the weights at the first run's peak
+    and pay only over many batches (``local._OnnxRunner`` is the session that serves)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.enable_cpu_mem_arena = False
+    opts.add_session_config_entry("session.disable_prepacking", "1")
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
+                                providers=["CPUExecutionProvider"])
 
 
 # --- int8 ---------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """onnxruntime's quantiser logs dozens of lines per model through the *root* logger (one
-    per skipped MatMul); drop those while it runs, leave everything else alone."""
+def _quantize_int8(fp32_path: Path, vocab_size: int) -> bytes:
+    """The int8 graph of the fp32 file (``quantize.py``'s per-token recipe: deterministic),
+    refused unless it stays close to fp32 on a random batch. One step at a time, so the first
+    run's peak holds one copy of the graph: the fp32 reference output first (then its session is
+    gone), then the file parsed once and rewritten in place, then the int8 session."""
+    from .onnx_proto import load
+    from .quantize import quantize_per_token
 
-    def not_quantizer(record: logging.LogRecord) -> bool:
-        return "onnxruntime" not in record.pathname
-
-    root = logging.getLogger()
-    root.addFilter(not_quantizer)
-    try:
-        yield
-    finally:
-        root.removeFilter(not_quantizer)
-
-
-def _quantize_int8(fp32: bytes, workdir: Path) -> bytes:
-    import onnx
-
-    from .quantize import quantize_file  # per-token scales: deterministic (quantize.py)
-
-    model = onnx.load_from_string(fp32)
-    data = quantize_file(fp32)
-    names = [i.name for i in model.graph.input]
-    sample = _sample_inputs(names, 20000)
-    ref = _session(fp32).run(None, sample)[0]
+    reference = _session(fp32_path)
+    # ids below the model's vocabulary size (a fixed 20,000 made small vocabularies fail here)
+    sample = _sample_inputs([i.name for i in reference.get_inputs()], vocab_size)
+    ref = reference.run(None, sample)[0]
+    del reference
+    model = load(fp32_path)
+    data = quantize_per_token(model).SerializeToString()
+    del model
     got = _session(data).run(None, sample)[0]
     mask = sample["attention_mask"].astype(bool)
     a, b = ref[mask], got[mask]

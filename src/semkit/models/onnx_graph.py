@@ -1,5 +1,6 @@
 """The ONNX graph of a BERT-family encoder, written op by op from ``config.json`` and
-``model.safetensors``: no torch, no transformers (all-MiniLM-L6-v2: 0.43 s, docs/install.md).
+``model.safetensors``: no torch, no transformers, no onnx package (the messages are
+``onnx_proto.py``'s, on protobuf; all-MiniLM-L6-v2: 0.43 s, docs/install.md).
 
 Supported shapes (``model_type`` in ``config.json``), the ones the local catalogue uses:
 
@@ -106,7 +107,7 @@ def build(transformer_dir: Path, head: Head = "last_hidden_state") -> bytes:
     """The serialised fp32 ONNX graph of the encoder in ``transformer_dir`` (``config.json`` +
     ``model.safetensors``), inputs ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) with
     dynamic batch and sequence axes, output ``head``."""
-    from onnx import TensorProto, helper
+    from .onnx_proto import ElementType, make_tensor_value_info
 
     config_path, weights_path = transformer_dir / "config.json", transformer_dir / "model.safetensors"
     if not weights_path.is_file():
@@ -123,15 +124,17 @@ def build(transformer_dir: Path, head: Head = "last_hidden_state") -> bytes:
     else:
         output, axes = hidden, ["batch", "sequence", shape.hidden]
     g.weights.check_all_used()
+    g.weights.close()  # unmap the safetensors file before serialising: its pages count in the peak
     graph = g.model.graph
     graph.name = f"{shape.model_type}-{head}"
-    graph.input.extend(helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+    graph.input.extend(make_tensor_value_info(n, ElementType.INT64, ["batch", "sequence"])
                        for n in shape.input_names())
-    graph.output.append(helper.make_tensor_value_info(head, TensorProto.FLOAT, axes))
+    graph.output.append(make_tensor_value_info(head, ElementType.FLOAT, axes))
     graph.node.extend(g.nodes)
     _rename_output(graph, output, head)
-    # No onnx.checker pass: it serialises the whole model once more (0.7 s for MiniLM), and the
-    # caller loads the result in onnxruntime, which validates it, before trusting it.
+    # No onnx.checker pass (the onnx package is not a dependency; it also serialised the whole
+    # model once more, 0.7 s for MiniLM): the caller loads the result in onnxruntime, which
+    # validates it, before trusting it.
     return g.model.SerializeToString()
 
 
@@ -150,7 +153,7 @@ class _Weights:
     def __init__(self, path: Path) -> None:
         from safetensors import safe_open
 
-        self._file = safe_open(str(path), framework="np")
+        self._file: Any = safe_open(str(path), framework="np")
         keys = set(self._file.keys())
         anchor = "embeddings.word_embeddings.weight"
         found = sorted((k for k in keys if k.endswith(anchor)), key=len)
@@ -176,6 +179,9 @@ class _Weights:
             array = array.astype(np.float32)  # fp16 checkpoints: the fp32 graph computes in fp32
         return array
 
+    def close(self) -> None:
+        self._file = None
+
     def check_all_used(self) -> None:
         """A weight the builder did not read is a part of the model it does not know (an extra
         projection, adapter...): refuse rather than write a graph that silently skips it."""
@@ -189,30 +195,28 @@ class _Graph:
     """Nodes and initialisers of the graph being written; names follow torch's exporter."""
 
     def __init__(self, weights: _Weights) -> None:
-        from onnx import helper
+        from .onnx_proto import make_model, make_opsetid
 
         self.weights = weights
         self.nodes: list[Any] = []
         # Weights go straight into the model's protobuf, one tensor at a time: building a list
-        # first and handing it to make_graph/make_model would copy all of them twice more.
-        self.model = helper.make_model(helper.make_graph([], "encoder", [], []),
-                                       opset_imports=[helper.make_opsetid("", OPSET)],
-                                       producer_name="semkit.onnx_graph", producer_version=GRAPH_RECIPE)
-        self.model.ir_version = min(self.model.ir_version, 8)  # what onnxruntime >= 1.20 reads
+        # first and handing it over would copy all of them twice more.
+        self.model = make_model("encoder", [make_opsetid("", OPSET)], producer_name="semkit.onnx_graph",
+                                producer_version=GRAPH_RECIPE)
         self._constants: dict[tuple[str, bytes], str] = {}
 
     def op(self, op_type: str, inputs: list[str], name: str, **attrs: Any) -> str:
-        from onnx import helper
+        from .onnx_proto import make_node
 
-        self.nodes.append(helper.make_node(op_type, inputs, [f"{name}_output_0"], name=name, **attrs))
+        self.nodes.append(make_node(op_type, inputs, [f"{name}_output_0"], name=name, **attrs))
         return f"{name}_output_0"
 
     def tensor(self, name: str, array: np.ndarray) -> str:
-        from onnx import numpy_helper
+        from .onnx_proto import fill_tensor
 
         # np.ascontiguousarray would turn a 0-d scalar into shape (1,)
         contiguous = array if array.flags.c_contiguous else array.copy(order="C")
-        self.model.graph.initializer.append(numpy_helper.from_array(contiguous, name))
+        fill_tensor(self.model.graph.initializer.add(), contiguous, name)  # in place: no copy of the message
         return name
 
     def const(self, value: Any, dtype: Any = np.float32) -> str:

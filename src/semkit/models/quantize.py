@@ -30,6 +30,7 @@ inputs differ per head and per sequence.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -68,18 +69,18 @@ class _Builder:
     """
 
     def __init__(self, model: Any) -> None:
-        from onnx import numpy_helper
+        from . import onnx_proto as proto
 
         self.model = model
         self.weights = {init.name: init for init in model.graph.initializer}
         self.producers = {out: node for node in model.graph.node for out in node.output}
         self.nodes: list[Any] = []
         self.initializers = [
-            numpy_helper.from_array(np.array(_EPSILON, dtype=np.float32), "q8/epsilon"),
-            numpy_helper.from_array(np.array(1.0 / _INT8_MAX, dtype=np.float32), "q8/inv_int8_max"),
-            numpy_helper.from_array(np.array(1.0 / _UINT8_MAX, dtype=np.float32), "q8/inv_uint8_max"),
-            numpy_helper.from_array(np.array(-GELU_MINIMUM, dtype=np.float32), "q8/gelu_shift"),
-            numpy_helper.from_array(np.array([-1], dtype=np.int64), "q8/flat"),
+            proto.from_array(np.array(_EPSILON, dtype=np.float32), "q8/epsilon"),
+            proto.from_array(np.array(1.0 / _INT8_MAX, dtype=np.float32), "q8/inv_int8_max"),
+            proto.from_array(np.array(1.0 / _UINT8_MAX, dtype=np.float32), "q8/inv_uint8_max"),
+            proto.from_array(np.array(-GELU_MINIMUM, dtype=np.float32), "q8/gelu_shift"),
+            proto.from_array(np.array([-1], dtype=np.int64), "q8/flat"),
         ]
         self._activations: dict[str, tuple[str, str, bool]] = {}
 
@@ -97,13 +98,13 @@ class _Builder:
     def quantise_activation(self, x: str) -> tuple[str, str, bool]:
         """(uint8 rows, per-row scale of shape [..., 1], shifted) for the activation ``x``;
         each activation is quantised once however many MatMuls read it (Q, K and V)."""
-        from onnx import helper, numpy_helper
+        from . import onnx_proto as proto
 
         if x in self._activations:
             return self._activations[x]
         p = f"q8/a{len(self._activations)}"
         shifted = self.after_gelu(x)
-        mk = helper.make_node
+        mk = proto.make_node
         if shifted:
             self.nodes += [
                 mk("Add", [x, "q8/gelu_shift"], [f"{p}/x"]),
@@ -111,7 +112,7 @@ class _Builder:
                 mk("Max", [f"{p}/max", "q8/epsilon"], [f"{p}/range"]),
                 mk("Mul", [f"{p}/range", "q8/inv_uint8_max"], [f"{p}/scale"]),
             ]
-            zero_point = numpy_helper.from_array(np.array([0], dtype=np.uint8))
+            zero_point = proto.from_array(np.array([0], dtype=np.uint8))
             source = f"{p}/x"
         else:
             self.nodes += [
@@ -121,7 +122,7 @@ class _Builder:
                 mk("Max", [f"{p}/max", f"{p}/neg_min", "q8/epsilon"], [f"{p}/range"]),
                 mk("Mul", [f"{p}/range", "q8/inv_int8_max"], [f"{p}/scale"]),
             ]
-            zero_point = numpy_helper.from_array(np.array([128], dtype=np.uint8))
+            zero_point = proto.from_array(np.array([128], dtype=np.uint8))
             source = x
         self.nodes += [
             mk("Shape", [source], [f"{p}/shape"]),
@@ -144,19 +145,19 @@ class _Builder:
         output. ``bias`` (the ``Add`` after the MatMul and its vector) is left as an ``Add``:
         the fused op would scale its own bias input by the row scale. For shifted rows, the
         shift's correction is added to that bias (or by a new ``Add`` when there is none)."""
-        from onnx import helper, numpy_helper
+        from . import onnx_proto as proto
 
-        w = numpy_helper.to_array(weight).astype(np.float32)
+        w = proto.to_array(weight).astype(np.float32)
         column_scale = (np.maximum(np.abs(w).max(axis=0), _EPSILON) / _INT8_MAX).astype(np.float32)
         w_q = np.clip(np.rint(w / column_scale), -_INT8_MAX, _INT8_MAX).astype(np.int8)
         q, row_scale, shifted = self.quantise_activation(node.input[0])
         base = f"q8/w/{weight.name}"
-        self.initializers += [numpy_helper.from_array(w_q, f"{base}/q"),
-                              numpy_helper.from_array(column_scale, f"{base}/scale")]
+        self.initializers += [proto.from_array(w_q, f"{base}/q"),
+                              proto.from_array(column_scale, f"{base}/scale")]
         zero_point = "q8/zero_point_0" if shifted else "q8/zero_point_128"
         product = node.output[0]
         fused_output = f"{product}/unshifted" if shifted and bias is None else product
-        self.nodes.append(helper.make_node(
+        self.nodes.append(proto.make_node(
             "MatMulIntegerToFloat", [q, f"{base}/q", row_scale, f"{base}/scale", zero_point],
             [fused_output], domain="com.microsoft"))
         if not shifted:
@@ -164,28 +165,27 @@ class _Builder:
         # x W = (x - GELU_MINIMUM) W + GELU_MINIMUM colsum(W), with W as quantised
         correction = GELU_MINIMUM * (w_q.astype(np.float64) * column_scale).sum(axis=0)
         if bias is None:
-            self.initializers.append(numpy_helper.from_array(correction.astype(np.float32), f"{base}/shift_back"))
-            self.nodes.append(helper.make_node("Add", [fused_output, f"{base}/shift_back"], [product]))
+            self.initializers.append(proto.from_array(correction.astype(np.float32), f"{base}/shift_back"))
+            self.nodes.append(proto.make_node("Add", [fused_output, f"{base}/shift_back"], [product]))
             return
         add, vector = bias
-        merged = numpy_helper.to_array(vector).astype(np.float64) + correction
-        self.initializers.append(numpy_helper.from_array(merged.astype(np.float32), f"{base}/bias"))
+        merged = proto.to_array(vector).astype(np.float64) + correction
+        self.initializers.append(proto.from_array(merged.astype(np.float32), f"{base}/bias"))
         add.input[list(add.input).index(vector.name)] = f"{base}/bias"
 
 
 def quantize_per_token(model: Any) -> Any:
-    """An int8 copy of the ONNX ``model`` (an ``onnx.ModelProto``), quantised as the module
-    docstring says; the input model is not modified."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    """Rewrite the ONNX ``model`` (an ``onnx_proto.ModelProto``) in place into its int8 graph,
+    quantised as the module docstring says, and return it. In place because the fp32 weights
+    are most of the graph's size (90 MB for MiniLM): a copy, or a second parse of the file, was
+    the first run's memory peak."""
+    from . import onnx_proto as proto
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    graph = out.graph
-    builder = _Builder(out)
+    graph = model.graph
+    builder = _Builder(model)
     builder.initializers += [
-        numpy_helper.from_array(np.array(128, dtype=np.uint8), "q8/zero_point_128"),
-        numpy_helper.from_array(np.array(0, dtype=np.uint8), "q8/zero_point_0"),
+        proto.from_array(np.array(128, dtype=np.uint8), "q8/zero_point_128"),
+        proto.from_array(np.array(0, dtype=np.uint8), "q8/zero_point_0"),
     ]
     uses: dict[str, int] = {}
     for node in graph.node:
@@ -197,7 +197,7 @@ def quantize_per_token(model: Any) -> Any:
             readers.setdefault(name, []).append(node)
     for node in graph.node:
         weight = builder.weights.get(node.input[1]) if node.op_type == "MatMul" else None
-        if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
+        if weight is None or len(weight.dims) != 2 or weight.data_type != proto.ElementType.FLOAT:
             builder.nodes.append(node)
             continue
         bias = _bias_add(readers.get(node.output[0], []), node.output[0], builder.weights,
@@ -206,13 +206,17 @@ def quantize_per_token(model: Any) -> Any:
         uses[weight.name] -= 1
         if bias is not None and bias[1].name not in bias[0].input:  # its vector was replaced
             uses[bias[1].name] -= 1
-    kept = [init for init in graph.initializer if uses.get(init.name, 0) > 0]
-    del graph.initializer[:]
-    graph.initializer.extend(kept + builder.initializers)
+    # Drop the replaced fp32 weights where they are: taking the kept ones out and extending the
+    # field with them would copy the embedding tables (half of MiniLM's bytes) once more.
+    builder.weights.clear()
+    for index in reversed(range(len(graph.initializer))):
+        if uses.get(graph.initializer[index].name, 0) <= 0:
+            del graph.initializer[index]
+    graph.initializer.extend(builder.initializers)
     del graph.node[:]
     graph.node.extend(builder.nodes)
-    out.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return out
+    model.opset_import.append(proto.make_opsetid("com.microsoft", 1))
+    return model
 
 
 def _bias_add(readers: list[Any], product: str, weights: dict[str, Any], width: int) -> tuple[Any, Any] | None:
@@ -228,11 +232,13 @@ def _bias_add(readers: list[Any], product: str, weights: dict[str, Any], width: 
     return add, bias
 
 
-def quantize_file(fp32: bytes) -> bytes:
-    """The serialised int8 graph of the serialised fp32 graph ``fp32``."""
-    import onnx
+def quantize_file(fp32: bytes | str | os.PathLike[str]) -> bytes:
+    """The serialised int8 graph of the fp32 graph ``fp32`` (its bytes, or the path of its
+    file: then only its one parsed copy is ever in memory)."""
+    from . import onnx_proto as proto
 
-    return quantize_per_token(onnx.load_from_string(fp32)).SerializeToString()
+    model = proto.load_from_string(fp32) if isinstance(fp32, bytes) else proto.load(os.fspath(fp32))
+    return quantize_per_token(model).SerializeToString()
 
 
 @functools.cache
