@@ -198,10 +198,22 @@ def test_usage_of_a_model_without_a_tokenizer_is_the_central_estimate(
 
 def test_usage_falls_back_to_the_central_estimate_when_the_model_cannot_be_described() -> None:
     # ceil(chars / 4), as CharsEstimate counts: "short" is 2 tokens, not floor(5 / 4) = 1.
-    from semkit.models.tokens import CharsEstimate
-    from semkit.server.routes_openai import prompt_tokens
+    from semkit.models.tokens import CharsEstimate, count_in_context
 
     with pytest.raises(semkit.errors.ModelNotAvailable):
         semkit.cost.count_tokens(TEXTS, "local:/no/such/model/folder")
-    assert prompt_tokens(TEXTS, "local:/no/such/model/folder") == sum(CharsEstimate().count(TEXTS))
-    assert prompt_tokens(TEXTS, "local") == semkit.cost.count_tokens(TEXTS, "local")
+    unknown = count_in_context(TEXTS, "local:/no/such/model/folder", 256)
+    assert unknown.total == sum(CharsEstimate().count(TEXTS)) and not unknown.exact and not unknown.over
+    assert count_in_context(TEXTS, "local", 256).total == semkit.cost.count_tokens(TEXTS, "local")
+
+
+def test_one_tokenisation_gives_usage_and_the_context_check() -> None:
+    from semkit.models.tokens import count_in_context, counter_for_model
+
+    long_text = "word " * 300
+    counted = count_in_context(["hello world", long_text], "local", 256)
+    counter = counter_for_model("local", bias="central")
+    own = counter.count(["hello world", long_text])
+    assert counted.exact
+    assert counted.tokens == [own[0] + counter.special_tokens, 256]  # capped at the context
+    assert counted.over == [(1, own[1] + counter.special_tokens)]  # the uncapped length is reported

@@ -19,7 +19,8 @@ from tests.support.shared_data import banking_sample
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    limits = Limits(queue_embeddings=4, queue_search=64)
+    # Fixed bounds (no adaptation), so the test knows them.
+    limits = Limits(queue_embeddings=4, queue_search=64, queue_target_seconds=0)
     with serve(str(tmp_path_factory.mktemp("overload") / "kb"), auth=False, limits=limits, cache=False) as running:
         yield running
 
@@ -46,7 +47,8 @@ def test_a_full_embeddings_queue_answers_503_with_retry_after_while_health_and_o
     sender.start()
     try:
         queues = _wait_admitted(tiny.url, "embeddings")
-        assert queues["embeddings"] == {"admitted": 1000, "bound": 4}
+        assert (queues["embeddings"]["admitted"], queues["embeddings"]["bound"]) == (1000, 4)
+        assert queues["embeddings"]["adaptive"] is False
         refused = httpx.post(f"{tiny.url}/v1/embeddings", json={"model": "local", "input": "one more"}, timeout=60)
         assert refused.status_code == 503, refused.text
         assert int(refused.headers["Retry-After"]) >= 1

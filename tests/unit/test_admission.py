@@ -22,7 +22,8 @@ def test_a_full_class_refuses_with_retry_after_and_other_classes_still_admit() -
     admission.admit("writes")  # its own bound
     admission.release("search")
     admission.admit("search")  # room again
-    assert admission.snapshot()["search"] == {"admitted": 2, "bound": 2}
+    snapshot = admission.snapshot()["search"]
+    assert (snapshot["admitted"], snapshot["bound"], snapshot["adaptive"]) == (2, 2, False)
 
 
 def test_embeddings_count_texts_and_an_oversized_request_is_admitted_alone() -> None:
@@ -74,3 +75,49 @@ def test_queue_bounds_from_serve_options() -> None:
     for bad in ("search", "search=0", "reads=4", "search=x"):
         with pytest.raises(ConfigError, match="--queue"):
             Limits().with_queue_bounds([bad])
+
+
+def test_an_adaptive_bound_follows_the_measured_drain_rate() -> None:
+    from semkit.server import admission as adm
+
+    admission = Admission({"embeddings": 8, "search": 64, "writes": 1, "jobs": 1}, target_s=0.5)
+    q = adm._ClassQueue  # the clock is passed in, so the test needs no sleeping
+    search = admission._queues["search"]
+    assert isinstance(search, q)
+    now = 1000.0
+    # 300 requests/s finished over 2 busy seconds: the bound becomes 0.5 s x 300/s = 150
+    search.started(600, now)
+    for step in range(1, 601):
+        search.finished(1, now + step / 300)
+        search.started(1, now + step / 300)
+    search.finished(1, now + 2.3)  # past the resize interval: ~601 / 2.3 busy s = 261/s
+    assert 120 <= search.limit <= 160
+    # a slow class shrinks, but never below 1/8 of where it started
+    slow = admission._queues["embeddings"]
+    slow.started(1, now)
+    slow.finished(1, now + 10.0)
+    assert slow.limit == max(2, 8 // adm.ADAPTIVE_RANGE)
+
+
+def test_a_bound_the_operator_set_never_adapts() -> None:
+    limits = Limits().with_queue_bounds(["search=5"])
+    assert limits.fixed_queues == ("search",)
+    admission = Admission(limits.queue_bounds(), target_s=1.0, fixed=limits.fixed_queues)
+    search = admission._queues["search"]
+    search.started(1, 0.0)
+    for i in range(1, 200):
+        search.finished(1, i / 100)
+        search.started(1, i / 100)
+    assert admission.limit("search") == 5
+    assert admission.snapshot()["search"]["adaptive"] is False
+    assert admission.snapshot()["embeddings"]["adaptive"] is True
+
+
+def test_an_adaptive_bound_waits_for_a_second_of_work_before_moving() -> None:
+    admission = Admission({"embeddings": 8, "search": 64, "writes": 1, "jobs": 1}, target_s=0.5)
+    search = admission._queues["search"]
+    search.started(16, 0.0)
+    for step in range(1, 31):  # 30 done in the first 0.3 s: too little to judge the class by
+        search.finished(1, step / 100)
+        search.started(1, step / 100)
+    assert search.limit == 64

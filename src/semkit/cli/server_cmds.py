@@ -80,7 +80,12 @@ def register(app: typer.Typer) -> None:
         queue: Annotated[list[str] | None, typer.Option(
             "--queue", metavar="CLASS=N",
             help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
-            "embeddings (texts, default 512), search (requests, 64), writes (32), jobs (16); repeatable")] = None,
+            "embeddings (texts, default 256), search (requests, 64), writes (32), jobs (16); repeatable. "
+            "A class set here keeps its bound; the others adapt (--queue-target)")] = None,
+        queue_target: Annotated[float, typer.Option(
+            "--queue-target", min=0.0, metavar="SECONDS",
+            help="Adaptive queue bounds: each class admits about SECONDS x its measured throughput "
+            "(0 = fixed bounds)")] = 0.5,
         rerank: Annotated[str | None, typer.Option(
             "--rerank", metavar="windows|FOLDER",
             help="Load a reranker once for searches with rerank: true (and the UI's Rerank box): 'windows' = "
@@ -99,7 +104,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--no-auth is only allowed on a loopback address, not {host!r}; "
                               "create a key with `semkit keys create` instead")
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), rate_limit=rate_limit, burst=burst,
-                        model_concurrency=model_workers).with_queue_bounds(queue or ())
+                        model_concurrency=model_workers,
+                        queue_target_seconds=queue_target).with_queue_bounds(queue or ())
         application = create_app(db, auth=not no_auth, keys_path=keys, limits=limits,
                                  models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),
                                  index_roots=index_root or (),

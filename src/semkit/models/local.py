@@ -5,7 +5,9 @@ Two backends compute the same vectors:
 
 - ``onnx``: onnxruntime + tokenizers, no torch at inference time. The graph is exported once
   from the local weights (``onnx_export.py``) and cached on disk; pooling and normalisation run
-  in NumPy. Within a call, texts are sorted by token length so each batch pads little.
+  in NumPy. Within a call, texts are sorted by token length and cut into batches of a
+  padded-token budget (``DEFAULT_TOKEN_BUDGET``: many short texts or few long ones per batch),
+  so each batch pads little and none outgrows the CPU's caches.
 - ``torch``: sentence-transformers ``SentenceTransformer(...).encode``; imports torch (7-9 s,
   ~700 MB) and is the reference the ONNX path is tested against.
 
@@ -74,12 +76,25 @@ DEFAULT_PRECISION: Precision = "int8" if cpu_has_int8_dot() else "fp32"
 """What ``backend="auto"`` runs on ONNX: deterministic int8 where the CPU has an int8 dot product
 (VNNI/AMX), else fp32 (AVX2's u8 x s8 product can saturate); see the module docstring."""
 
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_TOKEN_BUDGET = 1024
+"""Padded tokens per ONNX call (rows x the longest row): batches are formed by this budget, not
+by a row count, because a batch's cost is its padded tokens and per-token cost rises when a
+batch outgrows the CPU's caches (so merging more texts into one call must not mean bigger
+calls). Measured with a sweep like ``benchmarks/token_budget.py`` (2,000 SciFact sentences, mean 38
+tokens; Intel Xeon with AVX-512 VNNI + AMX, 2 vCPUs, NOT quiet: load 6-7), best of 2-3 rounds
+in texts/s, budgets 512 / 1024 / 2048 / 4096 / 8192 against fixed 32-row batches: int8
+253 / 296 / 140 / 161 / 127 vs 218; fp32 84 / 76 / 70 / 45 / 33 vs 81. 512-1024 wins on both
+precisions; a text's vector is bit-identical whatever the budget (tested)."""
+
+DEFAULT_BATCH_SIZE = 256
+"""The most rows in one ONNX call, whatever the budget allows (bounds memory for tiny texts)."""
+TORCH_BATCH_SIZE = 32
+"""sentence-transformers' own batch size (it sorts by length itself) on the torch backend."""
 DEFAULT_THREADS = 2
 """onnxruntime intra-op threads; see the module docstring."""
 
-_CHUNK_BATCHES = 64
-"""Texts are tokenised and length-sorted this many batches at a time, bounding memory."""
+_SORT_WINDOW = 4096
+"""Texts are tokenised and length-sorted this many at a time, bounding memory."""
 
 _POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "lasttoken")
 _LEGACY_POOLING_KEYS = {
@@ -325,17 +340,34 @@ class _OnnxRunner:
         self.normalize = normalize
 
     def embed(self, texts: list[str], prefix: str, tokens: Tokenized, batch_size: int,
-              progress: _ProgressReporter) -> Matrix:
+              progress: _ProgressReporter, token_budget: int = 0) -> Matrix:
         n = len(texts)
         out = np.empty((n, self.folder.dimensions), dtype=np.float32)  # ONNX: no Dense modules
         order = np.argsort(-tokens.lengths, kind="stable")
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
+        budget = token_budget or DEFAULT_TOKEN_BUDGET
+        for start, stop in budget_batches(tokens.lengths[order], budget, batch_size):
+            rows = order[start:stop]
             feeds = self.tokenizer.pad(tokens, rows)
             hidden = self.session.run(None, {k: feeds[k] for k in self.inputs})[0]
             out[rows] = pool(hidden, feeds["attention_mask"], self.folder.pooling, self.normalize)
             progress.advance(len(rows))
         return out
+
+
+def budget_batches(lengths: np.ndarray, token_budget: int, max_rows: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each model batch over ``lengths`` sorted longest first: as many rows
+    as fit ``token_budget`` padded tokens (rows x the batch's longest, which is its first row),
+    at most ``max_rows``, at least one. Short texts thus go many to a batch and long ones few,
+    so every batch costs about the same and pads little (see ``DEFAULT_TOKEN_BUDGET``)."""
+    spans = []
+    n = len(lengths)
+    start = 0
+    while start < n:
+        width = max(1, int(lengths[start]))
+        rows = max(1, min(max_rows, token_budget // width))
+        spans.append((start, min(n, start + rows)))
+        start += rows
+    return spans
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> Matrix:
@@ -397,7 +429,7 @@ class LocalEmbedder(BaseEmbedder):
     def __init__(self, resolved: _Resolved, folder: ModelFolder, *, backend: str, precision: str,
                  runner: _OnnxRunner | _TorchRunner, tokenizer: LocalTokenizer, max_tokens: int,
                  normalize: bool, batch_size: int, query_prefix: str, document_prefix: str,
-                 progress: Progress, digest: str | None) -> None:
+                 progress: Progress, digest: str | None, token_budget: int = DEFAULT_TOKEN_BUDGET) -> None:
         super().__init__()
         self.folder = folder
         self.backend = backend
@@ -410,6 +442,7 @@ class LocalEmbedder(BaseEmbedder):
         self.max_tokens = max_tokens
         self.normalized = normalize
         self.batch_size = batch_size
+        self.token_budget = token_budget
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
         self.progress = progress
@@ -441,19 +474,23 @@ class LocalEmbedder(BaseEmbedder):
 
     def _stream_texts(self, texts: list[str], kind: Kind,
                       piece: int = 0) -> Iterator[tuple[int, EmbeddingResult]]:
-        """The whole call as one stream, length-sorted ``_CHUNK_BATCHES`` batches at a time and
+        """The whole call as one stream, length-sorted ``_SORT_WINDOW`` texts at a time and
         yielded a chunk at a time (the cache writes each as it comes); ``piece`` is ignored."""
         prefix = self.query_prefix if kind == "query" else self.document_prefix
         n = len(texts)
         n_truncated = 0
-        chunk = self.batch_size * _CHUNK_BATCHES
+        chunk = max(_SORT_WINDOW, self.batch_size)
         progress = _ProgressReporter(self.progress, n)
         self.meter.add(requests=1)
         try:
             for start in range(0, n, chunk):
                 part = texts[start:start + chunk]
                 tokens = self._tokenizer.tokenize([prefix + t for t in part] if prefix else part)
-                vectors = self._runner.embed(part, prefix, tokens, self.batch_size, progress)
+                if isinstance(self._runner, _OnnxRunner):
+                    vectors = self._runner.embed(part, prefix, tokens, self.batch_size, progress,
+                                                 self.token_budget)
+                else:
+                    vectors = self._runner.embed(part, prefix, tokens, self.batch_size, progress)
                 result = EmbeddingResult(vectors, truncated=int(tokens.truncated.sum()),
                                          tokens=int(tokens.lengths.sum()))
                 self.meter.add(tokens=result.tokens, items=len(part))
@@ -466,7 +503,7 @@ class LocalEmbedder(BaseEmbedder):
                         n_truncated, n, self.max_tokens, self.id)
 
 
-_OPTIONS = {"backend", "precision", "batch_size", "threads", "max_tokens", "normalize", "progress",
+_OPTIONS = {"backend", "precision", "batch_size", "token_budget", "threads", "max_tokens", "normalize", "progress",
             "query_prefix", "document_prefix", "dimensions", "matryoshka"}
 
 
@@ -475,7 +512,8 @@ def load_local(
     *,
     backend: Backend | None = None,
     precision: Precision | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
+    token_budget: int | None = None,
     threads: int | None = None,
     max_tokens: int | None = None,
     normalize: bool = True,
@@ -490,6 +528,9 @@ def load_local(
 
     ``backend``: ``auto`` (default, also ``SEMKIT_LOCAL_BACKEND``), ``onnx`` or ``torch``.
     ``precision``: ``fp32`` or ``int8`` (ONNX only; also ``SEMKIT_LOCAL_PRECISION``).
+    ``batch_size``: the most texts in one model call (ONNX default 256, torch 32).
+    ``token_budget``: ONNX batches hold as many texts as fit this many padded tokens (default
+    ``DEFAULT_TOKEN_BUDGET``); results do not depend on it, only speed does.
     ``threads``: onnxruntime intra-op threads (default 2), or torch's thread count.
     ``max_tokens``: cut inputs shorter than the model's own limit.
     ``normalize``: unit-length vectors (models with a Normalize module always are).
@@ -513,8 +554,10 @@ def load_local(
         raise ConfigError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     if backend == "torch" and precision == "int8":
         raise ConfigError("precision='int8' needs backend='onnx'; the torch backend runs fp32")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+    if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 1):
+        raise InvalidInput(f"token_budget must be a positive integer, got {token_budget!r}")
     env_threads = os.environ.get("SEMKIT_LOCAL_THREADS") or None
     if threads is None and env_threads is not None:
         if not env_threads.isdigit():
@@ -555,11 +598,13 @@ def load_local(
         backend_name, chosen_precision = "torch", "fp32"
     else:
         backend_name = "onnx"
+    rows = batch_size or (TORCH_BATCH_SIZE if backend_name == "torch" else DEFAULT_BATCH_SIZE)
     digest = None if resolved.bundled else _digest_or_none(folder)
     embedder = LocalEmbedder(
         resolved, folder, backend=backend_name, precision=chosen_precision, runner=runner,
-        tokenizer=tokenizer, max_tokens=limit, normalize=unit, batch_size=batch_size,
+        tokenizer=tokenizer, max_tokens=limit, normalize=unit, batch_size=rows,
         query_prefix=qp, document_prefix=dp, progress=progress, digest=digest,
+        token_budget=token_budget or DEFAULT_TOKEN_BUDGET,
     )
     if dimensions is None or dimensions == embedder.dimensions:
         return embedder

@@ -32,9 +32,12 @@ public place to ask.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelNotAvailable
+from ..errors import ModelNotAvailable, SemkitError
 from .catalog import ModelInfo
 from .counters import (
     CHARS_PER_TOKEN,
@@ -71,15 +74,50 @@ def counter_for_model(model: str | ModelInfo, *, bias: Bias = "high",
     return counter_for_info(model, folder, bias)
 
 
+@dataclass(frozen=True)
+class ContextCount:
+    """One tokenisation of a request's texts, read two ways (``count_in_context``)."""
+
+    tokens: list[int]
+    """Tokens the model processes for each text: special tokens included, capped at the context
+    (what ``semkit cost`` counts and a paid API bills)."""
+    over: list[tuple[int, int]]
+    """``(index, tokens)`` of the texts longer than the context, special tokens included; only
+    when the count is exact (a guess must never refuse a text)."""
+    exact: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.tokens)
+
+
+def count_in_context(texts: Sequence[str], model: str | ModelInfo, context: int) -> ContextCount:
+    """Each text's tokens for ``model`` and which ones overflow its ``context`` (<= 0: unknown,
+    nothing overflows), from a single tokenisation. Exact with the model's tokenizer offline,
+    else the central chars/4 estimate (as ``semkit cost``), which never reports an overflow."""
+    try:
+        counter = counter_for_model(model, bias="central")
+        own = counter.count(list(texts))
+    except SemkitError:  # a model nothing can describe offline: the central estimate
+        counter = estimate_counter("central")
+        own = counter.count(list(texts))
+    full = [n + counter.special_tokens for n in own]
+    over = [(i, n) for i, n in enumerate(full) if n > context] if counter.exact and context > 0 else []
+    cap = context if context > 0 else sys.maxsize
+    return ContextCount(tokens=[min(n, cap) for n in full], over=over, exact=counter.exact)
+
+
 __all__ = [
     "CHARS_PER_TOKEN",
     "OFFLINE_ENCODINGS",
     "Bias",
     "CharsEstimate",
+    "ContextCount",
     "EstimateCounter",
     "HFTokenizerCounter",
     "TiktokenCounter",
     "TokenCounter",
+    "count_in_context",
     "counter_for",
     "counter_for_info",
     "counter_for_model",

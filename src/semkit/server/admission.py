@@ -8,6 +8,12 @@ that would go past the bound is answered at once with 503 and a ``Retry-After`` 
 long the admitted work takes to drain at the rate the class has been finishing it. The client
 knows within milliseconds, and the requests that were admitted keep a bounded latency.
 
+The bounds adapt (``semkit serve --queue-target SECONDS``, default 0.5 s): each class measures how
+fast it finishes work while it has some (units per busy second over the last 10 s) and keeps its
+bound at ``target x that rate``, within 1/8 and 8 times its starting bound (``Limits.queue_*``).
+A faster machine thus admits more, a slower one less, and the admitted work waits about the
+target at most. ``--queue CLASS=N`` fixes a class's bound; ``--queue-target 0`` fixes them all.
+
 Embedding work is counted in texts (a request of 2,048 inputs is not the same load as one of
 a single input); every other class counts requests. A request larger than its class's whole
 bound is still admitted when the class is idle, so no valid request is refused forever.
@@ -24,7 +30,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -38,6 +44,12 @@ ROUTE_CLASSES: tuple[RouteClass, ...] = ("embeddings", "search", "writes", "jobs
 _RATE_WINDOW_S = 10.0
 """How far back completions count when estimating how fast a class drains."""
 _MAX_RETRY_AFTER_S = 60
+_RESIZE_EVERY_S = 0.25
+_MIN_BUSY_S = 1.0
+"""Busy seconds measured in the window before an adaptive bound moves."""
+"""How often an adaptive bound follows the measured rate (at most)."""
+ADAPTIVE_RANGE = 8
+"""An adaptive bound stays within [start / 8, start x 8] of its configured starting bound."""
 
 
 class Overloaded(ApiError):
@@ -53,50 +65,107 @@ class Overloaded(ApiError):
 
 
 class _ClassQueue:
-    """One route class: the work admitted now, its bound, and recent completions."""
+    """One route class: the work admitted now, its bound, and how fast it has been finishing.
 
-    def __init__(self, name: RouteClass, limit: int) -> None:
+    The drain rate is measured over the time the class had work (units finished / busy seconds
+    in the last ``_RATE_WINDOW_S``), so an idle spell does not read as a slow server. With a
+    ``target_s`` the bound follows it: ``target_s x rate``, kept within ``[floor, ceiling]``,
+    so admitted work waits about ``target_s`` at most whatever the machine's speed."""
+
+    def __init__(self, name: RouteClass, limit: int, *, target_s: float = 0.0,
+                 floor: int = 1, ceiling: int = 0) -> None:
         self.name = name
         self.limit = limit
+        self.target_s = target_s
+        self.floor = max(1, min(floor, limit))
+        self.ceiling = max(ceiling, limit)
         self.unit = "texts" if name == "embeddings" else "requests"
         self.in_flight = 0
         self._done: deque[tuple[float, int]] = deque()
-        """(finish time, units) of recent completions: how fast this class drains."""
+        """(finish time, units) of recent completions."""
+        self._done_units = 0
+        self._busy: deque[list[float]] = deque()
+        """[start, end] of recent spells with work admitted; the last is open while busy."""
+        self._next_resize = 0.0
+
+    def started(self, units: int, now: float) -> None:
+        if self.in_flight == 0:
+            self._busy.append([now, math.inf])
+        self.in_flight += units
+
+    def finished(self, units: int, now: float) -> None:
+        self.in_flight = max(0, self.in_flight - units)
+        self._done.append((now, units))
+        self._done_units += units
+        if self.in_flight == 0 and self._busy:
+            self._busy[-1][1] = now
+        if self.target_s > 0 and now >= self._next_resize:
+            self._next_resize = now + _RESIZE_EVERY_S
+            rate, busy = self._measure(now)
+            # Only from a real measurement: a first fraction of a second of work would read as a
+            # slow class and shrink the bound under the very load that is warming it up.
+            if rate > 0 and busy >= _MIN_BUSY_S:
+                self.limit = max(self.floor, min(self.ceiling, math.ceil(self.target_s * rate)))
+
+    def rate(self, now: float) -> float:
+        """Units finished per busy second over the recent window (0 before any finished); the
+        busy time counts as at least a second, so a burst's first completions do not read as
+        an endless rate."""
+        return self._measure(now)[0]
+
+    def _measure(self, now: float) -> tuple[float, float]:
+        """(rate, busy seconds) over the recent window."""
+        horizon = now - _RATE_WINDOW_S
+        while self._done and self._done[0][0] < horizon:
+            self._done_units -= self._done.popleft()[1]
+        while self._busy and self._busy[0][1] < horizon:
+            self._busy.popleft()
+        if not self._done:
+            return 0.0, 0.0
+        busy = sum(min(end, now) - max(start, horizon) for start, end in self._busy)
+        return self._done_units / max(busy, 1.0), busy
 
     def retry_after(self, now: float) -> int:
         """Seconds until the admitted work is done at the recent drain rate (at least 1)."""
-        while self._done and now - self._done[0][0] > _RATE_WINDOW_S:
-            self._done.popleft()
-        if not self._done:
+        rate = self.rate(now)
+        if rate <= 0:
             return 1
-        span = max(now - self._done[0][0], 1.0)
-        rate = sum(units for _, units in self._done) / span
         return max(1, min(_MAX_RETRY_AFTER_S, math.ceil(self.in_flight / rate)))
-
-    def finished(self, units: int, now: float) -> None:
-        self.in_flight -= units
-        self._done.append((now, units))
 
 
 class Admission:
-    """The bounded queues of one server; ``limits`` maps a route class to its bound."""
+    """The bounded queues of one server; ``limits`` maps a route class to its bound.
 
-    def __init__(self, limits: Mapping[str, int], registry: CollectorRegistry | None = None) -> None:
+    ``target_s`` > 0 makes each class's bound adaptive (``limits`` are then the starting bounds,
+    kept between ``1/ADAPTIVE_RANGE`` and ``ADAPTIVE_RANGE`` times themselves); classes named
+    in ``fixed`` keep their bound (an operator's ``--queue CLASS=N``)."""
+
+    def __init__(self, limits: Mapping[str, int], registry: CollectorRegistry | None = None, *,
+                 target_s: float = 0.0, fixed: Iterable[str] = ()) -> None:
         unknown = set(limits) - set(ROUTE_CLASSES)
         if unknown:
             raise ValueError(f"unknown route classes {sorted(unknown)}; known: {', '.join(ROUTE_CLASSES)}")
-        self._queues = {name: _ClassQueue(name, max(1, int(limits.get(name, 1)))) for name in ROUTE_CLASSES}
+        fixed = set(fixed)
+        self._queues: dict[str, _ClassQueue] = {}
+        for name in ROUTE_CLASSES:
+            start = max(1, int(limits.get(name, 1)))
+            adaptive = target_s > 0 and name not in fixed
+            self._queues[name] = _ClassQueue(
+                name, start, target_s=target_s if adaptive else 0.0,
+                floor=max(2, start // ADAPTIVE_RANGE) if adaptive else start,
+                ceiling=start * ADAPTIVE_RANGE if adaptive else start)
         self._in_flight: Gauge | None = None
+        self._bound: Gauge | None = None
         self._rejected: Counter | None = None
         if registry is not None:
             self._in_flight = Gauge("semkit_admitted", "Work admitted and not finished, by route class "
                                     "(texts for embeddings, else requests)", ["route_class"], registry=registry)
-            bound = Gauge("semkit_admission_bound", "The bound of each route class's queue", ["route_class"],
-                          registry=registry)
+            self._bound = Gauge("semkit_admission_bound", "The bound of each route class's queue", ["route_class"],
+                                registry=registry)
             self._rejected = Counter("semkit_overloaded", "Requests answered 503 because their route class "
                                      "was at its bound", ["route_class"], registry=registry)
             for name, q in self._queues.items():
-                bound.labels(name).set(q.limit)
+                self._bound.labels(name).set(q.limit)
 
     def limit(self, route_class: RouteClass) -> int:
         return self._queues[route_class].limit
@@ -112,7 +181,7 @@ class Admission:
             if self._rejected is not None:
                 self._rejected.labels(route_class).inc()
             raise Overloaded(route_class, q.in_flight, q.limit, q.unit, q.retry_after(time.monotonic()))
-        q.in_flight += units
+        q.started(units, time.monotonic())
         if self._in_flight is not None:
             self._in_flight.labels(route_class).set(q.in_flight)
 
@@ -121,6 +190,8 @@ class Admission:
         q.finished(max(1, units), time.monotonic())
         if self._in_flight is not None:
             self._in_flight.labels(route_class).set(q.in_flight)
+        if self._bound is not None and q.target_s > 0:
+            self._bound.labels(route_class).set(q.limit)
 
     @contextmanager
     def slot(self, route_class: RouteClass, units: int = 1) -> Iterator[None]:
@@ -131,9 +202,11 @@ class Admission:
         finally:
             self.release(route_class, units)
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        """Each class's admitted work and bound (for ``/healthz``)."""
-        return {name: {"admitted": q.in_flight, "bound": q.limit} for name, q in self._queues.items()}
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Each class's admitted work, bound and measured drain rate (for ``/healthz``)."""
+        now = time.monotonic()
+        return {name: {"admitted": q.in_flight, "bound": q.limit, "adaptive": q.target_s > 0,
+                       "per_second": round(q.rate(now), 1)} for name, q in self._queues.items()}
 
 
 # Which class a request belongs to, from its method and path alone (before routing, so a

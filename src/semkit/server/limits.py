@@ -45,16 +45,24 @@ class Limits:
     """Store/app calls running at once in the worker threads."""
     max_batch_texts: int = 256
     """Texts merged into one model call from concurrent requests."""
-    queue_embeddings: int = 512
+    queue_embeddings: int = 256
     """Texts of ``/v1/embeddings`` requests admitted at once (running or waiting); more answer
-    503. Sized from measured capacity: the bundled model embeds ~300-350 short texts/s on 2
-    vCPUs, so a full queue drains in ~1.5 s (``benchmarks/server_load.py``)."""
+    503. The starting bound, before the adaptive bound has measured this machine: the bundled
+    model embeds ~300-350 short texts/s on 2 vCPUs, so a full queue drains in < 1 s
+    (``benchmarks/server_load.py``)."""
     queue_search: int = 64
     """Search and read requests admitted at once (~100-200 searches/s on 2 vCPUs: < 1 s of work)."""
     queue_writes: int = 32
     """Upserts, deletes, collection creation and drops admitted at once."""
     queue_jobs: int = 16
     """Whole-collection work admitted at once: ``/index``, dedup, cluster, classify, outliers, job polls."""
+    queue_target_seconds: float = 0.5
+    """Adaptive bounds: each class's bound follows ``this x its measured throughput`` (within
+    1/8..8x of the ``queue_*`` value it starts from), so admitted work waits about this long on
+    average (Little's law) and its p99 stays under ~2 s; 0 keeps the ``queue_*`` bounds fixed
+    (``semkit serve --queue-target``)."""
+    fixed_queues: tuple[str, ...] = ()
+    """Classes whose bound the operator set (``--queue CLASS=N``): those never adapt."""
 
     def queue_bounds(self) -> dict[str, int]:
         """Each admission route class's bound."""
@@ -71,7 +79,8 @@ class Limits:
                 raise ConfigError(f"--queue {setting!r}: give CLASS=N with N >= 1, CLASS one of "
                                   f"{', '.join(self.queue_bounds())} (e.g. --queue search=128)")
             changes[f"queue_{name}"] = int(value)
-        return replace(self, **changes)
+        fixed = tuple(sorted({*self.fixed_queues, *(k.removeprefix("queue_") for k in changes)}))
+        return replace(self, **changes, fixed_queues=fixed)
 
     # --- the checks routes make, one message each --------------------------------------------
 
@@ -98,14 +107,27 @@ def _check_batch(count: int, limit: int, what: str, code: str) -> None:
         raise ApiError(413, f"{count} {what} in one request; the limit is {limit}: send smaller batches", code)
 
 
+MAX_RATE_BUCKETS = 10_000
+"""Callers whose buckets are kept at most (a bounded cache: a ``--no-auth`` server keys them by
+client address). Past it, buckets that have refilled are dropped: a full bucket is the same as
+none, so no caller gains anything from the pruning."""
+
+
 class RateLimiter:
-    """Token buckets by caller id; thread-safe."""
+    """Token buckets by caller id; thread-safe; at most ``MAX_RATE_BUCKETS`` of them kept."""
 
     def __init__(self, rate: float, burst: int = 0) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def _prune(self, now: float, capacity: float, rate: float) -> None:
+        refill_s = capacity / rate
+        for caller in [c for c, (_, last) in self._buckets.items() if now - last >= refill_s]:
+            del self._buckets[caller]
+        while len(self._buckets) >= MAX_RATE_BUCKETS:  # all busy: the least recently seen go
+            del self._buckets[next(iter(self._buckets))]
 
     def check(self, caller: str, rate: float | None = None) -> float:
         """0 if the request may go ahead (and is counted), else seconds to wait."""
@@ -115,7 +137,9 @@ class RateLimiter:
         capacity = float(self.burst or max(1, math.ceil(2 * rate)))
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(caller, (capacity, now))
+            if caller not in self._buckets and len(self._buckets) >= MAX_RATE_BUCKETS:
+                self._prune(now, capacity, rate)
+            tokens, last = self._buckets.pop(caller, (capacity, now))  # re-inserted: newest last
             tokens = min(capacity, tokens + (now - last) * rate)
             if tokens >= 1.0:
                 self._buckets[caller] = (tokens - 1.0, now)

@@ -15,9 +15,11 @@ decides: a model says so with a ``batch_invariant`` attribute; without one, an i
 assumed to quantise with one activation scale per batch, as onnxruntime's dynamic int8 does,
 so the same text would get a slightly different vector next to other texts). For those, each
 request is one model call, exactly as the library would make it, and the queue only bounds
-and orders the calls. A merged call is one stream to the model, which sorts its texts by
-token length before batching them (``models/local.py``), so merged requests of mixed lengths
-are padded little.
+and orders the calls. Waiting work is grouped by length before it reaches the model (the
+oldest request with the waiting ones nearest its length, up to ``max_call_tokens``; the rest
+is the next call), and a merged call is one stream to the model, which sorts its texts by
+token length and cuts them into batches of a padded-token budget (``models/local.py``), so
+throughput rises with the number of waiting requests instead of falling with their padding.
 """
 
 from __future__ import annotations
@@ -58,9 +60,15 @@ class BatchedEmbedder(EmbedderWrapper):
     """An embedder whose calls are queued and merged with other callers' (thread-safe)."""
 
     def __init__(self, inner: Embedder, *, workers: int = 1, max_batch_texts: int = 256,
-                 metrics: Metrics | None = None, merge: bool | None = None) -> None:
+                 max_call_tokens: int = 16384, metrics: Metrics | None = None,
+                 merge: bool | None = None) -> None:
         super().__init__(inner)
         self.max_batch_texts = max_batch_texts
+        self.max_call_tokens = max_call_tokens
+        """Estimated padded tokens merged into one model call (16 of the model's 1,024-token
+        batches: in-process, 2,000 SciFact sentences cost 3.1 ms CPU per text in one call, 4.0
+        in calls of 128, 6.5 in calls of 16, so calls should be large); the longer rest of what
+        is waiting becomes the next call."""
         self.merge = batch_invariant(inner) if merge is None else merge
         self._metrics = metrics
         self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
@@ -99,23 +107,43 @@ class BatchedEmbedder(EmbedderWrapper):
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch = [first]
-            size = len(first.texts)
-            held: list[_Work] = []
-            # Take whatever else is already waiting, of the same kind, up to the batch size.
-            while self.merge and size < self.max_batch_texts:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP or nxt.kind != first.kind or size + len(nxt.texts) > self.max_batch_texts:
-                    held.append(nxt)
-                    break
-                batch.append(nxt)
-                size += len(nxt.texts)
-            for w in held:
-                self._queue.put(w)
-            self._embed(batch)
+            self._embed(self._merge(first) if self.merge else [first])
+
+    def _merge(self, first: _Work) -> list[_Work]:
+        """``first`` (the oldest waiting work) and the waiting work of its kind nearest to it in
+        length: everything waiting (up to ``max_batch_texts``) is taken, sorted by how far its
+        longest text is from ``first``'s, and the nearest go in until ``max_call_tokens``
+        estimated padded tokens; the rest goes back to the queue in its place (same priority and
+        age), where the next free worker takes it as its own group. Each model call thus holds
+        texts of similar lengths, the oldest work is never passed over, and the model's own
+        token-budget batching (``models/local.py``) pads little within the call."""
+        taken: list[_Work] = []
+        size = len(first.texts)
+        other: list[_Work] = []
+        while size < self.max_batch_texts:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _STOP or nxt.kind != first.kind or size + len(nxt.texts) > self.max_batch_texts:
+                other.append(nxt)
+                break
+            taken.append(nxt)
+            size += len(nxt.texts)
+        anchor = _longest_chars(first)
+        taken.sort(key=lambda w: abs(_longest_chars(w) - anchor))
+        batch = [first]
+        tokens = _estimated_tokens(first)
+        for n, work in enumerate(taken):
+            cost = _estimated_tokens(work)
+            if tokens + cost > self.max_call_tokens:
+                other.extend(taken[n:])
+                break
+            batch.append(work)
+            tokens += cost
+        for work in other:
+            self._queue.put(work)
+        return batch
 
     def _embed(self, batch: list[_Work]) -> None:
         live = [w for w in batch if w.future.set_running_or_notify_cancel()]
@@ -148,6 +176,19 @@ class BatchedEmbedder(EmbedderWrapper):
             # Tokens and cache hits belong to the merged call; callers count their own usage.
             w.future.set_result(EmbeddingResult(part))
             start += n
+
+
+_CHARS_PER_TOKEN = 4
+"""Characters per token for grouping (a cheap estimate: the model tokenises exactly later)."""
+
+
+def _longest_chars(work: _Work) -> int:
+    return max((len(t) for t in work.texts), default=0)
+
+
+def _estimated_tokens(work: _Work) -> int:
+    """Padded tokens ``work`` costs in a call: its texts at its longest text's length."""
+    return len(work.texts) * (2 + _longest_chars(work) // _CHARS_PER_TOKEN)
 
 
 def batch_invariant(model: Embedder) -> bool:

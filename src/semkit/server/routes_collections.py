@@ -241,18 +241,18 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
     """``semkit.apps.search`` in a worker; ``image``: the query image's bytes (embedded there too).
 
     A text query is embedded first, through the model's shared queue (merged with other
-    requests' texts), holding no store thread; only then does the index query take one."""
+    requests' texts), and an image query by the model in a model thread: neither holds a store
+    thread; only then does the index query take one."""
     col = await state.run(state.collection, name)
     model = getattr(col, "model", None)
     if body.query is not None and body.vector is None and body.mode != "keyword" and isinstance(model, BatchedEmbedder):
         embedded = await asyncio.wrap_future(model.submit([body.query], "query"))
         body = body.model_copy(update={"vector": embedded.vectors[0].tolist()})
+    if image is not None:
+        vector = await state.run_model(_image_vector, col, image, state.limits.max_image_pixels)
+        body = body.model_copy(update={"vector": vector.tolist(), "image": None})
 
     def work() -> dict[str, Any]:
-        nonlocal body
-        if image is not None:
-            vector = _image_vector(col, image, state.limits.max_image_pixels)
-            body = body.model_copy(update={"vector": vector.tolist(), "image": None})
         query: Any = body.query if body.query is not None else body.vector
         reranker = state.reranker if body.rerank else None
         if reranker is not None and callable(getattr(reranker, "for_collection", None)):

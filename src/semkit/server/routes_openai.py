@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sys
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
 
-from .. import cost, errors
+from .. import errors
 from ..models import catalog, registry
-from ..models.tokens import OFFLINE_ENCODINGS, CharsEstimate, model_tokens
+from ..models.tokens import OFFLINE_ENCODINGS, count_in_context
 from .dependencies import Caller, state_of
 from .models import BatchedEmbedder
 from .openai_fidelity import OpenAIRoute, bad_request
@@ -63,8 +62,9 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
     truncate = body.truncate or request.headers.get(TRUNCATE_HEADER, "").strip().lower() in ("1", "true", "yes")
     # Admitted by its text count (503 + Retry-After when the embeddings queue is full: admission.py).
     with state.admission.slot("embeddings", len(texts)):
-        # One hop to a worker thread for both counts (the tokenizer is cheap next to the model).
-        over, tokens = await state.run(_count, texts, spec, model.max_tokens)
+        # One tokenisation, in a worker thread, gives both the context check and the usage.
+        counted = await state.run(count_in_context, texts, spec, model.max_tokens)
+        over, tokens = counted.over, counted.total
         if over and not truncate:
             first, length = over[0]
             raise bad_request(
@@ -124,24 +124,6 @@ async def _texts(raw: Any, state: ServerState) -> list[str]:
     return [str(t) for t in items]
 
 
-def _count(texts: list[str], spec: str, context: int) -> tuple[list[tuple[int, int]], int]:
-    return over_context(texts, spec, context), prompt_tokens(texts, spec)
-
-
-def over_context(texts: list[str], spec: str, context: int) -> list[tuple[int, int]]:
-    """``(index, tokens)`` of the texts longer than ``context`` tokens of ``spec``, special
-    tokens included; empty when the model's tokenizer is not available here to count exactly
-    (a guess must not refuse a text: the model or its provider then cuts or refuses it)."""
-    try:
-        counter = cost.tokenizer_for(spec)
-    except errors.SemkitError:
-        return []
-    if not counter.exact or context <= 0:
-        return []
-    counts = model_tokens(counter.count(texts), counter, sys.maxsize)
-    return [(n, c) for n, c in enumerate(counts) if c > context]
-
-
 def _decode_tokens(arrays: list[list[int]]) -> list[str]:
     try:
         import tiktoken
@@ -176,13 +158,3 @@ def _sized_model(state: ServerState, spec: str, dimensions: int, native: int) ->
                           "leave dimensions out", "invalid_dimensions", "dimensions")
     sized: BatchedEmbedder = state.pool.for_sized_spec(spec, dimensions)
     return sized
-
-
-def prompt_tokens(texts: list[str], spec: str) -> int:
-    """``usage.prompt_tokens``: what ``semkit cost`` counts for ``texts`` with ``spec`` (exact
-    with the model's tokenizer, else the central chars/4 estimate). A served model the library
-    cannot describe offline gets that same central estimate, never a figure of the server's own."""
-    try:
-        return int(cost.count_tokens(texts, spec))
-    except errors.SemkitError:
-        return sum(CharsEstimate().count(texts))

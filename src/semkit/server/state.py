@@ -6,6 +6,8 @@ background jobs, and the open collections with their pooled models.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +29,12 @@ from .responses import describe_error
 log = logging.getLogger("semkit.server")
 T = TypeVar("T")
 
+MAX_OPEN_COLLECTIONS = 256
+"""Collections kept open between requests (a bounded cache, least recently used dropped first;
+a dropped one re-opens on its next request). The model pool holds one entry per served model
+and the job table ``JobManager(keep=200)`` finished jobs, so the server's memory stays flat
+after warm-up whatever the clients do."""
+
 
 class ServerState:
     def __init__(self, db_uri: str, *, auth: bool, keys_path: str | Path | None, limits: Limits,
@@ -39,7 +47,8 @@ class ServerState:
         self.limits = limits
         self.metrics = Metrics()
         self.rate = RateLimiter(limits.rate_limit, limits.burst)
-        self.admission = Admission(limits.queue_bounds(), self.metrics.registry)
+        self.admission = Admission(limits.queue_bounds(), self.metrics.registry,
+                                   target_s=limits.queue_target_seconds, fixed=limits.fixed_queues)
         """The bounded queue of each route class (503 beyond it); see ``server/admission.py``."""
         self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
                               max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
@@ -51,15 +60,24 @@ class ServerState:
         self.index_roots = tuple(Path(r).resolve() for r in index_roots)
         self.jobs = JobManager(on_change=self._job_gauge, describe_error=describe_error)
         self.limiter = anyio.CapacityLimiter(limits.store_concurrency)
+        self.model_limiter = anyio.CapacityLimiter(limits.model_concurrency)
+        """Model work done outside the text queue (image queries): as many at once as model calls."""
         self.reranker: Any = None
         """The reranker ``semkit serve --rerank`` loaded once (``rerank: true`` in a search uses it)."""
-        self._collections: dict[str, Collection] = {}
+        self._collections: OrderedDict[str, Collection] = OrderedDict()
+        """Open collections, least recently used first, at most ``MAX_OPEN_COLLECTIONS``."""
+        self._open_lock = threading.Lock()
 
     # --- calling the library off the event loop ----------------------------------------------
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking library code in a worker thread (bounded by ``store_concurrency``)."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def run_model(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run model code (an image query's embedding) in a worker thread bounded by
+        ``model_concurrency``, never holding one of the store threads ``run`` uses."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.model_limiter)
 
     async def start_job(self, kind: str, owner: str, collection: str, work: Callable[[Progress], Any]) -> Job:
         """Queue ``work`` on ``collection`` as a background job; a missing collection fails
@@ -128,9 +146,11 @@ class ServerState:
                 f"no collection named {name!r}; GET /v1/collections lists them, "
                 "POST /v1/collections creates one"
             )
-        cached = self._collections.get(name)
-        if cached is not None and cached.spec == spec:
-            return cached
+        with self._open_lock:
+            cached = self._collections.get(name)
+            if cached is not None and cached.spec == spec:
+                self._collections.move_to_end(name)
+                return cached
         model: Any = None
         if spec.embedder is not None:
             try:
@@ -140,11 +160,16 @@ class ServerState:
                 log.warning("collection %r: model %s not loaded: %s", name, spec.embedder, exc)
         col = self.db.collection(name, model=model, create=False) if model is not None else \
             self.db.collection(name, create=False)
-        self._collections[name] = col
+        with self._open_lock:
+            self._collections[name] = col
+            self._collections.move_to_end(name)
+            while len(self._collections) > MAX_OPEN_COLLECTIONS:
+                self._collections.popitem(last=False)  # re-opened on its next use
         return col
 
     def forget(self, name: str) -> None:
-        self._collections.pop(name, None)
+        with self._open_lock:
+            self._collections.pop(name, None)
 
     def _job_gauge(self, counts: dict[str, int]) -> None:
         for state, n in counts.items():

@@ -1,0 +1,62 @@
+"""The server's request merger groups waiting work by length, never passes over the oldest, and
+gives every caller the vectors the model gives alone (real bundled model, real sentences)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from benchmarks._data import real_sentences
+
+from semkit.models.base import EmbedderWrapper, EmbeddingResult
+from semkit.models.local import load_local
+from semkit.server.models import BatchedEmbedder
+from semkit.types import Kind
+
+
+class Recording(EmbedderWrapper):
+    """The real model, recording the texts of each call; the first call waits for ``release``
+    so the test can fill the queue behind it."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.calls: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
+        if not self.calls:
+            self.entered.set()
+            self.release.wait(60)
+        self.calls.append(list(items))
+        return self.inner.embed_result(items, kind)
+
+
+def test_waiting_requests_are_grouped_by_length_and_vectors_are_unchanged() -> None:
+    model = load_local("all-MiniLM-L6-v2")
+    sentences = [s for s in real_sentences(200) if 40 <= len(s) <= 120][:12]
+    short = sentences[:8]
+    long = [" ".join(sentences[i:i + 6]) for i in range(4)]  # ~6x longer each
+    recorder = Recording(model)
+    # 150 estimated tokens per call: the 8 short ones (~103) fit together, the long ones (~70 each) two at a time
+    batched = BatchedEmbedder(recorder, workers=1, max_call_tokens=150, merge=True)
+    try:
+        blocker = batched.submit(["the first request, embedded alone while the others queue"])
+        assert recorder.entered.wait(60)
+        interleaved = [t for pair in zip(short, long + [None] * 4, strict=True) for t in pair if t is not None]
+        futures = [batched.submit([t]) for t in interleaved]
+        recorder.release.set()
+        blocker.result(60)
+        results = [f.result(60).vectors[0] for f in futures]
+    finally:
+        batched.close()
+    alone = model.embed(interleaved)
+    assert np.array_equal(np.stack(results), alone)  # bit-identical to the model's own vectors
+    later = recorder.calls[1:]
+    assert sorted(t for call in later for t in call) == sorted(interleaved)
+    assert later[0][0] == interleaved[0]  # the oldest waiting request goes first
+    for call in later:  # no call mixes a short text with a long one
+        assert all(t in short for t in call) or all(t in long for t in call), call
+    assert any(len(call) > 1 for call in later)  # and requests were merged
