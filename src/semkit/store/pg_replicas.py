@@ -284,7 +284,7 @@ class ReplicaSet:
 
 
 def open_replicas(store: PgVectorStore, dsns: Sequence[str], open_pool: Callable[[str], ConnectionPool], *,
-                  max_lag: float, retry_after: float, check_interval: float,
+                  mask: Callable[[str], str], max_lag: float, retry_after: float, check_interval: float,
                   read_your_writes: bool, connect_timeout: float) -> ReplicaSet | None:
     """The store's ``ReplicaSet`` (``None`` without replicas); pools open in the background, so
     a replica that is down at start is only skipped."""
@@ -293,9 +293,7 @@ def open_replicas(store: PgVectorStore, dsns: Sequence[str], open_pool: Callable
     if max_lag <= 0 or retry_after <= 0 or check_interval < 0:
         raise ConfigError(f"need max_replica_lag > 0, replica_retry_after > 0 and replica_check_interval >= 0, "
                           f"got {max_lag}, {retry_after}, {check_interval}")
-    from .pgvector import mask_dsn
-
-    replicas = [Replica(dsn, mask_dsn(dsn), open_pool(dsn)) for dsn in dsns]
+    replicas = [Replica(dsn, mask(dsn), open_pool(dsn)) for dsn in dsns]
     if not replicas:
         return None
     return ReplicaSet(store, replicas, max_lag, retry_after, check_interval, read_your_writes, connect_timeout)

@@ -206,7 +206,8 @@ class PgVectorStore:
             self, [*uri_replicas, *replicas],
             # A replica that cannot hand out a connection quickly is skipped, not waited for.
             lambda replica: self._open_pool(replica, 1, pool_max, min(pool_timeout, connect_timeout, 2.0)),
-            max_lag=max_replica_lag, retry_after=replica_retry_after, check_interval=replica_check_interval,
+            mask=mask_dsn, max_lag=max_replica_lag, retry_after=replica_retry_after,
+            check_interval=replica_check_interval,
             read_your_writes=read_your_writes, connect_timeout=connect_timeout,
         )
 
