@@ -135,6 +135,7 @@ class AnnIndex:
         self._swig_ptr = faiss.swig_ptr
         self._omp_get_max_threads, self._omp_set_num_threads = faiss.omp_get_max_threads, faiss.omp_set_num_threads
         self._ef = -1
+        self._plain = dtype == "float32" and not self._l2
         self.needs_vectors = False
         """Loaded from a graph-only file: call ``attach_vectors`` before searching or adding."""
 
@@ -182,6 +183,16 @@ class AnnIndex:
         fetches ``rescore_candidates(dtype, k)`` candidates and, given ``float_rows``, returns
         them ranked by their exact float32 scores; without it, its own approximate scores.
         """
+        if allowed is None and self._plain:
+            # The hot path (float32 inner product, nothing excluded): FAISS straight away.
+            n = len(queries)
+            dist = np.empty((n, k), dtype=np.float32)
+            found = np.empty((n, k), dtype=np.int64)
+            if ef != self._ef:
+                self._hnsw.efSearch = self._ef = ef
+            ptr = self._swig_ptr
+            self.index.search_c(n, ptr(queries), k, ptr(dist), ptr(found))
+            return dist, found
         fetch = rescore_candidates(self.dtype, k) if float_rows is not None else k
         scores, pos = self._graph_search(queries, fetch, max(ef, fetch), allowed)
         if float_rows is None or not self.quantized:
