@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,16 +62,6 @@ def raw_table(conn: Any, table: str, dims: int) -> None:
 def hnsw(conn: Any, table: str) -> None:
     conn.execute(f"CREATE INDEX ON {table} USING hnsw (embedding vector_cosine_ops) "
                  "WITH (m = 16, ef_construction = 64)")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def raw_direct(conn: Any, table: str, ids: list[str], vectors: np.ndarray, metadata: list[dict],

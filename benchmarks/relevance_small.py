@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from _machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = Path(__file__).resolve().parent / "relevance_sets"
@@ -38,16 +39,6 @@ FLAGSHIP = "how to fix slow website"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(REPO / "src"))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_set(path: Path, db: Any, model: Any) -> tuple[Any, list[dict], Any]:

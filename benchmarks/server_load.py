@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import cpu_model
 
 COLLECTION = "load"
 CLIENT_LIBRARY = "aiohttp"
@@ -305,19 +306,6 @@ VERDICTS: list[tuple[str, bool, str]] = []
 def verdict(target: str, met: bool, figures: str) -> None:
     VERDICTS.append((target, met, figures))
     print(f"  [{'PASS' if met else 'FAIL'}] {target}: {figures}", flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def load_average() -> str:
