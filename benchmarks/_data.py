@@ -11,6 +11,8 @@ same variable).
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,19 @@ def data_dir() -> Path:
             f"evaluation data not found at {path}; set SEMKIT_DATA_DIR to the shared data folder"
         )
     return path
+
+
+def write_scifact_markdown(corpus_gz: Path, root: Path, count: int) -> Path:
+    """The first ``count`` SciFact abstracts of ``corpus_gz`` (``scifact/corpus.jsonl.gz``) as
+    one ``<id>.md`` file each under a new folder ``root`` (about two chunks a file)."""
+    root.mkdir(parents=True)
+    with gzip.open(corpus_gz, "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            if n == count:
+                break
+            doc = json.loads(line)
+            (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
+    return root
 
 
 @dataclass(frozen=True)

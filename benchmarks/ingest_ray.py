@@ -34,8 +34,6 @@ Projection for N nodes, each with its own core(s) running one worker at the meas
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 import os
 import shutil
@@ -47,23 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import data_dir
+from _data import data_dir, write_scifact_markdown
 from _machine import cpu_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-
-def write_corpus(root: Path, docs: int) -> Path:
-    root.mkdir(parents=True)
-    with gzip.open(data_dir() / "scifact" / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh):
-            if n == docs:
-                break
-            doc = json.loads(line)
-            (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
-    return root
 
 
 class RunRecords(logging.Handler):
@@ -200,7 +188,7 @@ def main() -> None:
     singles: list[float] = []
     runs: dict[int, list[ClusterRun]] = {n: [] for n in args.nodes}
     try:
-        corpus = write_corpus(base / "corpus", args.docs)
+        corpus = write_scifact_markdown(data_dir() / "scifact" / "corpus.jsonl.gz", base / "corpus", args.docs)
         for repeat in range(args.repeats):
             single_s, chunks = run_single(corpus, base / f"single{repeat}")
             singles.append(chunks / single_s)

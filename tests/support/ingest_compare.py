@@ -4,12 +4,11 @@ count of an embedded store read while another process writes it."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import sqlite3
 from pathlib import Path
 
 import numpy as np
+from benchmarks._data import write_scifact_markdown
 
 import semkit
 from tests.support.shared_data import shared
@@ -17,14 +16,7 @@ from tests.support.shared_data import shared
 
 def scifact_files(root: Path, count: int) -> Path:
     """The first ``count`` SciFact abstracts, one ``<id>.md`` file each (about two chunks a file)."""
-    root.mkdir()
-    with gzip.open(shared("scifact/corpus.jsonl.gz"), "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh):
-            if n == count:
-                break
-            doc = json.loads(line)
-            (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
-    return root
+    return write_scifact_markdown(shared("scifact/corpus.jsonl.gz"), root, count)
 
 
 def collection_records(collection: semkit.collection.Collection) -> dict[str, tuple[str | None, dict, np.ndarray]]:
