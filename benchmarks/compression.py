@@ -3,10 +3,11 @@
 For each dtype a store really keeps (embedded: float32, float16, int8, binary; pgvector with
 ``--pg``: float32, float16 = halfvec, binary = bit index), the benchmark stores the same real
 all-MiniLM-L6-v2 vectors (``_vectors.py``: held-out queries, exact ground truth), builds the
-HNSW index through the store, and measures:
+index through the store (HNSW; binary: inverted lists over sign bits, FAISS ``IndexBinaryIVF``
+/ pgvector IVFFlat), and measures:
 
 - index bytes per vector: embedded, the FAISS index in memory as FAISS serialises it (codes +
-  graph); pgvector, ``pg_relation_size`` of the HNSW
+  graph or lists); pgvector, ``pg_relation_size`` of the vector
   index (what should stay cached). Also the ratio to float32's index and the bytes of the
   vector codes alone;
 - recall@10 of ``store.query(k=10)`` at the store's default ef against exact search, with the
@@ -90,6 +91,9 @@ def bench_embedded(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, 
             build = time.perf_counter() - t
             ann = index_in_memory(store)
             index_bytes = ann.memory_bytes()
+            label = type(ann.index).__name__
+            if dtype == "binary":
+                label += f" {ann.index.nlist} lists, {ann_index.binary_probes(ann.index.nlist)} probed"
             default = ann_index.RESCORE_FACTOR[dtype]  # type: ignore[index]
             for factor in sorted({default, *(args.factors if dtype in ("int8", "binary") else [])}):
                 ann_index.RESCORE_FACTOR[dtype] = factor  # type: ignore[index]
@@ -101,7 +105,7 @@ def bench_embedded(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, 
                       file=sys.stderr, flush=True)
                 if factor == default:
                     rows.append({"backend": "embedded", "dtype": dtype, "dims": dims, "n": n,
-                                 "index": type(ann.index).__name__, "code_bytes": ann.code_bytes,
+                                 "index": label, "code_bytes": ann.code_bytes,
                                  "index_bytes_per_vector": round(index_bytes / n, 1),
                                  "recall_at_10": round(recall, 4), "rescore_factor": factor,
                                  "p50_ms": round(p50, 3), "build_s": round(build, 2)})
@@ -113,7 +117,7 @@ def bench_embedded(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, 
 def bench_pgvector(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
     import psycopg
 
-    from semkit.store import pg_quantized
+    from semkit.store import ann_index, pg_quantized
     from semkit.store.base import CollectionSpec
     from semkit.store.pg_sql import index_names, table_name
     from semkit.store.pgvector import PgVectorStore
@@ -141,8 +145,13 @@ def bench_pgvector(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, 
                 t = time.perf_counter()
                 store.upsert(dtype, data.corpus_ids, data.corpus)  # one batch: the index is rebuilt once
                 build = time.perf_counter() - t
-                index = f"{schema}.{index_names(table_name(dtype))['hnsw']}"
-                index_bytes = conn.execute("SELECT pg_relation_size(%s::regclass)", (index,)).fetchone()[0]
+                table = table_name(dtype)
+                name = pg_quantized.binary_index_name(table) if dtype == "binary" else index_names(table)["hnsw"]
+                index = f"{schema}.{name}"
+                index_bytes, method, options = conn.execute(
+                    "SELECT pg_relation_size(c.oid), am.amname, c.reloptions FROM pg_class c "
+                    "JOIN pg_am am ON am.oid = c.relam WHERE c.oid = %s::regclass", (index,)).fetchone()
+                lists = int(dict(o.split("=", 1) for o in options or []).get("lists", 0))
                 default = pg_quantized.RESCORE_FACTOR if dtype == "binary" else 1
                 for factor in sorted({default, *(args.factors if dtype == "binary" else [])}):
                     if dtype == "binary":
@@ -155,7 +164,8 @@ def bench_pgvector(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, 
                           f"p50 {p50:.3f} ms", file=sys.stderr, flush=True)
                     if factor == default:
                         rows.append({"backend": "pgvector", "dtype": dtype, "dims": dims, "n": n,
-                                     "index": "bit HNSW (binary_quantize)" if dtype == "binary" else
+                                     "index": f"bit {method} (binary_quantize) {lists} lists, "
+                                              f"{ann_index.binary_probes(lists)} probed" if dtype == "binary" else
                                      ("halfvec HNSW" if dtype == "float16" else "vector HNSW"),
                                      "code_bytes": {"float32": 4 * dims, "float16": 2 * dims,
                                                     "binary": dims // 8}[dtype],

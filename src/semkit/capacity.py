@@ -14,12 +14,14 @@ and the result says so.
 What each backend stores for a dtype (the data file measures exactly this):
 
 - embedded: SQLite always keeps the float32 vector (the source of truth, used to rescore);
-  the HNSW index holds what the dtype says (``store.ann_index``): float32, float16 or int8
-  scalar-quantiser codes, or one sign bit per dimension in a binary HNSW;
+  the index holds what the dtype says (``store.ann_index``): an HNSW graph over float32, float16
+  or int8 scalar-quantiser codes, or inverted lists of one sign bit per dimension for binary
+  (``IndexBinaryIVF``: no graph);
 - pgvector: ``float32`` is ``vector(n)``, ``float16`` is ``halfvec(n)``; above 2,000 dims
   ``float32`` is stored as ``halfvec`` too (pgvector indexes ``vector`` up to 2,000 dims);
-  ``binary`` keeps the full vector and indexes ``binary_quantize(embedding)::bit(n)``
-  (``store.pg_quantized``); pgvector has no int8 type, so ``int8`` is not offered;
+  ``binary`` keeps the full vector and indexes ``binary_quantize(embedding)::bit(n)`` with
+  IVFFlat (``store.pg_quantized``; the data file's ``hnsw_index`` part is that index);
+  pgvector has no int8 type, so ``int8`` is not offered;
 - qdrant-local (qdrant-client's local mode, for development and tests): float32 only, pickled
   points in SQLite. A Qdrant server stores vectors and its HNSW graph differently; nothing here
   measures a server.
@@ -179,12 +181,12 @@ def estimate(vectors: int, dimensions: int, *, backend: str, dtype: str = "float
     points = _points(backend, dtype)
     if backend == "embedded":
         stored_as = {"float32": "SQLite f32 + HNSW f32", "float16": "SQLite f32 + HNSW f16 (SQ)",
-                     "int8": "SQLite f32 + HNSW int8 (SQ8)", "binary": "SQLite f32 + binary HNSW (sign bits)"}[dtype]
+                     "int8": "SQLite f32 + HNSW int8 (SQ8)", "binary": "SQLite f32 + binary IVF (sign bits)"}[dtype]
     elif backend == "pgvector":
         halfvec = dtype == "float16" or dimensions > PG_MAX_VECTOR_INDEX_DIMS
         stored_as = f"halfvec({dimensions})" if halfvec else f"vector({dimensions})"
         if dtype == "binary":
-            stored_as += f" + bit({dimensions}) HNSW index"
+            stored_as += f" + bit({dimensions}) IVFFlat index"
         if halfvec and dtype == "float32":
             measured_dtype = "float16"
             notes.append(f"pgvector indexes vector only up to {PG_MAX_VECTOR_INDEX_DIMS} dims: float32 above "
@@ -219,7 +221,8 @@ def estimate(vectors: int, dimensions: int, *, backend: str, dtype: str = "float
     if backend == "pgvector":
         hnsw = _at(points, dimensions, lambda p: p.parts.get("hnsw_index", 0.0))[0]
         ram: int | None = round(vectors * hnsw)
-        ram_basis = "derived: the HNSW index size, to keep in shared_buffers + page cache"
+        kind = "bit IVFFlat" if dtype == "binary" else "HNSW"
+        ram_basis = f"derived: the {kind} index size, to keep in shared_buffers + page cache"
     elif all(p.rss is not None for p in points):
         ram = round(vectors * max(_at(points, dimensions, lambda p: p.rss)[0], 0.0))
         ram_basis = "measured RSS of a process that opened the store and queried it"
@@ -233,7 +236,7 @@ def estimate(vectors: int, dimensions: int, *, backend: str, dtype: str = "float
     if quality is not None and dtype != "float32":
         rescored = (f"after rescoring {quality['rescore_factor']}x candidates in float32"
                     if quality["rescore_factor"] > 1 else "(distances computed on the stored type)")
-        notes.append(f"{dtype}: recall@10 {quality['recall_at_10']:.3f} {rescored}, HNSW index "
+        notes.append(f"{dtype}: recall@10 {quality['recall_at_10']:.3f} {rescored}, index "
                      f"{quality['index_ratio_to_float32']:.2f}x float32's, measured on {quality['n']:,} MiniLM "
                      f"vectors at {quality['dims']} dims (benchmarks/compression.py)")
     return CapacityEstimate(

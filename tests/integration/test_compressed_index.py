@@ -1,8 +1,9 @@
-"""Compressed storage on the embedded store: a collection's ``dtype`` is the type its HNSW index
-really holds (FAISS scalar-quantiser codes for float16/int8, sign bits in a binary HNSW for
-binary), the index file on disk is that index, and quantised candidates are rescored with
+"""Compressed storage on the embedded store: a collection's ``dtype`` is the type its index
+really holds (FAISS scalar-quantiser codes in HNSW for float16/int8, sign bits in inverted lists
+for binary), the index file on disk is that index, and quantised candidates are rescored with
 float32 so the scores callers see are exact. Recall and memory at scale are
-``benchmarks/compression.py``; here the data is small and synthetic but clustered."""
+``benchmarks/compression.py``; here the data is small and synthetic but clustered, plus one
+recall check on real MiniLM vectors (the benchmarks' cache)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import faiss
 import numpy as np
 import pytest
 
-from semkit.store.ann_index import AnnIndex, rescore_candidates, sign_bits
+from semkit.store.ann_index import AnnIndex, binary_lists, rescore_candidates, sign_bits
 from semkit.store.base import CollectionSpec
 from semkit.store.embedded import EmbeddedStore
 from semkit.store.filters import parse
@@ -21,7 +22,7 @@ from tests.integration.test_embedded_store import _store_id
 
 DIMS = 96
 INDEX_CLASS = {"float32": faiss.IndexHNSWFlat, "float16": faiss.IndexHNSWSQ, "int8": faiss.IndexHNSWSQ,
-               "binary": faiss.IndexBinaryHNSW}
+               "binary": faiss.IndexBinaryIVF}
 CODE_BYTES = {"float32": 4 * DIMS, "float16": 2 * DIMS, "int8": DIMS, "binary": DIMS // 8}
 
 
@@ -70,7 +71,8 @@ def test_smaller_dtypes_make_smaller_indexes(tmp_path: Path) -> None:
         index.add(vectors)
         assert type(index.index) is INDEX_CLASS[dtype] and index.code_bytes == CODE_BYTES[dtype]
         memory[dtype] = index.memory_bytes()
-    # Each step saves at least the codes it drops (the graph, ~150 B/vector, is common to all).
+    # Each step saves at least the codes it drops (the graph, ~150 B/vector, is common to the
+    # HNSW dtypes; binary has none, and saves more).
     assert memory["float32"] - memory["float16"] >= 0.95 * n * 2 * DIMS
     assert memory["float16"] - memory["int8"] >= 0.95 * n * DIMS
     assert memory["int8"] - memory["binary"] >= 0.95 * n * (DIMS - DIMS // 8)
@@ -116,7 +118,65 @@ def test_binary_index_reopens_catches_up_and_respects_deletes_and_filters(tmp_pa
         filtered = store.query("c", vecs[:20], 10, where=parse({"g": 1}))
         assert all(len(n.ids) == 10 for n in filtered)
         assert all(int(rid[1:]) % 4 == 1 for n in filtered for rid in n.ids)
-    assert type(index_on_disk(tmp_path, "binary").index) is faiss.IndexBinaryHNSW
+    assert type(index_on_disk(tmp_path, "binary").index) is faiss.IndexBinaryIVF
+
+
+def test_binary_lists_are_trained_on_the_rows_and_retrained_as_they_grow() -> None:
+    data = normalize(clustered(3000))
+    index = AnnIndex(DIMS, "cosine", "binary")
+    index.add(data[:200])
+    assert index.index.is_trained and index.index.nlist == binary_lists(200) == 5
+    index.add(data[200:300])  # an incremental add joins the lists it has
+    assert index.index.nlist == 5 and index.ntotal == 300
+    index.add(data[300:])  # 10x the rows: retrained with more lists, positions kept
+    assert index.index.nlist == binary_lists(3000) == 55 and index.ntotal == 3000
+    _, pos = index.search(data[::300], 1, 64, float_rows=data)
+    assert pos[:, 0].tolist() == list(range(0, 3000, 300))
+
+
+def test_an_older_binary_hnsw_file_is_rebuilt_as_inverted_lists(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        vecs = fill(store, "binary")
+        store.build_index("c")
+    # What earlier versions wrote for a binary collection: the same file around an IndexBinaryHNSW.
+    (file,) = (tmp_path / "index").glob("c*.ann")
+    tag = {"store_id": _store_id(tmp_path), "cid": int(file.stem[1:])}
+    index, seq, rowids = AnnIndex.load(file, dims=DIMS, metric="cosine", dtype="binary", tag=tag)
+    old = faiss.IndexBinaryHNSW(DIMS, 16)
+    old.add(sign_bits(vecs, DIMS))
+    index.index = old
+    index.save(file, seq=seq, rowids=rowids, tag=tag)
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        got = store.query("c", vecs[:5], 3)
+        assert [n.ids[0] for n in got] == [f"r{i}" for i in range(5)]
+    assert "older binary index (IndexBinaryHNSW)" in caplog.text
+    assert type(index_on_disk(tmp_path, "binary").index) is faiss.IndexBinaryIVF
+
+
+def real_minilm(n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` real all-MiniLM-L6-v2 sentence vectors, ``n_queries`` held-out ones and their exact
+    top-10, from the benchmarks' cache (``python benchmarks/_vectors.py --build`` makes it)."""
+    cache = sorted((Path(__file__).resolve().parents[2] / ".bench-cache").glob("minilm-*.npy"))
+    if not cache:
+        pytest.skip("no real MiniLM vectors cached: run python benchmarks/_vectors.py --build")
+    vecs = np.load(cache[0], mmap_mode="r")
+    rows = np.random.default_rng(5).permutation(len(vecs))[: n + n_queries]
+    corpus = np.ascontiguousarray(vecs[np.sort(rows[n_queries:])], dtype=np.float32)
+    queries = np.ascontiguousarray(vecs[np.sort(rows[:n_queries])], dtype=np.float32)
+    truth = np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
+    return corpus, queries, truth
+
+
+def test_binary_recall_on_real_vectors_after_rescoring(tmp_path: Path) -> None:
+    corpus, queries, truth = real_minilm(10_000, 200)
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        store.create_collection(CollectionSpec("c", 384, dtype="binary"))
+        store.upsert("c", [str(i) for i in range(len(corpus))], corpus)
+        got = store.query("c", queries, 10)
+        assert type(store._lives[next(iter(store._lives))].ann.index) is faiss.IndexBinaryIVF
+    recall = np.mean([len({int(i) for i in n.ids} & set(t.tolist())) / 10 for n, t in zip(got, truth, strict=True)])
+    assert recall >= 0.95
 
 
 def test_sign_bits_pad_dimensions_to_whole_bytes() -> None:

@@ -285,6 +285,7 @@ class PgVectorStore:
             settings.append(("hnsw.ef_search", str(self.ef_search)))
         if self._iterative:
             settings.append(("hnsw.iterative_scan", "relaxed_order"))
+            settings.append(("ivfflat.iterative_scan", "relaxed_order"))  # binary collections' bit index
 
         def configure(conn: psycopg.Connection[Any]) -> None:
             register_vector(conn)
@@ -519,7 +520,7 @@ class PgVectorStore:
                 sql.Identifier(names["metadata"]), qualified),
             sql.SQL("CREATE INDEX {} ON {} USING gin (fts)").format(sql.Identifier(names["fts"]), qualified),
         ]
-        if info.indexable:
+        if info.indexable and pg_quantized.index_at_create(info.spec):  # binary: once rows exist
             statements.append(self._hnsw_ddl(info))
         registry = sql.SQL(
             "INSERT INTO {} (name, table_name, spec, text_search_config) VALUES (%s, %s, %s, %s) "
@@ -653,7 +654,10 @@ class PgVectorStore:
         hnsw = sql.Identifier(self.schema, index_names(info.table)["hnsw"])
         with self._session(f"writing to collection {name!r}", name) as conn:
             rebuild = self._should_rebuild(conn, info, len(rows))
+            bits = info.spec.dtype == "binary" and info.indexable and pg_quantized.bit_index_due(conn, info, len(rows))
             with conn.transaction():
+                if bits:  # first statement, like `rebuild`'s DROP below and for the same reason
+                    pg_quantized.drop_bit_index(conn, info)
                 if rebuild:
                     # First statement of the transaction, so the table lock is taken before any
                     # weaker one: two concurrent bulk loads queue up instead of deadlocking.
@@ -668,6 +672,8 @@ class PgVectorStore:
                         for row in rows:
                             copy.write_row(row)
                     cur.execute(insert)
+                if bits:
+                    pg_quantized.create_bit_index(self, conn, info)
                 if rebuild:
                     if self.maintenance_work_mem:
                         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)",
@@ -675,7 +681,7 @@ class PgVectorStore:
                     conn.execute(self._hnsw_ddl(info))
 
     def _should_rebuild(self, conn: psycopg.Connection[Any], info: _Info, batch: int) -> bool:
-        if not (self.bulk_rebuild and info.indexable and batch >= _REBUILD_MIN_ROWS):
+        if not (self.bulk_rebuild and info.indexable and batch >= _REBUILD_MIN_ROWS) or info.spec.dtype == "binary":
             return False
         # Counting stops at the ratio, so this costs at most a few times the batch size.
         limit = batch * _REBUILD_RATIO + 1
