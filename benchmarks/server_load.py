@@ -12,7 +12,8 @@ Phases (``--phases``, default all five):
 - ``embed1`` / ``embed16``: ``POST /v1/embeddings`` with 1 or 16 texts per request at each
   ``--levels`` concurrency; texts/s, p50/p99 of answered requests, 503/429s and errors, and the
   ratio to in-process ``semkit.embed`` on the same texts (all in one call, and in calls of the
-  request's size). Cache off on both sides (``--no-cache``), so every text is computed.
+  request's size; for single texts also in calls of 16, the most 16 single-text clients can
+  merge into one model call). Cache off on both sides (``--no-cache``), so every text is computed.
 - ``search``: ``POST /v1/collections/load/search`` with a SciFact query and the server's
   default mode (hybrid) at each level; q/s, p50/p99. Cache off.
 - ``overload``: ``--overload-clients`` (256) clients sending 16-text embedding requests and
@@ -377,24 +378,30 @@ def print_rows(title: str, unit: str, rows: list[Row], baseline: dict[str, float
 
 def in_process(texts: list[str], batch: int, seconds: float, rounds: int = 1) -> dict[str, float]:
     """texts/s of in-process ``semkit.embed`` (cache off): all texts in one call, and in calls of
-    ``batch``; medians over ``rounds``."""
+    ``batch``; for single texts also in calls of 16 random texts, the most 16 single-text
+    clients can merge into one model call (the server cannot beat the model at that call size:
+    small calls of mixed lengths pad more and use the cores less well); medians over ``rounds``."""
     import semkit
 
     model = semkit.model("local", cache=False)
     model.embed(texts[:64])  # warm-up
-    one_calls, small_calls = [], []
+    sizes = [batch] if batch != 1 else [1, 16]
+    one_calls: list[float] = []
+    small_calls: dict[int, list[float]] = {size: [] for size in sizes}
     for _ in range(rounds):
         t0 = time.perf_counter()
         model.embed(texts)
         one_calls.append(len(texts) / (time.perf_counter() - t0))
-        done = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            start = (done * 7919) % len(texts)
-            model.embed([texts[(start + i) % len(texts)] for i in range(batch)])
-            done += batch
-        small_calls.append(done / (time.perf_counter() - t0))
-    return {"one call": float(np.median(one_calls)), f"calls of {batch}": float(np.median(small_calls))}
+        for size in sizes:
+            done = 0
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                start = (done * 7919) % len(texts)
+                model.embed([texts[(start + i) % len(texts)] for i in range(size)])
+                done += size
+            small_calls[size].append(done / (time.perf_counter() - t0))
+    return {"one call": float(np.median(one_calls)),
+            **{f"calls of {size}": float(np.median(rates)) for size, rates in small_calls.items()}}
 
 
 # --- phases ------------------------------------------------------------------------------------

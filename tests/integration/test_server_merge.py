@@ -3,6 +3,7 @@ gives every caller the vectors the model gives alone (real bundled model, real s
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -60,3 +61,27 @@ def test_waiting_requests_are_grouped_by_length_and_vectors_are_unchanged() -> N
     for call in later:  # no call mixes a short text with a long one
         assert all(t in short for t in call) or all(t in long for t in call), call
     assert any(len(call) > 1 for call in later)  # and requests were merged
+
+
+def test_callers_on_an_event_loop_get_the_vectors_of_one_merged_call() -> None:
+    model = load_local("all-MiniLM-L6-v2")
+    texts = [s for s in real_sentences(100) if 40 <= len(s) <= 120][:6]
+    recorder = Recording(model)
+    batched = BatchedEmbedder(recorder, workers=1, merge=True)
+
+    async def main() -> list[np.ndarray]:
+        blocker = batched.submit_async(["the first request, embedded alone while the others queue"])
+        await asyncio.to_thread(recorder.entered.wait, 60)
+        waiters = [batched.submit_async([t]) for t in texts]
+        hung_up = batched.submit_async([texts[0]])
+        hung_up.cancel()  # a client that went away: skipped, its neighbours still answered
+        recorder.release.set()
+        await blocker
+        return [(await w).vectors[0] for w in waiters]
+
+    try:
+        got = asyncio.run(asyncio.wait_for(main(), 120))
+    finally:
+        batched.close()
+    assert np.array_equal(np.stack(got), model.embed(texts))
+    assert sorted(recorder.calls[1]) == sorted(texts)  # the waiting requests went in one call

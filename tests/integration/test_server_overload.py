@@ -54,11 +54,16 @@ def test_a_full_embeddings_queue_answers_503_with_retry_after_while_health_and_o
         assert int(refused.headers["Retry-After"]) >= 1
         assert refused.json()["error"]["code"] == "server_overloaded"
         assert "retry in" in refused.json()["error"]["message"]
+        # A full queue refuses before reading the body: even one that is not JSON gets the 503,
+        # not the 400 its parsing would give.
+        unread = httpx.post(f"{tiny.url}/v1/embeddings", content=b'{"model": "local", "input": ',
+                            headers={"content-type": "application/json"}, timeout=60)
+        assert unread.status_code == 503 and "Retry-After" in unread.headers, unread.text
         # Health and another route class are not queued behind the embeddings.
         assert httpx.get(f"{tiny.url}/healthz", timeout=10).status_code == 200
         assert httpx.get(f"{tiny.url}/v1/collections", timeout=60).status_code == 200
         metrics = httpx.get(f"{tiny.url}/metrics", timeout=10).text
-        assert 'semkit_overloaded_total{route_class="embeddings"} 1.0' in metrics
+        assert 'semkit_overloaded_total{route_class="embeddings"} 2.0' in metrics
     finally:
         sender.join(timeout=600)
     assert big["r"].status_code == 200 and len(big["r"].json()["data"]) == 1000

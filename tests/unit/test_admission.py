@@ -26,6 +26,21 @@ def test_a_full_class_refuses_with_retry_after_and_other_classes_still_admit() -
     assert (snapshot["admitted"], snapshot["bound"], snapshot["adaptive"]) == (2, 2, False)
 
 
+
+def test_check_room_refuses_exactly_when_no_request_could_be_admitted() -> None:
+    admission = Admission({"embeddings": 8, "search": 1, "writes": 1, "jobs": 1})
+    admission.check_room("embeddings")  # idle: even an oversized request would be admitted
+    admission.admit("embeddings", 7)
+    admission.check_room("embeddings")  # room for a one-text request
+    admission.admit("embeddings", 1)
+    with pytest.raises(Overloaded, match="8 texts admitted"):
+        admission.check_room("embeddings")
+    with pytest.raises(Overloaded):
+        admission.admit("embeddings", 1)  # what check_room foretold
+    admission.release("embeddings", 1)
+    admission.check_room("embeddings")
+    assert admission.in_flight("embeddings") == 7  # checking never counts work in
+
 def test_embeddings_count_texts_and_an_oversized_request_is_admitted_alone() -> None:
     admission = Admission({"embeddings": 8, "search": 1, "writes": 1, "jobs": 1})
     with admission.slot("embeddings", 100):  # larger than the bound, but the class is idle

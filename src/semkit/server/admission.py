@@ -185,6 +185,17 @@ class Admission:
         if self._in_flight is not None:
             self._in_flight.labels(route_class).set(q.in_flight)
 
+    def check_room(self, route_class: RouteClass) -> None:
+        """Raise ``Overloaded`` now if the class is full, so that no request could be admitted
+        (``admit`` refuses any request once the admitted work reaches the bound). For routes
+        that admit by a count known only after parsing the body: a full queue refuses them
+        before any of the body is read."""
+        q = self._queues[route_class]
+        if q.in_flight and q.in_flight >= q.limit:
+            if self._rejected is not None:
+                self._rejected.labels(route_class).inc()
+            raise Overloaded(route_class, q.in_flight, q.limit, q.unit, q.retry_after(time.monotonic()))
+
     def release(self, route_class: RouteClass, units: int = 1) -> None:
         q = self._queues[route_class]
         q.finished(max(1, units), time.monotonic())
@@ -211,10 +222,11 @@ class Admission:
 
 # Which class a request belongs to, from its method and path alone (before routing, so a
 # refused request costs no body parsing). /v1/embeddings is admitted by its route, which
-# knows how many texts it carries.
+# knows how many texts it carries; the middleware refuses it early only when its class is full.
 _COLLECTION = r"/v1/collections/[^/]+"
+_EMBEDDINGS = re.compile(r"/v1/embeddings/?")
 _RULES: list[tuple[re.Pattern[str], RouteClass | None]] = [
-    (re.compile(r"/v1/embeddings/?"), None),
+    (_EMBEDDINGS, None),
     (re.compile(r"/v1/jobs(/.*)?"), "jobs"),
     (re.compile(_COLLECTION + r"/(index|dedup|cluster|classify|outliers)/?"), "jobs"),
     (re.compile(_COLLECTION + r"/(upsert|delete)/?"), "writes"),
@@ -247,15 +259,25 @@ class AdmissionMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         cls = route_class(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
         if cls is None:
+            if scope["type"] == "http" and scope.get("method") == "POST" and _EMBEDDINGS.fullmatch(scope["path"]):
+                try:
+                    self.admission.check_room("embeddings")
+                except Overloaded as exc:
+                    await _refuse(exc, scope, receive, send)
+                    return
             await self.app(scope, receive, send)
             return
         try:
             self.admission.admit(cls)
         except Overloaded as exc:
-            response = error_response(503, str(exc.detail), exc.code, headers=dict(exc.headers or {}))
-            await response(scope, receive, send)
+            await _refuse(exc, scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
         finally:
             self.admission.release(cls)
+
+
+async def _refuse(exc: Overloaded, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    response = error_response(503, str(exc.detail), exc.code, headers=dict(exc.headers or {}))
+    await response(scope, receive, send)

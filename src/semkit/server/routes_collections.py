@@ -6,7 +6,6 @@ Each route checks the caller's key, then calls the library (``Database`` / ``Col
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -243,16 +242,29 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
     A text query is embedded first, through the model's shared queue (merged with other
     requests' texts), and an image query by the model in a model thread: neither holds a store
     thread; only then does the index query take one."""
-    col = await state.run(state.collection, name)
+    wants_text_vector = body.query is not None and body.vector is None and body.mode != "keyword"
+    # A text query needs the collection only for its model: the one opened last time is asked
+    # without a store round trip (one thread hand-off less per search); the store is checked in
+    # work() below, which re-embeds in the rare case that the collection changed model meanwhile.
+    col = state.open_collection(name) if wants_text_vector and image is None else None
+    if col is None:
+        col = await state.run(state.collection, name)
     model = getattr(col, "model", None)
-    if body.query is not None and body.vector is None and body.mode != "keyword" and isinstance(model, BatchedEmbedder):
-        embedded = await asyncio.wrap_future(model.submit([body.query], "query"))
+    embedded_with = None
+    if wants_text_vector and isinstance(model, BatchedEmbedder):
+        embedded = await model.submit_async([body.query], "query")
         body = body.model_copy(update={"vector": embedded.vectors[0].tolist()})
+        embedded_with = model
     if image is not None:
         vector = await state.run_model(_image_vector, col, image, state.limits.max_image_pixels)
         body = body.model_copy(update={"vector": vector.tolist(), "image": None})
 
     def work() -> dict[str, Any]:
+        nonlocal col, body
+        if embedded_with is not None:
+            col = state.collection(name)  # 404 if dropped meanwhile, as before
+            if getattr(col, "model", None) is not embedded_with:  # re-created with another model
+                body = body.model_copy(update={"vector": None})
         query: Any = body.query if body.query is not None else body.vector
         reranker = state.reranker if body.rerank else None
         if reranker is not None and callable(getattr(reranker, "for_collection", None)):

@@ -51,6 +51,7 @@ class ServerState:
                                    target_s=limits.queue_target_seconds, fixed=limits.fixed_queues)
         """The bounded queue of each route class (503 beyond it); see ``server/admission.py``."""
         self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
+                              threads=limits.model_threads or (1 if limits.model_concurrency >= 2 else 0),
                               max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
         self.served = tuple(models)
         self.aliases: dict[str, str] = {}
@@ -166,6 +167,13 @@ class ServerState:
             while len(self._collections) > MAX_OPEN_COLLECTIONS:
                 self._collections.popitem(last=False)  # re-opened on its next use
         return col
+
+    def open_collection(self, name: str) -> Collection | None:
+        """The collection ``name`` as last opened by ``collection``, without asking the store
+        whether it still exists or changed (None if not open): a hint for the event loop, which
+        must not wait on the store; ``collection`` is the checked answer."""
+        with self._open_lock:
+            return self._collections.get(name)
 
     def forget(self, name: str) -> None:
         with self._open_lock:
