@@ -243,3 +243,22 @@ def test_index_and_search_run_without_torch_transformers_scipy_sklearn(tmp_path:
     assert tried == "", f"the main job tried to import {HEAVY}:\n{tried}"
     exported = list((tmp_path / "onnx").glob("*/model.*.onnx"))
     assert exported and all(p.parent.name.endswith("-graphg1") for p in exported)
+
+
+def test_int8_export_skips_the_fp32_file_and_equals_the_int8_derived_from_it(tmp_path: Path,
+                                                                              fresh_onnx_dir: Path) -> None:
+    """The default int8 is quantised from the in-memory fp32 graph: no fp32 file is written on
+    the way, and the bytes are those the former route (fp32 file, parsed back) gave."""
+    import hashlib
+
+    from semkit.models.onnx_export import _quantize_int8
+
+    _tiny("bert", tmp_path / "bert")
+    int8 = load_or_export(tmp_path / "bert", "int8")
+    assert int8.name == "model.int8.onnx" and not (int8.parent / "model.fp32.onnx").exists()
+    meta = json.loads(int8.with_suffix(".json").read_text())
+    assert meta["sha256"] == hashlib.sha256(int8.read_bytes()).hexdigest()
+    fp32 = load_or_export(tmp_path / "bert", "fp32")  # asked for: exported now, beside the int8
+    assert fp32.parent == int8.parent
+    assert _quantize_int8(fp32, TINY["vocab_size"]) == int8.read_bytes()
+    assert load_or_export(tmp_path / "bert", "int8") == int8  # found, not rebuilt

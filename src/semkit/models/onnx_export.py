@@ -228,6 +228,18 @@ def load_or_export(transformer_dir: Path, precision: Precision = "fp32",
             if found is not None:
                 return found
             fp32_path = _verified(folder / _file_name(head, "fp32"))
+            if fp32_path is None and precision == "int8" and exporter.startswith("graph"):
+                # The graph builder's int8 comes straight from its in-memory fp32 graph: no fp32
+                # file written, fsynced and parsed back (half of the first run); fp32 is
+                # exported on its own if it is ever asked for.
+                log.info("exporting %s to int8 ONNX with %s (once; cached in %s)", transformer_dir, exporter, folder)
+                try:
+                    int8 = _export_graph_int8(transformer_dir, head=head)
+                except UnsupportedArchitecture as exc:
+                    reasons.append(f"{exporter}: {exc}")
+                    log.info("%s cannot export %s: %s", exporter, transformer_dir, exc)
+                    continue
+                return _store(folder / name, int8, exporter=exporter, source=str(transformer_dir), head=head)
             if fp32_path is None:
                 log.info("exporting %s to ONNX with %s (once; cached in %s)", transformer_dir, exporter, folder)
                 try:
@@ -427,6 +439,43 @@ def _session(model: bytes | Path) -> Any:
 
 # --- int8 ---------------------------------------------------------------------------------------
 
+def _export_graph_int8(transformer_dir: Path, *, head: Head) -> bytes:
+    """``onnx_graph``'s graph quantised without a round trip through the fp32 file, checked as
+    ``_export_graph`` + ``_quantize_int8`` check theirs: the fp32 graph runs (finite values, batch
+    of 2) and the int8 graph stays close to it."""
+    from .onnx_graph import build_model
+    from .onnx_proto import load_from_string
+    from .quantize import quantize_per_token
+
+    fp32 = build_model(transformer_dir, head).SerializeToString()  # the proto is freed here
+    try:
+        reference = _session(fp32)
+        sample = _sample_inputs([i.name for i in reference.get_inputs()], _vocab_size(transformer_dir))
+        ref = reference.run(None, sample)[0]
+        del reference
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
+    if ref.shape[0] != 2 or not np.isfinite(ref).all():
+        raise ExportFailed(f"the graph written for {transformer_dir} gives {ref.shape} / non-finite values")
+    # Parsed back from the bytes rather than kept from build_model: the proto and the session
+    # alive together would be two extra copies of the weights at the first run's peak.
+    model = load_from_string(fp32)
+    del fp32
+    data = quantize_per_token(model).SerializeToString()
+    del model
+    _check_int8(data, sample, ref)
+    return data
+
+
+def _check_int8(data: bytes, sample: dict[str, np.ndarray], ref: np.ndarray) -> None:
+    got = _session(data).run(None, sample)[0]
+    mask = sample["attention_mask"].astype(bool)
+    a, b = ref[mask], got[mask]
+    cos = float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
+    if not cos > 0.9:
+        raise ExportFailed(f"int8 quantisation broke the model (cosine {cos:.3f} to fp32)")
+
+
 def _quantize_int8(fp32_path: Path, vocab_size: int) -> bytes:
     """The int8 graph of the fp32 file (``quantize.py``'s per-token recipe: deterministic),
     refused unless it stays close to fp32 on a random batch. One step at a time, so the first
@@ -443,10 +492,5 @@ def _quantize_int8(fp32_path: Path, vocab_size: int) -> bytes:
     model = load(fp32_path)
     data = quantize_per_token(model).SerializeToString()
     del model
-    got = _session(data).run(None, sample)[0]
-    mask = sample["attention_mask"].astype(bool)
-    a, b = ref[mask], got[mask]
-    cos = float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
-    if not cos > 0.9:
-        raise ExportFailed(f"int8 quantisation broke the model (cosine {cos:.3f} to fp32)")
+    _check_int8(data, sample, ref)
     return data

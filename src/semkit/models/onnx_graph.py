@@ -107,6 +107,13 @@ def build(transformer_dir: Path, head: Head = "last_hidden_state") -> bytes:
     """The serialised fp32 ONNX graph of the encoder in ``transformer_dir`` (``config.json`` +
     ``model.safetensors``), inputs ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) with
     dynamic batch and sequence axes, output ``head``."""
+    return build_model(transformer_dir, head).SerializeToString()
+
+
+def build_model(transformer_dir: Path, head: Head = "last_hidden_state") -> Any:
+    """``build``'s graph as an unserialised ``onnx_proto.ModelProto``: the int8 export rewrites
+    it in place (``quantize.quantize_per_token``) instead of writing the fp32 file and parsing
+    it back."""
     from .onnx_proto import ElementType, make_tensor_value_info
 
     config_path, weights_path = transformer_dir / "config.json", transformer_dir / "model.safetensors"
@@ -135,7 +142,7 @@ def build(transformer_dir: Path, head: Head = "last_hidden_state") -> bytes:
     # No onnx.checker pass (the onnx package is not a dependency; it also serialised the whole
     # model once more, 0.7 s for MiniLM): the caller loads the result in onnxruntime, which
     # validates it, before trusting it.
-    return g.model.SerializeToString()
+    return g.model
 
 
 def _rename_output(graph: Any, old: str, new: str) -> None:
