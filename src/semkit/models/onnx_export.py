@@ -287,6 +287,21 @@ def _exporters(transformer_dir: Path, head: Head, reasons: list[str]) -> Iterato
 
 # --- export without torch -----------------------------------------------------------------------
 
+def _checked_run(graph: Path | bytes, transformer_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The exported ``graph``'s output on a batch of two sample inputs (and those inputs): it
+    must load, run, and give finite values of the expected batch size."""
+    try:
+        session = _session(graph)
+        sample = _sample_inputs([i.name for i in session.get_inputs()], _vocab_size(transformer_dir))
+        got = session.run(None, sample)[0]
+        del session
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
+    if got.shape[0] != 2 or not np.isfinite(got).all():
+        raise ExportFailed(f"the graph written for {transformer_dir} gives {got.shape} / non-finite values")
+    return got, sample
+
+
 def _export_graph(transformer_dir: Path, workdir: Path, *, head: Head) -> bytes:
     """``onnx_graph.build``, then a run in onnxruntime: the graph loads and gives finite values
     of the expected shape (its equality to torch is what the tests prove)."""
@@ -297,15 +312,7 @@ def _export_graph(transformer_dir: Path, workdir: Path, *, head: Head) -> bytes:
     scratch = workdir / f".check-{os.getpid()}.onnx"
     scratch.write_bytes(build(transformer_dir, head))
     try:
-        try:
-            session = _session(scratch)
-            sample = _sample_inputs([i.name for i in session.get_inputs()], _vocab_size(transformer_dir))
-            got = session.run(None, sample)[0]
-            del session
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
-        if got.shape[0] != 2 or not np.isfinite(got).all():
-            raise ExportFailed(f"the graph written for {transformer_dir} gives {got.shape} / non-finite values")
+        _checked_run(scratch, transformer_dir)
         return scratch.read_bytes()
     finally:
         scratch.unlink(missing_ok=True)
@@ -448,15 +455,7 @@ def _export_graph_int8(transformer_dir: Path, *, head: Head) -> bytes:
     from .quantize import quantize_per_token
 
     fp32 = build_model(transformer_dir, head).SerializeToString()  # the proto is freed here
-    try:
-        reference = _session(fp32)
-        sample = _sample_inputs([i.name for i in reference.get_inputs()], _vocab_size(transformer_dir))
-        ref = reference.run(None, sample)[0]
-        del reference
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ExportFailed(f"the graph written for {transformer_dir} does not run: {exc}") from None
-    if ref.shape[0] != 2 or not np.isfinite(ref).all():
-        raise ExportFailed(f"the graph written for {transformer_dir} gives {ref.shape} / non-finite values")
+    ref, sample = _checked_run(fp32, transformer_dir)
     # Parsed back from the bytes rather than kept from build_model: the proto and the session
     # alive together would be two extra copies of the weights at the first run's peak.
     model = load_from_string(fp32)
