@@ -77,6 +77,9 @@ def register(app: typer.Typer) -> None:
             "--index-root", help="Let clients index files under this folder (repeatable; off by default)")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Don't use the embedding cache")] = False,
         model_workers: Annotated[int, typer.Option(min=1, help="Model calls running at once")] = 2,
+        model_threads: Annotated[int, typer.Option(
+            min=0, help="Threads per local model call (0 = one each when --model-workers is 2 or more, "
+            "else the model's default; SEMKIT_LOCAL_THREADS wins)")] = 0,
         queue: Annotated[list[str] | None, typer.Option(
             "--queue", metavar="CLASS=N",
             help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
@@ -104,7 +107,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--no-auth is only allowed on a loopback address, not {host!r}; "
                               "create a key with `semkit keys create` instead")
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), rate_limit=rate_limit, burst=burst,
-                        model_concurrency=model_workers,
+                        model_concurrency=model_workers, model_threads=model_threads,
                         queue_target_seconds=queue_target).with_queue_bounds(queue or ())
         application = create_app(db, auth=not no_auth, keys_path=keys, limits=limits,
                                  models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),
