@@ -6,6 +6,7 @@ transformers, scipy and scikit-learn made impossible to import."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,39 @@ def test_int8_export_skips_the_fp32_file_and_equals_the_int8_derived_from_it(tmp
     assert fp32.parent == int8.parent
     assert _quantize_int8(fp32, TINY["vocab_size"]) == int8.read_bytes()
     assert load_or_export(tmp_path / "bert", "int8") == int8  # found, not rebuilt
+
+
+def test_the_recorded_int8_graph_of_the_bundled_model_is_the_checked_routes(fresh_onnx_dir: Path) -> None:
+    """``KNOWN_INT8_GRAPHS`` lets the first run skip the check sessions only because its value is
+    what the checked route builds: re-derived here, so an exporter change that forgets to update
+    it fails this test (and users would only lose the shortcut, never get an unchecked graph)."""
+    import hashlib
+
+    from semkit.models import onnx_export
+    from semkit.models.local import resolve
+
+    folder = resolve("all-MiniLM-L6-v2").folder
+    digest = onnx_export.content_digest(folder)
+    key = (digest, f"{onnx_export.RECIPE}-graph{onnx_export.GRAPH_RECIPE}", "last_hidden_state")
+    checked = onnx_export._export_graph_int8(folder, head="last_hidden_state")  # no digest: checked
+    assert onnx_export.KNOWN_INT8_GRAPHS[key] == hashlib.sha256(checked).hexdigest()
+    int8 = load_or_export(folder, "int8")
+    assert int8.read_bytes() == checked and not (int8.parent / "model.fp32.onnx").exists()
+
+
+def test_a_graph_that_misses_its_recorded_hash_is_checked_the_slow_way(
+        tmp_path: Path, fresh_onnx_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from semkit.models import onnx_export
+
+    _tiny("bert", tmp_path / "bert")
+    digest = onnx_export.content_digest(tmp_path / "bert")
+    key = (digest, f"{onnx_export.RECIPE}-graph{onnx_export.GRAPH_RECIPE}", "last_hidden_state")
+    checks: list[object] = []
+    real_check = onnx_export._check_int8
+    monkeypatch.setattr(onnx_export, "_check_int8", lambda *a: checks.append(a) or real_check(*a))
+    monkeypatch.setitem(onnx_export.KNOWN_INT8_GRAPHS, key, "0" * 64)
+    slow = onnx_export._export_graph_int8(tmp_path / "bert", head="last_hidden_state", digest=digest)
+    assert len(checks) == 1
+    monkeypatch.setitem(onnx_export.KNOWN_INT8_GRAPHS, key, hashlib.sha256(slow).hexdigest())
+    quick = onnx_export._export_graph_int8(tmp_path / "bert", head="last_hidden_state", digest=digest)
+    assert quick == slow and len(checks) == 1  # recorded and equal: no check session
