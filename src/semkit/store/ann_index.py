@@ -419,7 +419,8 @@ class AnnIndex:
         if len(rows) != self.ntotal:
             raise StoreError(f"the index has {self.ntotal} positions but {len(rows)} vectors were given")
         flat = faiss.IndexFlat(self.dims, faiss.METRIC_L2 if self._l2 else faiss.METRIC_INNER_PRODUCT)
-        if borrow and len(rows):
+        # Older FAISS keeps the codes in a plain std::vector, which cannot be a view: copy there.
+        if borrow and len(rows) and hasattr(flat.codes, "is_owned"):
             # A non-owned MaybeOwnedVector, as FAISS's own zero-copy readers make: it frees nothing.
             codes, ptr = flat.codes, self._swig_ptr(rows.reshape(-1).view(np.uint8))
             codes.is_owned = False
