@@ -552,7 +552,7 @@ def _square_norm_first(row: Matrix) -> float:
     global _square_norm
     try:
         import faiss
-    except ImportError:  # pragma: no cover - faiss is part of the store extra
+    except ImportError:  # pragma: no cover - faiss is in the base install; a source checkout may lack it
         _square_norm = _square_norm_numpy
     else:
         norm, ptr = faiss.fvec_norm_L2sqr, faiss.swig_ptr
