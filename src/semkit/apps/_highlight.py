@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import InvalidInput
 
 _WORD = re.compile(r"\w+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SENTENCE_END = re.compile(r"[.!?]\s")
 ELLIPSIS = "…"
 
@@ -60,6 +61,10 @@ def stem(word: str) -> str:
     if w.endswith("e") and len(w) >= 4:
         w = w[:-1]  # "make" and "making" meet at "mak"
     return w
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub("", text)
 
 
 def query_terms(query: str) -> list[str]:
@@ -105,14 +110,19 @@ class Snippet:
         out.append(html.escape(self.text[last:]))
         return "".join(out)
 
-    def rich(self, style: str = "bold yellow") -> Any:
-        """A ``rich.text.Text`` with the highlights styled (no markup parsing of the text)."""
-        from rich.text import Text
+    def ansi(self, style: str = "bold yellow") -> str:
+        """The text for a terminal: highlights in ``style`` (``semkit.terminal`` style names,
+        e.g. ``"bold yellow"``) as ANSI escape sequences. Control characters of the text are
+        dropped, so a document cannot move the cursor or change colours itself."""
+        from ..terminal import RESET, sgr
 
-        text = Text(self.text)
+        on = sgr(style)
+        out, last = [], 0
         for start, end in self.spans:
-            text.stylize(style, start, end)
-        return text
+            out += [_printable(self.text[last:start]), on, _printable(self.text[start:end]), RESET]
+            last = end
+        out.append(_printable(self.text[last:]))
+        return "".join(out)
 
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "highlights": [list(s) for s in self.spans]}

@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from ..config import DEFAULT_DB
 from ..errors import InvalidInput
 from . import output
+from .commands import Group, argument
 from .inputs import gather_texts
-from .options import CollectionOpt, DbOpt, JsonOpt, parse_where
+from .options import collection_option, db_option, json_option, parse_where
 
 
 def _open(db: str, collection: str) -> tuple[Any, Any]:
@@ -38,22 +38,20 @@ def _representative(cluster: Any, width: int = 60) -> str:
     return rid if len(rid) <= width else "…" + rid[-(width - 1):]
 
 
-def register(app: typer.Typer) -> None:
+def register(app: Group) -> None:
     from .. import apps
 
-    classify_app = typer.Typer(help="Zero-shot and trained classification on embeddings.", no_args_is_help=True)
-    app.add_typer(classify_app, name="classify")
+    classify_app = app.subgroup("classify", help="Zero-shot and trained classification on embeddings.")
 
     @app.command()
-    def dedup(
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        threshold: Annotated[float, typer.Option(help="Cosine similarity that makes two items duplicates")] = 0.9,
-        k: Annotated[int, typer.Option("-k", help="Neighbours examined per item")] = 10,
-        keep: Annotated[str, typer.Option(help="Keeper: longest, first or central")] = "longest",
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the groups to .json or .csv")] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @db_option
+    @collection_option
+    @click.option("--threshold", type=float, default=0.9, help="Cosine similarity that makes two items duplicates")
+    @click.option("-k", type=int, default=10, help="Neighbours examined per item")
+    @click.option("--keep", default="longest", help="Keeper: longest, first or central")
+    @click.option("--out", "-o", type=click.Path(path_type=Path), help="Write the groups to .json or .csv")
+    @json_option
+    def dedup(db: str, collection: str, threshold: float, k: int, keep: str, out: Path | None, as_json: bool) -> None:
         """Groups of exact and near-duplicates, each with a suggested keeper."""
         database, col = _open(db, collection)
         with database:
@@ -68,7 +66,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json(report.to_dict())
             return
-        output.stdout.print(
+        output.echo(
             f"{report.items:,} items: {len(report.groups):,} duplicate group(s), "
             f"{len(report.removable()):,} removable ({report.exact_duplicates:,} exact)"
         )
@@ -81,17 +79,19 @@ def register(app: typer.Typer) -> None:
                 justify_right=("score",),
             )
         if len(report.groups) > 20:
-            output.stdout.print(f"... and {len(report.groups) - 20} more group(s); use --out or --json for all")
+            output.echo(f"... and {len(report.groups) - 20} more group(s); use --out or --json for all")
 
     @app.command("cluster")
+    @db_option
+    @collection_option
+    @click.option("--method", default="kmeans", help="kmeans or hdbscan")
+    @click.option("-k", type=int, help="k-means clusters (default: chosen by silhouette)")
+    @click.option("--min-cluster-size", type=int, help="HDBSCAN: smallest cluster")
+    @click.option("--map", "map_path", type=click.Path(path_type=Path), help="Write a self-contained HTML map")
+    @json_option
     def cluster_cmd(
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        method: Annotated[str, typer.Option(help="kmeans or hdbscan")] = "kmeans",
-        k: Annotated[int | None, typer.Option("-k", help="k-means clusters (default: chosen by silhouette)")] = None,
-        min_cluster_size: Annotated[int | None, typer.Option(help="HDBSCAN: smallest cluster")] = None,
-        map_path: Annotated[Path | None, typer.Option("--map", help="Write a self-contained HTML map")] = None,
-        as_json: JsonOpt = False,
+        db: str, collection: str, method: str, k: int | None, min_cluster_size: int | None, map_path: Path | None,
+        as_json: bool
     ) -> None:
         """Clusters with keyword labels, sizes and representative items."""
         database, col = _open(db, collection)
@@ -104,28 +104,26 @@ def register(app: typer.Typer) -> None:
             return
         extra = f", silhouette {report.silhouette:.3f}" if report.silhouette is not None else ""
         noise = f", {report.noise:,} noise" if report.noise else ""
-        output.stdout.print(f"{len(report.ids):,} items → {report.k} clusters ({report.method}{extra}{noise})")
+        output.echo(f"{len(report.ids):,} items → {report.k} clusters ({report.method}{extra}{noise})")
         output.table(None, ["cluster", "size", "keywords", "representative"],
                      [(c.id, c.size, ", ".join(c.keywords[:5]), _representative(c)) for c in report.clusters],
                      justify_right=("cluster", "size"))
         if map_path is not None:
-            output.stdout.print(f"map written to {map_path}")
+            output.echo(f"map written to {map_path}")
 
     @app.command("recommend")
+    @argument("liked", nargs=-1, help="Ids the user liked")
+    @db_option
+    @collection_option
+    @click.option("--disliked", multiple=True, help="An id the user disliked (repeat)")
+    @click.option("-k", type=int, default=10, help="How many recommendations")
+    @click.option("--diversity", type=float, default=0.0, help="0 = pure relevance … 1 = most varied (MMR)")
+    @click.option("--where", help="Metadata filter as JSON")
+    @click.option("--liked-text", multiple=True, help="A text the user liked, embedded as a query (repeat)")
+    @json_option
     def recommend_cmd(
-        liked: Annotated[list[str] | None, typer.Argument(help="Ids the user liked")] = None,
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        disliked: Annotated[
-            list[str] | None, typer.Option("--disliked", help="An id the user disliked (repeat)")
-        ] = None,
-        k: Annotated[int, typer.Option("-k", help="How many recommendations")] = 10,
-        diversity: Annotated[float, typer.Option(help="0 = pure relevance … 1 = most varied (MMR)")] = 0.0,
-        where: Annotated[str | None, typer.Option(help="Metadata filter as JSON")] = None,
-        liked_text: Annotated[
-            list[str] | None, typer.Option("--liked-text", help="A text the user liked, embedded as a query (repeat)")
-        ] = None,
-        as_json: JsonOpt = False,
+        liked: list[str] | None, db: str, collection: str, disliked: list[str] | None, k: int, diversity: float,
+        where: str | None, liked_text: list[str] | None, as_json: bool
     ) -> None:
         """More like these: items near the liked ones, away from the disliked, seen ones excluded."""
         database, col = _open(db, collection)
@@ -141,14 +139,13 @@ def register(app: typer.Typer) -> None:
                       for r in recs], justify_right=("#", "score"))
 
     @app.command("outliers")
-    def outliers_cmd(
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        k: Annotated[int, typer.Option("-k", help="Neighbours per item")] = 10,
-        method: Annotated[str, typer.Option(help="knn (mean distance to neighbours) or lof")] = "knn",
-        top: Annotated[int, typer.Option(help="How many to show")] = 20,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @db_option
+    @collection_option
+    @click.option("-k", type=int, default=10, help="Neighbours per item")
+    @click.option("--method", default="knn", help="knn (mean distance to neighbours) or lof")
+    @click.option("--top", type=int, default=20, help="How many to show")
+    @json_option
+    def outliers_cmd(db: str, collection: str, k: int, method: str, top: int, as_json: bool) -> None:
         """The items least like the rest (anomalies), with their nearest neighbour for context."""
         database, col = _open(db, collection)
         with database:
@@ -162,13 +159,12 @@ def register(app: typer.Typer) -> None:
                      justify_right=("#", "score"))
 
     @classify_app.command("zero-shot")
-    def classify_zero_shot(
-        texts: Annotated[list[str] | None, typer.Argument(help="Texts ('-' or none: stdin)")] = None,
-        labels: Annotated[str, typer.Option(help="Comma-separated label names or descriptions")] = "",
-        file: Annotated[str | None, typer.Option("--file", "-f", help="One text per line")] = None,
-        model: Annotated[str, typer.Option("--model", "-m")] = "local",
-        as_json: JsonOpt = False,
-    ) -> None:
+    @argument("texts", nargs=-1, help="Texts ('-' or none: stdin)")
+    @click.option("--labels", default="", help="Comma-separated label names or descriptions")
+    @click.option("--file", "-f", help="One text per line")
+    @click.option("--model", "-m", default="local")
+    @json_option
+    def classify_zero_shot(texts: list[str] | None, labels: str, file: str | None, model: str, as_json: bool) -> None:
         """Classify texts into labels with no training data (labels embedded as queries)."""
         import semkit
 
@@ -180,14 +176,16 @@ def register(app: typer.Typer) -> None:
         _print_predictions(items, preds, as_json)
 
     @classify_app.command("train")
+    @argument("data", type=click.Path(path_type=Path), help="CSV with text and label columns")
+    @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+        help="Folder to save the classifier in")
+    @click.option("--text-column", default="text", help="Text column")
+    @click.option("--label-column", default="label", help="Label column")
+    @click.option("--method", default="logistic", help="logistic or knn")
+    @click.option("--model", "-m", default="local")
+    @json_option
     def classify_train(
-        data: Annotated[Path, typer.Argument(help="CSV with text and label columns")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the classifier in")],
-        text_column: Annotated[str, typer.Option(help="Text column")] = "text",
-        label_column: Annotated[str, typer.Option(help="Label column")] = "label",
-        method: Annotated[str, typer.Option(help="logistic or knn")] = "logistic",
-        model: Annotated[str, typer.Option("--model", "-m")] = "local",
-        as_json: JsonOpt = False,
+        data: Path, out: Path, text_column: str, label_column: str, method: str, model: str, as_json: bool
     ) -> None:
         """Train a classifier on labelled examples and save it (JSON + .npy, no pickle)."""
         import semkit
@@ -200,16 +198,16 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json(summary)
         else:
-            output.stdout.print(f"trained a {method} classifier on {len(texts):,} examples, "
+            output.echo(f"trained a {method} classifier on {len(texts):,} examples, "
                                 f"{len(label_names)} labels → {path}")
 
     @classify_app.command("predict")
-    def classify_predict(
-        classifier: Annotated[Path, typer.Option("--classifier", help="Folder written by `classify train`")],
-        texts: Annotated[list[str] | None, typer.Argument(help="Texts ('-' or none: stdin)")] = None,
-        file: Annotated[str | None, typer.Option("--file", "-f", help="One text per line")] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @click.option("--classifier", type=click.Path(path_type=Path), required=True,
+        help="Folder written by `classify train`")
+    @argument("texts", nargs=-1, help="Texts ('-' or none: stdin)")
+    @click.option("--file", "-f", help="One text per line")
+    @json_option
+    def classify_predict(classifier: Path, texts: list[str] | None, file: str | None, as_json: bool) -> None:
         """Label texts with a saved classifier."""
         import json
 

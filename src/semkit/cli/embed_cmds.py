@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
+import click
 import numpy as np
-import typer
 
 from ..errors import InvalidInput
 from ..types import Kind
 from . import output
+from .commands import Group, argument
 from .inputs import gather_texts
-from .options import JsonOpt
+from .options import json_option
 
-ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Model spec: local, local:/path, openai:NAME, cohere:NAME, http:NAME")
-]
+model_option = click.option(
+    "--model", "-m", default="local", help="Model spec: local, local:/path, openai:NAME, cohere:NAME, http:NAME")
 
 
 def _load(model: str, cache: bool, dimensions: int | None, base_url: str | None) -> Any:
@@ -68,24 +68,25 @@ def write_vectors(path: Path, texts: list[str], vectors: np.ndarray, model_id: s
         raise InvalidInput(f"unknown output format {path.suffix!r}: use .npy, .parquet or .jsonl")
 
 
-def register(app: typer.Typer) -> None:
-    cache_app = typer.Typer(help="The persistent embedding cache (never pay twice).", no_args_is_help=True)
-    app.add_typer(cache_app, name="cache")
+def register(app: Group) -> None:
+    cache_app = app.subgroup("cache", help="The persistent embedding cache (never pay twice).")
 
     @app.command()
+    @argument("texts", nargs=-1, help="Texts to embed ('-' or none: read stdin)")
+    @click.option("--file", "-f", help="Embed each non-blank line of this file")
+    @model_option
+    @click.option("--kind", default="document", help="document or query")
+    @click.option("--out", "-o", type=click.Path(path_type=Path), help="Write .npy, .parquet or .jsonl")
+    @click.option("--dimensions", type=int, help="Output dimensions (Matryoshka / API truncation)")
+    @click.option("--base-url", help="Provider base URL (http:/openai:)")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=2048,
+        help="Texts per call to the model (the progress bar moves per call). Local models "
+             "sort each call's texts by length: smaller calls pad more and run slower")
+    @click.option("--no-cache", is_flag=True, help="Bypass the embedding cache")
+    @json_option
     def embed(
-        texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed ('-' or none: read stdin)")] = None,
-        file: Annotated[str | None, typer.Option("--file", "-f", help="Embed each non-blank line of this file")] = None,
-        model: ModelOpt = "local",
-        kind: Annotated[str, typer.Option(help="document or query")] = "document",
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .npy, .parquet or .jsonl")] = None,
-        dimensions: Annotated[int | None, typer.Option(help="Output dimensions (Matryoshka / API truncation)")] = None,
-        base_url: Annotated[str | None, typer.Option(help="Provider base URL (http:/openai:)")] = None,
-        batch_size: Annotated[int, typer.Option(
-            min=1, help="Texts per call to the model (the progress bar moves per call). Local models "
-                        "sort each call's texts by length: smaller calls pad more and run slower")] = 2048,
-        no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the embedding cache")] = False,
-        as_json: JsonOpt = False,
+        texts: list[str] | None, file: str | None, model: str, kind: str, out: Path | None, dimensions: int | None,
+        base_url: str | None, batch_size: int, no_cache: bool, as_json: bool
     ) -> None:
         """Embed texts; print JSON lines (--json), a summary, or write a file (--out)."""
         items = gather_texts(texts, file)
@@ -110,21 +111,18 @@ def register(app: typer.Typer) -> None:
                      " ".join(f"{x:+.4f}" for x in v[:4]) + " ...") for t, v in zip(items, vectors, strict=True)]
             output.table(f"{embedder.id}: {len(items)} x {vectors.shape[1]}", ["text", "norm", "first values"], rows)
         else:
-            output.stdout.print(f"wrote {len(items)} x {vectors.shape[1]} vectors to {out} ({embedder.id})")
+            output.echo(f"wrote {len(items)} x {vectors.shape[1]} vectors to {out} ({embedder.id})")
         if truncated:
-            output.stderr.print(
-                f"[yellow]{truncated} text(s) were longer than the model's context and were truncated[/]"
-            )
+            output.note(f"{truncated} text(s) were longer than the model's context and were truncated", "yellow")
         if cached:
-            output.stderr.print(f"{cached} of {len(items)} served from the cache")
+            output.note(f"{cached} of {len(items)} served from the cache")
 
     @app.command()
-    def similarity(
-        a: Annotated[str, typer.Argument(help="First text")],
-        b: Annotated[str, typer.Argument(help="Second text")],
-        model: ModelOpt = "local",
-        as_json: JsonOpt = False,
-    ) -> None:
+    @argument("a", help="First text")
+    @argument("b", help="Second text")
+    @model_option
+    @json_option
+    def similarity(a: str, b: str, model: str, as_json: bool) -> None:
         """Cosine similarity of two texts."""
         embedder = _load(model, True, None, None)
         va, vb = embedder.embed([a, b])
@@ -132,15 +130,13 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json({"a": a, "b": b, "model": embedder.id, "cosine": score})
         else:
-            output.stdout.print(f"{score:.4f}")
+            output.echo(f"{score:.4f}")
 
     @app.command()
-    def models(
-        provider: Annotated[str | None, typer.Option(help="Only this provider")] = None,
-        language: Annotated[str | None, typer.Option(
-            "--language", "-l", help="Only models trained for this language (ISO 639-1 code: es, de, zh...)")] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @click.option("--provider", help="Only this provider")
+    @click.option("--language", "-l", help="Only models trained for this language (ISO 639-1 code: es, de, zh...)")
+    @json_option
+    def models(provider: str | None, language: str | None, as_json: bool) -> None:
         """The model catalogue, and which models work offline right now."""
         from ..models import availability, catalog, languages
 
@@ -175,36 +171,27 @@ def register(app: typer.Typer) -> None:
             justify_right=("dims", "ctx", "$/1M", "STSb", "SciFact", "B77"),
         )
         if any(not r["usable_now"] and r["local"] for r in rows):
-            output.stdout.print(
+            output.echo(
                 "Local models that are not downloaded: on a machine with internet, "
                 "`huggingface-cli download ORG/NAME --local-dir ./models/NAME`, then use "
                 "`--model local:./models/NAME`. Nothing is downloaded at run time."
             )
 
     @app.command()
+    @argument("paths", nargs=-1, help="Files or folders ('-' = stdin)")
+    @click.option("--model", "-m", multiple=True, help="Model spec; repeat to compare")
+    @click.option("--dimensions", "--dims", type=int, help="Store vectors at these dimensions")
+    @click.option("--vectors", help="Plan for this many vectors instead of reading files (10M, 250k, 1e6)")
+    @click.option("--backend", multiple=True, help="Only this backend: embedded, pgvector, qdrant-local; repeatable")
+    @click.option("--dtype", multiple=True, help="Only this dtype: float32, float16, int8, binary; repeatable")
+    @click.option("--text-bytes", type=float, help="Mean bytes of text per record (default: the corpus's, else ~110)")
+    @click.option("--price-per-gb-month", type=float, help="Storage $ per GB-month")
+    @click.option("--chunk-tokens", type=int, help="Estimate one vector per chunk of this many tokens")
+    @json_option
     def cost(
-        paths: Annotated[list[str] | None, typer.Argument(help="Files or folders ('-' = stdin)")] = None,
-        model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model spec; repeat to compare")] = None,
-        dimensions: Annotated[
-            int | None, typer.Option("--dimensions", "--dims", help="Store vectors at these dimensions")
-        ] = None,
-        vectors: Annotated[
-            str | None, typer.Option(help="Plan for this many vectors instead of reading files (10M, 250k, 1e6)")
-        ] = None,
-        backend: Annotated[
-            list[str] | None, typer.Option(help="Only this backend: embedded, pgvector, qdrant-local; repeatable")
-        ] = None,
-        dtype: Annotated[
-            list[str] | None, typer.Option(help="Only this dtype: float32, float16, int8, binary; repeatable")
-        ] = None,
-        text_bytes: Annotated[
-            float | None, typer.Option(help="Mean bytes of text per record (default: the corpus's, else ~110)")
-        ] = None,
-        price_per_gb_month: Annotated[float | None, typer.Option(help="Storage $ per GB-month")] = None,
-        chunk_tokens: Annotated[
-            int | None, typer.Option(help="Estimate one vector per chunk of this many tokens")
-        ] = None,
-        as_json: JsonOpt = False,
+        paths: list[str] | None, model: list[str] | None, dimensions: int | None, vectors: str | None,
+        backend: list[str] | None, dtype: list[str] | None, text_bytes: float | None, price_per_gb_month: float | None,
+        chunk_tokens: int | None, as_json: bool
     ) -> None:
         """Tokens, embedding $ and storage per model, before spending anything; with --vectors,
         disk, RAM and $/month per backend and dtype for a planned collection size."""
@@ -244,7 +231,7 @@ def register(app: typer.Typer) -> None:
             text_bytes=text_bytes if text_bytes is not None else report.text_bytes / r.vectors if r.vectors else None,
             price_per_gb_month=report.price_per_gb_month)) for r in report.models]
         for warning in report.warnings:
-            output.stderr.print(f"[yellow]warning:[/] {warning}")
+            output.note(f"warning: {warning}", "yellow")
         if as_json:
             out = report.as_dict()
             out["capacity"] = [{"model": r.model, **e.as_dict()} for r, rows in plans for e in rows]
@@ -263,13 +250,14 @@ def register(app: typer.Typer) -> None:
                            "$/month f32"),
         )
         if any(r.estimated for r in report.models):
-            output.stderr.print("~ = estimated token count (no tokenizer for that model is available offline)")
-        output.stdout.print("The columns above are raw vector bytes; measured on-disk size per backend "
+            output.note("~ = estimated token count (no tokenizer for that model is available offline)")
+        output.echo("The columns above are raw vector bytes; measured on-disk size per backend "
                             "(ids, texts, metadata, indexes included):")
         _capacity_table(None, [(r.model, e) for r, rows in plans for e in rows], with_model=True)
 
     @cache_app.command("stats")
-    def cache_stats(as_json: JsonOpt = False) -> None:
+    @json_option
+    def cache_stats(as_json: bool) -> None:
         """Where the cache is, how big, and what it holds per model."""
         from ..models.cache import EmbeddingCache
 
@@ -277,16 +265,15 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json(stats)
             return
-        output.stdout.print(f"cache: {stats.path}\nentries: {stats.entries:,}\nsize: {_bytes(stats.bytes)}")
+        output.echo(f"cache: {stats.path}\nentries: {stats.entries:,}\nsize: {_bytes(stats.bytes)}")
         if stats.per_fingerprint:
             output.table(None, ["model fingerprint", "entries"], sorted(stats.per_fingerprint.items()),
                          justify_right=("entries",))
 
     @cache_app.command("clear")
-    def cache_clear(
-        model: Annotated[str | None, typer.Option(help="Only entries of this fingerprint (see `cache stats`)")] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @click.option("--model", help="Only entries of this fingerprint (see `cache stats`)")
+    @json_option
+    def cache_clear(model: str | None, as_json: bool) -> None:
         """Delete cached vectors (all, or one model's)."""
         from ..models.cache import EmbeddingCache
 
@@ -294,7 +281,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json({"removed": removed})
         else:
-            output.stdout.print(f"removed {removed:,} cached vector(s)")
+            output.echo(f"removed {removed:,} cached vector(s)")
 
 
 def parse_count(text: str) -> int:
@@ -341,7 +328,7 @@ def _capacity_table(title: str | None, rows: list[Any], with_model: bool) -> Non
     price = pairs[0][1].price_per_gb_month
     prov = capacity.provenance()
     derived = any(e.ram_basis.startswith("derived") for _, e in pairs)
-    output.stdout.print(
+    output.echo(
         f"$/month at ${price:g} per GB-month (--price-per-gb-month). Measured {prov['date']} by "
         f"`{prov['command']}`. RAM: resident memory measured with the store open"
         + ("; * = derived: the HNSW index, to keep cached." if derived else ".")
@@ -351,7 +338,7 @@ def _capacity_table(title: str | None, rows: list[Any], with_model: bool) -> Non
         for note in e.notes:
             if note not in seen:
                 seen.add(note)
-                output.stdout.print(f"note: {e.backend}: {note}")
+                output.echo(f"note: {e.backend}: {note}")
 
 
 def _dims(row: dict[str, Any]) -> str:

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from ..errors import InvalidInput
 from . import output
-from .options import JsonOpt
+from .commands import Group, argument
+from .options import json_option
 
-ModelsOpt = Annotated[list[str] | None, typer.Option(
-    "--model", "-m", help="Model spec to evaluate; repeat for a side-by-side table (default: local)")]
+models_option = click.option(
+    "--model", "-m", multiple=True, help="Model spec to evaluate; repeat for a side-by-side table (default: local)")
 
 
-def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Measure models on your own data: retrieval, STS, classification.",
-                        no_args_is_help=True)
-    app.add_typer(group, name="eval")
+def register(app: Group) -> None:
+    group = app.subgroup("eval", help="Measure models on your own data: retrieval, STS, classification.")
 
     @group.command()
+    @click.option("--corpus", type=click.Path(path_type=Path), required=True,
+        help="BEIR corpus.jsonl[.gz]: _id, title, text")
+    @click.option("--queries", type=click.Path(path_type=Path), required=True, help="BEIR queries.jsonl: _id, text")
+    @click.option("--qrels", type=click.Path(path_type=Path), required=True,
+        help="qrels TSV: query-id, corpus-id, score")
+    @models_option
+    @click.option("--mode", multiple=True, help="vector | keyword | hybrid; repeat (default: all three)")
+    @click.option("--fusion", default="convex",
+        help="hybrid: convex (score-aware, the default search) | rrf (reciprocal rank)")
+    @click.option("--rrf-k", type=click.IntRange(min=0), default=60,
+        help="RRF constant (hybrid with --fusion rrf only)")
+    @json_option
     def retrieval(
-        corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz]: _id, title, text")],
-        queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl: _id, text")],
-        qrels: Annotated[Path, typer.Option(help="qrels TSV: query-id, corpus-id, score")],
-        model: ModelsOpt = None,
-        mode: Annotated[list[str] | None, typer.Option(
-            "--mode", help="vector | keyword | hybrid; repeat (default: all three)")] = None,
-        fusion: Annotated[str, typer.Option(
-            "--fusion", help="hybrid: convex (score-aware, the default search) | rrf (reciprocal rank)")] = "convex",
-        rrf_k: Annotated[int, typer.Option(min=0, help="RRF constant (hybrid with --fusion rrf only)")] = 60,
-        as_json: JsonOpt = False,
+        corpus: Path, queries: Path, qrels: Path, model: list[str] | None, mode: list[str] | None, fusion: str,
+        rrf_k: int, as_json: bool
     ) -> None:
         """nDCG@10, Recall@10/100, MAP@10 per model and search mode (pytrec_eval)."""
         from .. import apps as evaluate
@@ -57,14 +60,12 @@ def register(app: typer.Typer) -> None:
         )
 
     @group.command()
-    def sts(
-        file: Annotated[Path, typer.Argument(help="CSV/TSV of sentence pairs with a gold score")],
-        columns: Annotated[str, typer.Option(
-            help="sentence1,sentence2,score column names, or 0-based positions for a file without a header"
-        )] = "sentence1,sentence2,score",
-        model: ModelsOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
+    @argument("file", type=click.Path(path_type=Path), help="CSV/TSV of sentence pairs with a gold score")
+    @click.option("--columns", default="sentence1,sentence2,score",
+        help="sentence1,sentence2,score column names, or 0-based positions for a file without a header")
+    @models_option
+    @json_option
+    def sts(file: Path, columns: str, model: list[str] | None, as_json: bool) -> None:
         """Spearman x100 of cosine similarity against gold scores, per model."""
         from .. import apps as evaluate
 
@@ -81,17 +82,19 @@ def register(app: typer.Typer) -> None:
                      justify_right=("Spearman", "Pearson"))
 
     @group.command()
+    @click.option("--train", type=click.Path(path_type=Path), required=True, help="Training CSV/TSV with a header")
+    @click.option("--test", type=click.Path(path_type=Path), required=True, help="Test CSV/TSV with the same columns")
+    @click.option("--text-column", default="text", help="Column holding the text")
+    @click.option("--label-column", default="label", help="Column holding the label")
+    @models_option
+    @click.option("--method", default="logistic", help="logistic | knn")
+    @click.option("--per-label", type=click.IntRange(min=1),
+        help="Few-shot: train on this many random examples per label")
+    @click.option("--experiments", type=click.IntRange(min=1), default=1, help="Few-shot draws to average")
+    @json_option
     def classify(
-        train: Annotated[Path, typer.Option(help="Training CSV/TSV with a header")],
-        test: Annotated[Path, typer.Option(help="Test CSV/TSV with the same columns")],
-        text_column: Annotated[str, typer.Option(help="Column holding the text")] = "text",
-        label_column: Annotated[str, typer.Option(help="Column holding the label")] = "label",
-        model: ModelsOpt = None,
-        method: Annotated[str, typer.Option(help="logistic | knn")] = "logistic",
-        per_label: Annotated[int | None, typer.Option(
-            min=1, help="Few-shot: train on this many random examples per label")] = None,
-        experiments: Annotated[int, typer.Option(min=1, help="Few-shot draws to average")] = 1,
-        as_json: JsonOpt = False,
+        train: Path, test: Path, text_column: str, label_column: str, model: list[str] | None, method: str,
+        per_label: int | None, experiments: int, as_json: bool
     ) -> None:
         """Accuracy and macro-F1 of a classifier on each model's embeddings."""
         from .. import apps as evaluate
@@ -117,6 +120,4 @@ def register(app: typer.Typer) -> None:
 def _progress(quiet: bool) -> Any:
     if quiet:
         return None
-    from rich.markup import escape
-
-    return lambda message: output.stderr.print(f"[dim]{escape(message)}[/]", highlight=False)
+    return lambda message: output.note(message, "dim")

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import typer
+import click
 
+from ..redaction import redact_uri
+from ..terminal import LineProgress, TerminalBar
 from . import output
+from .commands import Group, argument
+from .options import collection_option, db_option
 
 if TYPE_CHECKING:
     from ..ingest import Engine, IndexReport
-
-from ..config import DEFAULT_DB
-from ..redaction import redact_uri
 
 
 def _mixed_collection(database: Any, name: str, clip_model: Any) -> Any:
@@ -38,11 +39,12 @@ def _file_progress(enabled: bool, detail: bool = False) -> Iterator[Callable[[in
     """A progress bar of files on stderr, drawn only on a terminal; its total is known only
     after the folders are walked, so the first report sets it. ``detail``: the plain lines also
     carry the engine's current state (the Ray engine's nodes and resent batches)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    if enabled and not output.stderr.is_terminal:
+    if not enabled:
+        yield lambda done, total, current: None
+        return
+    if not output.stderr_is_terminal():
         # A log or CI reads lines: one per tenth of the files instead of a redrawn bar.
-        lines = output.LineProgress(0, "indexing")
+        lines = LineProgress(0, "indexing")
 
         def update_lines(done: int, total: int, current: str) -> None:
             if detail:
@@ -51,59 +53,55 @@ def _file_progress(enabled: bool, detail: bool = False) -> Iterator[Callable[[in
 
         yield update_lines
         return
-    bar = Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"),
-        console=output.stderr, transient=True, disable=not enabled or not output.stderr.is_terminal,
-    )
-    with bar:
-        task = bar.add_task("indexing", total=None, current="")
+    bar = TerminalBar(0, "indexing")
 
-        def update(done: int, total: int, current: str) -> None:
-            bar.update(task, completed=done, total=total, current=current[-60:])
+    def update(done: int, total: int, current: str) -> None:
+        bar.update(done, total, current[-60:])
 
+    try:
         yield update
+    finally:
+        bar.close()
 
 
-def register(app: typer.Typer) -> None:
+def register(app: Group) -> None:
     import semkit
 
     @app.command()
+    @argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path),
+        help="Files and folders (folders are walked recursively)")
+    @db_option
+    @collection_option
+    @click.option("--model", "-m", help="Model for a new collection (default: local); an existing one keeps its own")
+    @click.option("--chunk-tokens", type=int,
+        help="Chunk size in the model's tokens (default: a bit under its context, at most 512)")
+    @click.option("--overlap", type=int, help="Tokens shared by neighbouring chunks (default: 15%)")
+    @click.option("--text-field", help="CSV/JSONL column to index (default: text, content, body...)")
+    @click.option("--include", multiple=True, help="Only files matching this glob (repeatable), e.g. '*.md'")
+    @click.option("--exclude", multiple=True,
+        help="Skip files and folders matching this glob (repeatable), e.g. 'drafts/*'")
+    @click.option("--max-file-mb", type=click.FloatRange(min=0.001), default=100.0,
+        help="Skip (and report) files larger than this")
+    @click.option("--keep-missing/--no-keep-missing", default=False,
+        help="Keep the chunks of files deleted from an indexed folder")
+    @click.option("--strict/--no-strict", default=False, help="Exit with status 1 if any file failed")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON report")
+    @click.option("--clip",
+        help="Also index images (.jpg .png .webp .gif) with this CLIP model "
+             "('clip' = $SEMKIT_CLIP_MODEL, or 'clip:/path')")
+    @click.option("--image-collection", default="images", help="Collection for the images (with --clip)")
+    @click.option("--engine", default="local",
+        help="'local' (this process) or 'ray' (read, chunk and embed on a Ray cluster's workers; "
+             "pip install 'semkit[ray]'; -v logs each batch's node)")
+    @click.option("--address",
+        help="With --engine ray: the cluster (HEAD:6379, ray://HEAD:10001, 'auto'); default: start a local Ray")
+    @click.option("--workers", type=click.IntRange(min=1),
+        help="With --engine ray: embedding actors, each loading the model once")
     def index(
-        paths: Annotated[list[Path], typer.Argument(help="Files and folders (folders are walked recursively)")],
-        db: Annotated[str, typer.Option("--db", help="Store: a folder (embedded), postgresql://..., memory://",
-                                        envvar="SEMKIT_DB")] = DEFAULT_DB,
-        collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name")] = "docs",
-        model: Annotated[str | None, typer.Option(
-            "--model", "-m", help="Model for a new collection (default: local); an existing one keeps its own")] = None,
-        chunk_tokens: Annotated[int | None, typer.Option(
-            help="Chunk size in the model's tokens (default: a bit under its context, at most 512)")] = None,
-        overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks (default: 15%)")] = None,
-        text_field: Annotated[str | None, typer.Option(
-            help="CSV/JSONL column to index (default: text, content, body...)")] = None,
-        include: Annotated[list[str] | None, typer.Option(
-            help="Only files matching this glob (repeatable), e.g. '*.md'")] = None,
-        exclude: Annotated[list[str] | None, typer.Option(
-            help="Skip files and folders matching this glob (repeatable), e.g. 'drafts/*'")] = None,
-        max_file_mb: Annotated[float, typer.Option(help="Skip (and report) files larger than this", min=0.001)] = 100.0,
-        keep_missing: Annotated[bool, typer.Option(
-            help="Keep the chunks of files deleted from an indexed folder")] = False,
-        strict: Annotated[bool, typer.Option(help="Exit with status 1 if any file failed")] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON report")] = False,
-        clip: Annotated[str | None, typer.Option(
-            "--clip", help="Also index images (.jpg .png .webp .gif) with this CLIP model "
-            "('clip' = $SEMKIT_CLIP_MODEL, or 'clip:/path')")] = None,
-        image_collection: Annotated[str, typer.Option(
-            help="Collection for the images (with --clip)")] = "images",
-        engine: Annotated[str, typer.Option(
-            help="'local' (this process) or 'ray' (read, chunk and embed on a Ray cluster's workers; "
-            "pip install 'semkit[ray]'; -v logs each batch's node)",
-        )] = "local",
-        address: Annotated[str | None, typer.Option(
-            help="With --engine ray: the cluster (HEAD:6379, ray://HEAD:10001, 'auto'); default: start a local Ray",
-        )] = None,
-        workers: Annotated[int | None, typer.Option(
-            help="With --engine ray: embedding actors, each loading the model once", min=1)] = None,
+        paths: list[Path], db: str, collection: str, model: str | None, chunk_tokens: int | None, overlap: int | None,
+        text_field: str | None, include: list[str] | None, exclude: list[str] | None, max_file_mb: float,
+        keep_missing: bool, strict: bool, as_json: bool, clip: str | None, image_collection: str, engine: str,
+        address: str | None, workers: int | None
     ) -> None:
         """Index documents (.txt .md .html .pdf .docx .csv .jsonl) for semantic search.
 
@@ -164,7 +162,7 @@ def register(app: typer.Typer) -> None:
                 if images.failed:
                     output.table("image problems", ["file", "reason"], images.failed)
         if strict and (report.failed or (images is not None and images.failed)):
-            raise typer.Exit(1)
+            raise click.exceptions.Exit(1)
 
 
 def _print_report(report: IndexReport, total: int, db: str) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
+from ..config import DEFAULT_DB
 from ..errors import InvalidFilter
 
-DbOpt = Annotated[str, typer.Option("--db", help="Store: a folder (embedded), postgresql://..., memory://",
-                                    envvar="SEMKIT_DB")]
-CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
+db_option = click.option("--db", default=DEFAULT_DB, envvar="SEMKIT_DB", show_envvar=True,
+                         help="Store: a folder (embedded), postgresql://..., memory://")
+collection_option = click.option("--collection", "-c", default="docs", help="Collection name")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output")
+where_option = click.option("--where", help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'')
 
 
 def parse_where(raw: str | None) -> dict[str, Any] | None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich.markup import escape
+import click
 
-from ..config import DEFAULT_DB
 from ..errors import InvalidInput
 from ..models.base import supports_images
 from . import output
-from .options import CollectionOpt, DbOpt, JsonOpt, parse_where
+from .commands import Group, argument
+from .options import collection_option, db_option, json_option, parse_where, where_option
 
-ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid (score fusion, default) | vector | keyword")]
+mode_option = click.option("--mode", default="hybrid", help="hybrid (score fusion, default) | vector | keyword")
 DEFAULT_MIN_SCORE = 0.15
 """The CLI's cut-off for text queries, hiding obvious noise. Chosen on the small sets of
 benchmarks/relevance_small.py (hybrid, top 10): it keeps 94-100% of the relevant hits and hides
@@ -21,43 +20,41 @@ benchmarks/relevance_small.py (hybrid, top 10): it keeps 94-100% of the relevant
 bundled model an unrelated text's cosine is under 0.15. The library's default is 0 (keep all);
 image and --model queries and CLIP collections keep all too: CLIP's cosines for good matches are
 only about 0.2-0.35."""
-WhereOpt = Annotated[str | None, typer.Option(help='Metadata filter as JSON: \'{"year": {"$gte": 2020}}\'')]
 
 
-def register(app: typer.Typer) -> None:
+def register(app: Group) -> None:
     import semkit
 
     @app.command()
+    @argument("query", required=False, help="What to look for")
+    @db_option
+    @collection_option
+    @click.option("-k", "--k", type=click.IntRange(min=1), default=10, help="How many results")
+    @mode_option
+    @click.option("--image", help="Search by this image (needs a CLIP model, see --model)")
+    @click.option("--model",
+        help="Embed the query with this model instead of the collection's "
+             "(e.g. 'clip' = $SEMKIT_CLIP_MODEL, 'clip:/path'); --image defaults to 'clip'")
+    @click.option("--mmr", type=click.FloatRange(min=0.0, max=1.0),
+        help="Diversity: MMR λ in [0, 1] (1 = relevance only)")
+    @where_option
+    @click.option("--exact/--no-exact", default=False, help="Exact search instead of the approximate index")
+    @click.option("--candidates", type=click.IntRange(min=1),
+        help="Depth of each list before fusion/MMR (default max(50, 5k))")
+    @click.option("--min-score", type=click.FloatRange(min=0.0, max=1.0),
+        help=f"Hide hits scoring below this (scores are in [0, 1]; default {DEFAULT_MIN_SCORE} for a text "
+             "query, 0 for --image/--model and CLIP collections; --min-score 0 shows everything)")
+    @click.option("--fusion", default="convex", help="hybrid: convex (score-aware, default) | rrf (reciprocal rank)")
+    @click.option("--rerank", metavar="windows|FOLDER",
+        help="Re-score the best max(k, 20) hits: 'windows' = the collection's own model on each hit's "
+             "sentences (no extra model), or a local cross-encoder FOLDER (a Hugging Face "
+             "sequence-classification folder, e.g. a sentence-transformers CrossEncoder; run through ONNX, "
+             "exported once with torch)")
+    @json_option
     def search(
-        query: Annotated[str | None, typer.Argument(help="What to look for")] = None,
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results")] = 10,
-        mode: ModeOpt = "hybrid",
-        image: Annotated[str | None, typer.Option(
-            "--image", help="Search by this image (needs a CLIP model, see --model)")] = None,
-        model: Annotated[str | None, typer.Option(
-            "--model", help="Embed the query with this model instead of the collection's "
-            "(e.g. 'clip' = $SEMKIT_CLIP_MODEL, 'clip:/path'); --image defaults to 'clip'")] = None,
-        mmr: Annotated[float | None, typer.Option(
-            "--mmr", min=0.0, max=1.0, help="Diversity: MMR λ in [0, 1] (1 = relevance only)")] = None,
-        where: WhereOpt = None,
-        exact: Annotated[bool, typer.Option(help="Exact search instead of the approximate index")] = False,
-        candidates: Annotated[int | None, typer.Option(
-            min=1, help="Depth of each list before fusion/MMR (default max(50, 5k))")] = None,
-        min_score: Annotated[float | None, typer.Option(
-            "--min-score", min=0.0, max=1.0,
-            help=f"Hide hits scoring below this (scores are in [0, 1]; default {DEFAULT_MIN_SCORE} for a text "
-            "query, 0 for --image/--model and CLIP collections; --min-score 0 shows everything)")] = None,
-        fusion: Annotated[str, typer.Option(
-            "--fusion", help="hybrid: convex (score-aware, default) | rrf (reciprocal rank)")] = "convex",
-        rerank: Annotated[str | None, typer.Option(
-            "--rerank", metavar="windows|FOLDER",
-            help="Re-score the best max(k, 20) hits: 'windows' = the collection's own model on each hit's "
-            "sentences (no extra model), or a local cross-encoder FOLDER (a Hugging Face "
-            "sequence-classification folder, e.g. a sentence-transformers CrossEncoder; run through ONNX, "
-            "exported once with torch)")] = None,
-        as_json: JsonOpt = False,
+        query: str | None, db: str, collection: str, k: int, mode: str, image: str | None, model: str | None,
+        mmr: float | None, where: str | None, exact: bool, candidates: int | None, min_score: float | None, fusion: str,
+        rerank: str | None, as_json: bool
     ) -> None:
         """Search a collection by meaning, by keywords (BM25), or both (hybrid); scores in [0, 1]."""
         from ..apps import language_warning
@@ -94,32 +91,33 @@ def register(app: typer.Typer) -> None:
                               fusion=fusion, rerank=reranker)  # type: ignore[arg-type]  # checked there
         warning = language_warning(col, query) if isinstance(query, str) and mode != "keyword" else None
         if warning:
-            output.stderr.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+            output.note(f"warning: {warning}", "yellow")
         if as_json:
             output.emit_json([h.as_dict() for h in hits])
             return
         if not hits:
             cut = f" scoring {min_score} or more (--min-score 0 shows every hit)" if min_score else ""
-            output.stdout.print(f"no results{cut}", highlight=False)
+            output.echo(f"no results{cut}")
             return
         shown = f"image {image}" if image is not None else repr(query)
         how = hits[0].mode + ("" if mmr is None else f", mmr {mmr}") + (", reranked" if reranker else "")
         _print_hits(f"{collection}: {shown} ({how})", hits, reranked=_score_meaning(reranker))
 
     @app.command()
+    @argument("question", help="The question the context is for")
+    @db_option
+    @collection_option
+    @click.option("--budget", type=click.IntRange(min=1), default=2000, help="Token budget of the context")
+    @where_option
+    @mode_option
+    @click.option("--mmr", type=click.FloatRange(min=0.0, max=1.0), default=0.7,
+        help="MMR λ (1 = relevance only, lower = more variety)")
+    @click.option("--max-passages", type=click.IntRange(min=1), default=20, help="At most this many passages")
+    @click.option("--tokenizer", default="cl100k_base", help="Tokenizer counting the budget (cl100k_base, estimate)")
+    @json_option
     def context(
-        question: Annotated[str, typer.Argument(help="The question the context is for")],
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        budget: Annotated[int, typer.Option("--budget", min=1, help="Token budget of the context")] = 2000,
-        where: WhereOpt = None,
-        mode: ModeOpt = "hybrid",
-        mmr: Annotated[float, typer.Option(
-            "--mmr", min=0.0, max=1.0, help="MMR λ (1 = relevance only, lower = more variety)")] = 0.7,
-        max_passages: Annotated[int, typer.Option(min=1, help="At most this many passages")] = 20,
-        tokenizer: Annotated[str, typer.Option(
-            help="Tokenizer counting the budget (cl100k_base, estimate)")] = "cl100k_base",
-        as_json: JsonOpt = False,
+        question: str, db: str, collection: str, budget: int, where: str | None, mode: str, mmr: float,
+        max_passages: int, tokenizer: str, as_json: bool
     ) -> None:
         """Best passages for a question, with citations, packed into a token budget (for an LLM prompt)."""
         from ..apps import context as build
@@ -132,13 +130,11 @@ def register(app: typer.Typer) -> None:
             output.emit_json(ctx.as_dict())
             return
         # Plain text on stdout, so `semkit context ... > prompt.txt` is exactly the context.
-        typer.echo(ctx.text if ctx.passages else "")
+        click.echo(ctx.text if ctx.passages else "")
         approx = "" if ctx.exact_count else "~"
-        output.stderr.print(
+        output.note(
             f"{len(ctx.passages)} passage(s), {approx}{ctx.used_tokens}/{ctx.budget_tokens} tokens "
-            f"({ctx.tokenizer}); {ctx.duplicates} duplicate(s) dropped, {ctx.skipped} did not fit",
-            highlight=False,
-        )
+            f"({ctx.tokenizer}); {ctx.duplicates} duplicate(s) dropped, {ctx.skipped} did not fit")
 
 
 def _mode(mode: str) -> Any:
@@ -186,32 +182,26 @@ def _score_meaning(reranker: Any) -> str | None:
 
 
 def _print_hits(title: str, hits: list[Any], reranked: str | None = None) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=title, header_style="bold", show_lines=True)
-    for name, justify in (("#", "right"), ("score", "right"), ("id / title", "left"), ("snippet", "left")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    colors = output.stdout_colors()
     fused = hits[0].mode == "hybrid" or reranked is not None
+    rows = []
     for h in hits:
-        label = Text(h.id, style="bold")
-        for extra in (h.title, h.path):
-            if extra and extra != h.id:
-                label.append("\n" + extra, style="dim" if extra == h.path else "")
+        label = [output.style(output.printable(h.id), "bold")]
+        label += [output.style(output.printable(extra), "dim" if extra == h.path else None)
+                  for extra in (h.title, h.path) if extra and extra != h.id]
         score = f"{h.score:.3f}"
         if fused:
             score += "\n" + " ".join(f"{name[0]}{r}" for name, r in sorted(h.ranks.items(), reverse=True))
         if h.snippet is None:
-            body = Text(h.text or "")
-        elif output.stdout.is_terminal:
-            body = h.snippet.rich()
+            body = output.printable(h.text or "")
+        elif colors:
+            body = h.snippet.ansi()
         else:
-            body = Text(h.snippet.marked())  # no colours in a pipe: mark matches as **word**
-        table.add_row(str(h.rank), score, label, body)
-    output.stdout.print(table)
+            body = h.snippet.marked()  # no colours in a pipe: mark matches as **word**
+        rows.append((str(h.rank), score, "\n".join(label), body))
+    output.table(title, ["#", "score", "id / title", "snippet"], rows, justify_right=("#", "score"), show_lines=True)
     if reranked:
-        output.stdout.print(f"score = {reranked}; f2 = rank 2 before reranking, "
-                            "v3 k1 = rank 3 by vector, 1 by keyword", style="dim", highlight=False)
+        output.echo(f"score = {reranked}; f2 = rank 2 before reranking, "
+                    "v3 k1 = rank 3 by vector, 1 by keyword", "dim")
     elif fused:
-        output.stdout.print("score = fused relevance in [0, 1]; v3 k1 = rank 3 by vector, 1 by keyword",
-                            style="dim", highlight=False)
+        output.echo("score = fused relevance in [0, 1]; v3 k1 = rank 3 by vector, 1 by keyword", "dim")

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from ..config import DEFAULT_DB
 from ..errors import ConfigError, MissingDependency
 from ..redaction import redact_uri
 from . import output
-from .options import DbOpt, JsonOpt
+from .commands import Group, argument
+from .options import db_option, json_option
 
 if TYPE_CHECKING:
     from ..server.auth import KeyStore
 
-KeysOpt = Annotated[Path | None, typer.Option(
-    "--keys", help="Key file (default: keys.json in an embedded db folder, else under the cache dir)",
-    envvar="SEMKIT_KEYS")]
+keys_option = click.option(
+    "--keys", type=click.Path(path_type=Path), envvar="SEMKIT_KEYS", show_envvar=True,
+    help="Key file (default: keys.json in an embedded db folder, else under the cache dir)")
 
 
 def is_loopback(host: str) -> bool:
@@ -49,51 +49,48 @@ def _key_store(db: str, keys: Path | None) -> KeyStore:
     return KeyStore(keys or default_keys_path(db))
 
 
-def register(app: typer.Typer) -> None:
-    keys_app = typer.Typer(help="API keys for `semkit serve`: shown once, stored as a hash.",
-                           no_args_is_help=True)
-    app.add_typer(keys_app, name="keys")
+def register(app: Group) -> None:
+    keys_app = app.subgroup("keys", help="API keys for `semkit serve`: shown once, stored as a hash.")
 
     @app.command()
+    @db_option
+    @click.option("--host", default="127.0.0.1", envvar="SEMKIT_HOST", show_envvar=True,
+        help="Address to bind (loopback by default)")
+    @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, envvar="SEMKIT_PORT", show_envvar=True)
+    @keys_option
+    @click.option("--no-auth", is_flag=True, help="Serve without API keys (loopback only)")
+    @click.option("--model", "-m", multiple=True,
+        help="Model to serve on /v1/embeddings and for new collections (repeatable)")
+    @click.option("--served-model-name", multiple=True, metavar="ALIAS=MODEL",
+        help="Also answer to ALIAS for MODEL, e.g. text-embedding-3-small=local for clients that only "
+             "accept OpenAI names (repeatable)")
+    @click.option("--rate-limit", type=float, default=0.0, help="Requests per second per key (0 = unlimited)")
+    @click.option("--burst", type=int, default=0, help="Rate-limit burst (0 = twice the rate)")
+    @click.option("--max-body-mb", type=float, default=16.0, help="Largest request body, MB")
+    @click.option("--cors-origin", multiple=True, help="Allow this browser origin (repeatable; CORS is off by default)")
+    @click.option("--index-root", type=click.Path(path_type=Path), multiple=True,
+        help="Let clients index files under this folder (repeatable; off by default)")
+    @click.option("--no-cache", is_flag=True, help="Don't use the embedding cache")
+    @click.option("--model-workers", type=click.IntRange(min=1), default=2, help="Model calls running at once")
+    @click.option("--model-threads", type=click.IntRange(min=0), default=0,
+        help="Threads per local model call (0 = one each when --model-workers is 2 or more, "
+             "else the model's default; SEMKIT_LOCAL_THREADS wins)")
+    @click.option("--queue", multiple=True, metavar="CLASS=N",
+        help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
+             "embeddings (texts, default 256), search (requests, 64), writes (32), jobs (16); repeatable. "
+             "A class set here keeps its bound; the others adapt (--queue-target)")
+    @click.option("--queue-target", type=click.FloatRange(min=0.0), default=0.5, metavar="SECONDS",
+        help="Adaptive queue bounds: each class admits about SECONDS x its measured throughput "
+             "(0 = fixed bounds)")
+    @click.option("--rerank", metavar="windows|FOLDER",
+        help="Load a reranker once for searches with rerank: true (and the UI's Rerank box): 'windows' = "
+             "each collection's own model on the hits' sentences, or a local cross-encoder FOLDER")
+    @click.option("--log-level", default="info", help="uvicorn log level")
     def serve(
-        db: DbOpt = DEFAULT_DB,
-        host: Annotated[str, typer.Option(help="Address to bind (loopback by default)",
-                                          envvar="SEMKIT_HOST")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=0, max=65535, envvar="SEMKIT_PORT")] = 8000,
-        keys: KeysOpt = None,
-        no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (loopback only)")] = False,
-        model: Annotated[list[str] | None, typer.Option(
-            "--model", "-m", help="Model to serve on /v1/embeddings and for new collections (repeatable)")] = None,
-        served_model_name: Annotated[list[str] | None, typer.Option(
-            "--served-model-name", metavar="ALIAS=MODEL",
-            help="Also answer to ALIAS for MODEL, e.g. text-embedding-3-small=local for clients that only "
-                 "accept OpenAI names (repeatable)")] = None,
-        rate_limit: Annotated[float, typer.Option(help="Requests per second per key (0 = unlimited)")] = 0.0,
-        burst: Annotated[int, typer.Option(help="Rate-limit burst (0 = twice the rate)")] = 0,
-        max_body_mb: Annotated[float, typer.Option(help="Largest request body, MB")] = 16.0,
-        cors_origin: Annotated[list[str] | None, typer.Option(
-            "--cors-origin", help="Allow this browser origin (repeatable; CORS is off by default)")] = None,
-        index_root: Annotated[list[Path] | None, typer.Option(
-            "--index-root", help="Let clients index files under this folder (repeatable; off by default)")] = None,
-        no_cache: Annotated[bool, typer.Option("--no-cache", help="Don't use the embedding cache")] = False,
-        model_workers: Annotated[int, typer.Option(min=1, help="Model calls running at once")] = 2,
-        model_threads: Annotated[int, typer.Option(
-            min=0, help="Threads per local model call (0 = one each when --model-workers is 2 or more, "
-            "else the model's default; SEMKIT_LOCAL_THREADS wins)")] = 0,
-        queue: Annotated[list[str] | None, typer.Option(
-            "--queue", metavar="CLASS=N",
-            help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
-            "embeddings (texts, default 256), search (requests, 64), writes (32), jobs (16); repeatable. "
-            "A class set here keeps its bound; the others adapt (--queue-target)")] = None,
-        queue_target: Annotated[float, typer.Option(
-            "--queue-target", min=0.0, metavar="SECONDS",
-            help="Adaptive queue bounds: each class admits about SECONDS x its measured throughput "
-            "(0 = fixed bounds)")] = 0.5,
-        rerank: Annotated[str | None, typer.Option(
-            "--rerank", metavar="windows|FOLDER",
-            help="Load a reranker once for searches with rerank: true (and the UI's Rerank box): 'windows' = "
-            "each collection's own model on the hits' sentences, or a local cross-encoder FOLDER")] = None,
-        log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        db: str, host: str, port: int, keys: Path | None, no_auth: bool, model: list[str] | None,
+        served_model_name: list[str] | None, rate_limit: float, burst: int, max_body_mb: float,
+        cors_origin: list[str] | None, index_root: list[Path] | None, no_cache: bool, model_workers: int,
+        model_threads: int, queue: list[str] | None, queue_target: float, rerank: str | None, log_level: str
     ) -> None:
         """Run the HTTP server: REST API, OpenAI-compatible /v1/embeddings, web UI at /ui/."""
         try:
@@ -117,20 +114,22 @@ def register(app: typer.Typer) -> None:
         if not no_auth:
             store = application.state.semkit.keys
             if not store.active():
-                output.stderr.print(f"[yellow]no API keys in {store.path}: every request will get 401. "
-                                    "Create one with `semkit keys create`.[/yellow]")
-        output.stderr.print(f"semkit serving {redact_uri(db)} on http://{host}:{port} (UI: http://{host}:{port}/ui/)")
+                output.note(f"no API keys in {store.path}: every request will get 401. "
+                            "Create one with `semkit keys create`.", "yellow")
+        output.note(f"semkit serving {redact_uri(db)} on http://{host}:{port} (UI: http://{host}:{port}/ui/)")
         uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
     @keys_app.command("create")
+    @db_option
+    @keys_option
+    @click.option("--name", default="", help="A label for the key")
+    @click.option("--collections", help="Comma-separated collections (default: all)")
+    @click.option("--read-only", is_flag=True, help="May read and search, never write")
+    @click.option("--rate-limit", type=float, help="Requests per second for this key")
+    @json_option
     def keys_create(
-        db: DbOpt = DEFAULT_DB,
-        keys: KeysOpt = None,
-        name: Annotated[str, typer.Option(help="A label for the key")] = "",
-        collections: Annotated[str | None, typer.Option(help="Comma-separated collections (default: all)")] = None,
-        read_only: Annotated[bool, typer.Option("--read-only", help="May read and search, never write")] = False,
-        rate_limit: Annotated[float | None, typer.Option(help="Requests per second for this key")] = None,
-        as_json: JsonOpt = False,
+        db: str, keys: Path | None, name: str, collections: str | None, read_only: bool, rate_limit: float | None,
+        as_json: bool
     ) -> None:
         """Create a key and print it once (only its hash is stored)."""
         store = _key_store(db, keys)
@@ -140,32 +139,35 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json({"key": key, **record.public()})
             return
-        output.stdout.print(key, markup=False, highlight=False)
+        output.echo(key)
         scope = ", ".join(record.collections) if record.collections is not None else "all collections"
-        output.stderr.print(f"key {record.id} ({scope}{', read-only' if read_only else ''}) stored as a hash in "
+        output.note(f"key {record.id} ({scope}{', read-only' if read_only else ''}) stored as a hash in "
                             f"{store.path}; this is the only time the key is shown")
 
     @keys_app.command("list")
-    def keys_list(db: DbOpt = DEFAULT_DB, keys: KeysOpt = None, as_json: JsonOpt = False) -> None:
+    @db_option
+    @keys_option
+    @json_option
+    def keys_list(db: str, keys: Path | None, as_json: bool) -> None:
         """List keys (ids and scopes; the keys themselves are not stored)."""
         records = [k.public() for k in _key_store(db, keys).all()]
         if as_json:
             output.emit_json(records)
             return
         if not records:
-            output.stdout.print("no keys")
+            output.echo("no keys")
         for k in records:
             scope = ",".join(k["collections"]) if k["collections"] is not None else "*"
             flags = " read-only" if k["read_only"] else ""
             state = f" REVOKED {k['revoked']}" if k["revoked"] else ""
-            output.stdout.print(f"{k['id']}  {k['name'] or '-'}  collections={scope}{flags}  "
-                                f"created {k['created']}{state}", markup=False, highlight=False)
+            output.echo(f"{k['id']}  {k['name'] or '-'}  collections={scope}{flags}  "
+                                f"created {k['created']}{state}")
 
     @keys_app.command("revoke")
-    def keys_revoke(
-        key_id: Annotated[str, typer.Argument(help="The key's id (from `semkit keys list`) or the key")],
-        db: DbOpt = DEFAULT_DB, keys: KeysOpt = None,
-    ) -> None:
+    @argument("key_id", help="The key's id (from `semkit keys list`) or the key")
+    @db_option
+    @keys_option
+    def keys_revoke(key_id: str, db: str, keys: Path | None) -> None:
         """Revoke a key; a running server refuses it from its next request."""
         record = _key_store(db, keys).revoke(key_id)
-        output.stderr.print(f"revoked {record.id}")
+        output.note(f"revoked {record.id}")

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
-from ..config import DEFAULT_DB
 from ..errors import InvalidInput, SemkitError
 from ..redaction import redact_uri
 from . import output
-from .options import CollectionOpt, DbOpt, JsonOpt
+from .commands import Group, argument
+from .options import collection_option, db_option, json_option
 from .records import RecordFormat, check_file, parse_column_types, read_batches
 
 
-def register(app: typer.Typer) -> None:
+def register(app: Group) -> None:
     import semkit
 
     @app.command()
+    @argument("file", type=click.Path(path_type=Path), help=".jsonl, .csv or .parquet with id/text/metadata columns")
+    @db_option
+    @collection_option
+    @click.option("--model", "-m", help="Model for a new collection")
+    @click.option("--id-field", default="id", help="Column holding the record id")
+    @click.option("--text-field", default="text", help="Column holding the text to embed")
+    @click.option("--vector-field", help="Column holding precomputed vectors")
+    @click.option("--type", "column_type", multiple=True,
+        help="CSV only: type a metadata column, COLUMN=int|float|bool|json (repeatable); "
+             "other CSV cells stay text exactly as written")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=1000)
+    @json_option
     def upsert(
-        file: Annotated[Path, typer.Argument(help=".jsonl, .csv or .parquet with id/text/metadata columns")],
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        model: Annotated[str | None, typer.Option("--model", "-m", help="Model for a new collection")] = None,
-        id_field: Annotated[str, typer.Option(help="Column holding the record id")] = "id",
-        text_field: Annotated[str, typer.Option(help="Column holding the text to embed")] = "text",
-        vector_field: Annotated[str | None, typer.Option(help="Column holding precomputed vectors")] = None,
-        column_type: Annotated[list[str] | None, typer.Option(
-            "--type", help="CSV only: type a metadata column, COLUMN=int|float|bool|json (repeatable); "
-                           "other CSV cells stay text exactly as written")] = None,
-        batch_size: Annotated[int, typer.Option(min=1)] = 1000,
-        as_json: JsonOpt = False,
+        file: Path, db: str, collection: str, model: str | None, id_field: str, text_field: str,
+        vector_field: str | None, column_type: list[str] | None, batch_size: int, as_json: bool
     ) -> None:
         """Insert or update records from a file; unchanged texts are not re-embedded.
 
@@ -64,10 +65,12 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json({"collection": collection, "upserted": total, "count": count})
         else:
-            output.stdout.print(f"upserted {total:,} record(s) into '{collection}' ({count:,} in total)")
+            output.echo(f"upserted {total:,} record(s) into '{collection}' ({count:,} in total)")
 
     @app.command()
-    def collections(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
+    @db_option
+    @json_option
+    def collections(db: str, as_json: bool) -> None:
         """List the collections in a store with their model and size."""
         with semkit.connect(db) as database:
             infos = [database.collection(name, create=False).info() for name in database.collections()]
@@ -79,38 +82,36 @@ def register(app: typer.Typer) -> None:
                       for i in infos], justify_right=("count", "dims"))
 
     @app.command("export")
-    def export_(
-        out: Annotated[Path, typer.Argument(help="Destination .parquet or .jsonl")],
-        db: DbOpt = DEFAULT_DB,
-        collection: CollectionOpt = "docs",
-        as_json: JsonOpt = False,
-    ) -> None:
+    @argument("out", type=click.Path(path_type=Path), help="Destination .parquet or .jsonl")
+    @db_option
+    @collection_option
+    @json_option
+    def export_(out: Path, db: str, collection: str, as_json: bool) -> None:
         """Write a collection (ids, texts, metadata, vectors, model) to a file."""
         with semkit.connect(db) as database:
             n = database.collection(collection, create=False).export(out)
         if as_json:
             output.emit_json({"collection": collection, "exported": n, "path": str(out)})
         else:
-            output.stdout.print(f"exported {n:,} record(s) from '{collection}' to {out}")
+            output.echo(f"exported {n:,} record(s) from '{collection}' to {out}")
 
     @app.command("import")
+    @argument("file", type=click.Path(path_type=Path),
+        help="A file written by `semkit export`; with --from chroma a Chroma folder, with --from pinecone "
+             "a .jsonl/.parquet dump of {id, values, metadata}")
+    @db_option
+    @click.option("--collection", "-c",
+        help="Target collection (default: docs; for Chroma, each collection's own name)")
+    @click.option("--from", "source", default="semkit", help="semkit | chroma | pinecone")
+    @click.option("--only", multiple=True, help="Chroma: import this collection only (repeatable; default: all)")
+    @click.option("--model", "-m",
+        help="Chroma / Pinecone: the model that made the vectors, so text queries work "
+             "(local = all-MiniLM-L6-v2, Chroma's default); checked against their length")
+    @click.option("--metric", default="cosine", help="Pinecone: the index's metric, cosine | dotproduct | euclidean")
+    @json_option
     def import_(
-        file: Annotated[Path, typer.Argument(
-            help="A file written by `semkit export`; with --from chroma a Chroma folder, with --from pinecone "
-                 "a .jsonl/.parquet dump of {id, values, metadata}")],
-        db: DbOpt = DEFAULT_DB,
-        collection: Annotated[str | None, typer.Option(
-            "--collection", "-c",
-            help="Target collection (default: docs; for Chroma, each collection's own name)")] = None,
-        source: Annotated[str, typer.Option("--from", help="semkit | chroma | pinecone")] = "semkit",
-        only: Annotated[list[str] | None, typer.Option(
-            "--only", help="Chroma: import this collection only (repeatable; default: all)")] = None,
-        model: Annotated[str | None, typer.Option(
-            "--model", "-m", help="Chroma / Pinecone: the model that made the vectors, so text queries work "
-                                  "(local = all-MiniLM-L6-v2, Chroma's default); checked against their length")] = None,
-        metric: Annotated[str, typer.Option(
-            help="Pinecone: the index's metric, cosine | dotproduct | euclidean")] = "cosine",
-        as_json: JsonOpt = False,
+        file: Path, db: str, collection: str | None, source: str, only: list[str] | None, model: str | None,
+        metric: str, as_json: bool
     ) -> None:
         """Load records without re-embedding: a semkit export, a Chroma folder, or a Pinecone dump."""
         if source == "semkit":
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 output.emit_json({"collection": collection or "docs", "imported": n})
             else:
-                output.stdout.print(f"imported {n:,} record(s) into '{collection or 'docs'}'")
+                output.echo(f"imported {n:,} record(s) into '{collection or 'docs'}'")
             return
         from ..importers import import_chroma, import_pinecone
         from ..store.chroma_reader import list_collections
@@ -138,29 +139,29 @@ def register(app: typer.Typer) -> None:
             output.emit_json([r.as_dict() for r in reports])
             return
         for r in reports:
-            output.stdout.print(f"imported {r.imported:,} record(s) from {r.source} into '{r.collection}' "
+            output.echo(f"imported {r.imported:,} record(s) from {r.source} into '{r.collection}' "
                                 f"({r.dimensions}d {r.metric}, {r.model or 'own vectors'})")
             if r.hint:
-                output.stdout.print(f"  {r.hint}")
+                output.echo(f"  {r.hint}")
 
     @app.command()
+    @argument("name", help="Collection name to serve the table as")
+    @click.option("--table", required=True, help="The table, as SQL names it: documents, myschema.documents")
+    @click.option("--id", "id_column", required=True, help="Its id column (integer, uuid or text; unique)")
+    @click.option("--text", "text_column", required=True, help="Its text column")
+    @click.option("--vector", "vector_column", required=True, help="Its vector(n) / halfvec(n) column")
+    @click.option("--model", "-m", required=True, help="The model that made its vectors, or 'none'")
+    @db_option
+    @click.option("--metadata", help="A jsonb column holding metadata")
+    @click.option("--column", multiple=True, help="Another column shown as a metadata field, filterable (repeatable)")
+    @click.option("--fts", help="A tsvector column for keyword search")
+    @click.option("--metric", help="cosine | dot | l2 (default: the vector index's, else cosine)")
+    @click.option("--create-fts-index", is_flag=True, help="Add the keyword-search expression index to the table")
+    @json_option
     def attach(
-        name: Annotated[str, typer.Argument(help="Collection name to serve the table as")],
-        table: Annotated[str, typer.Option(help="The table, as SQL names it: documents, myschema.documents")],
-        id_column: Annotated[str, typer.Option("--id", help="Its id column (integer, uuid or text; unique)")],
-        text_column: Annotated[str, typer.Option("--text", help="Its text column")],
-        vector_column: Annotated[str, typer.Option("--vector", help="Its vector(n) / halfvec(n) column")],
-        model: Annotated[str, typer.Option("--model", "-m", help="The model that made its vectors, or 'none'")],
-        db: DbOpt = DEFAULT_DB,
-        metadata: Annotated[str | None, typer.Option(help="A jsonb column holding metadata")] = None,
-        column: Annotated[list[str] | None, typer.Option(
-            "--column", help="Another column shown as a metadata field, filterable (repeatable)")] = None,
-        fts: Annotated[str | None, typer.Option(help="A tsvector column for keyword search")] = None,
-        metric: Annotated[str | None, typer.Option(
-            help="cosine | dot | l2 (default: the vector index's, else cosine)")] = None,
-        create_fts_index: Annotated[bool, typer.Option(
-            "--create-fts-index", help="Add the keyword-search expression index to the table")] = False,
-        as_json: JsonOpt = False,
+        name: str, table: str, id_column: str, text_column: str, vector_column: str, model: str, db: str,
+        metadata: str | None, column: list[str] | None, fts: str | None, metric: str | None, create_fts_index: bool,
+        as_json: bool
     ) -> None:
         """Serve an existing PostgreSQL table as a collection, in place: nothing is copied or changed."""
         with semkit.connect(db) as database:
@@ -174,24 +175,23 @@ def register(app: typer.Typer) -> None:
         if as_json:
             output.emit_json({**info, "table": attachment.display})
             return
-        output.stdout.print(f"attached {attachment.display} as '{name}': {info['count']:,} row(s), "
+        output.echo(f"attached {attachment.display} as '{name}': {info['count']:,} row(s), "
                             f"{info.get('embedder') or '(own vectors)'}, {info['dimensions']}d {info['metric']}")
         if fts is None and not create_fts_index:
             from ..store.pg_attached import fts_index_sql
 
-            output.stdout.print("keyword search computes to_tsvector per query; to index it, run once:\n  "
+            output.echo("keyword search computes to_tsvector per query; to index it, run once:\n  "
                                 f"{fts_index_sql(attachment)};\n(or attach again with --create-fts-index)")
 
     @app.command()
-    def drop(
-        collection: Annotated[str, typer.Argument(help="Collection to delete")],
-        db: DbOpt = DEFAULT_DB,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation")] = False,
-    ) -> None:
+    @argument("collection", help="Collection to delete")
+    @db_option
+    @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation")
+    def drop(collection: str, db: str, yes: bool) -> None:
         """Delete a collection and everything in it."""
         if not yes:
-            typer.confirm(f"Delete collection '{collection}' from {redact_uri(db)}?", abort=True)
+            click.confirm(f"Delete collection '{collection}' from {redact_uri(db)}?", abort=True)
         with semkit.connect(db) as database:
             database.drop(collection)
-        output.stdout.print(f"dropped '{collection}'")
+        output.echo(f"dropped '{collection}'")
 

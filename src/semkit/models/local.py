@@ -298,22 +298,20 @@ class _ProgressReporter:
         if callable(progress):
             self._callback = progress
         elif progress and total > 0:
-            from rich.progress import Progress as RichProgress
+            from ..terminal import open_progress  # stderr: a bar on a terminal, else a line per tenth
 
-            self._bar = RichProgress(transient=True)
-            self._task = self._bar.add_task("embedding", total=total)
-            self._bar.start()
+            self._bar = open_progress(total, "embedding")
 
     def advance(self, n: int) -> None:
         self.done += n
         if self._callback is not None:
             self._callback(self.done, self.total)
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.done)
+            self._bar.update(self.done)
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            self._bar.close()
 
 
 class _OnnxRunner:
