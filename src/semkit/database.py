@@ -29,6 +29,7 @@ from .errors import (
     ModelMismatch,
     ModelNotAvailable,
 )
+from .models.registry import identify as identify_model
 from .redaction import redact_uri
 from .store import registry
 from .store.base import CollectionSpec, VectorStore
@@ -129,6 +130,7 @@ class Database:
                 "Leave create=True to create it"
             )
         embedder: Embedder | None = None
+        embedder_id: str | None = None
         if model is None:
             if dimensions is None:
                 raise InvalidInput(
@@ -139,12 +141,18 @@ class Database:
                 raise InvalidInput(f"dimensions must be a positive integer, got {dimensions!r}")
             dims = dimensions
         else:
-            embedder = resolve_model(DEFAULT_MODEL if model is RECORDED else model, dimensions)
-            dims = embedder.dimensions
+            chosen = DEFAULT_MODEL if model is RECORDED else model
+            # A local model's id and size come from its folder: the model itself loads when a
+            # text first needs embedding, never for Ray ingestion, whose workers load their own.
+            known = identify_model(chosen, dimensions) if isinstance(chosen, str) else None
+            if known is None:
+                embedder = resolve_model(chosen, dimensions)
+                known = embedder.id, embedder.dimensions
+            embedder_id, dims = known
         chosen_metric: Metric = metric or "cosine"
         spec = CollectionSpec(
             name=name, dimensions=dims, metric=chosen_metric,
-            embedder=embedder.id if embedder is not None else None,
+            embedder=embedder_id,
             dtype=dtype or "float32", normalized=chosen_metric == "cosine",
         )
         try:

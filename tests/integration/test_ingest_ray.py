@@ -129,6 +129,45 @@ def test_ray_engine_updates_like_the_single_process_engine(ray_instance: Path, t
     assert_same_collection(db.collection("single"), db.collection("ray"))
 
 
+def onnx_sessions() -> int:
+    """onnxruntime sessions alive in this process (a loaded local model holds one)."""
+    import gc
+
+    import onnxruntime
+
+    gc.collect()
+    return sum(isinstance(o, onnxruntime.InferenceSession) for o in gc.get_objects())
+
+
+def test_creating_a_collection_does_not_load_the_local_model(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The id and dimensions come from the model folder; the model loads on the first text."""
+    monkeypatch.setenv("SEMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    before = onnx_sessions()
+    db = semkit.connect(tmp_path / "kb")
+    col = db.collection("docs", model="local")
+    assert col.spec.embedder == "local:all-MiniLM-L6-v2@384" and col.dimensions == 384
+    assert col._model is None and onnx_sessions() == before
+    col.upsert(ids=["cats", "tax"], texts=["Cats sleep most of the day.", "How to file a tax return."])
+    assert onnx_sessions() == before + 1  # loaded now, once, for the texts
+    assert col.model is not None and col.model.id == col.spec.embedder  # the id recorded is the model's
+    assert col.search("sleeping kittens", k=1)[0].id == "cats"
+
+
+def test_ray_engine_into_a_new_collection_does_not_load_the_model_on_the_driver(
+        ray_instance: Path, tmp_path: Path) -> None:
+    _clear_cache(ray_instance)
+    before = onnx_sessions()
+    db = semkit.connect(tmp_path / "kb")
+    col = db.collection("fresh", model="local")  # what `semkit index --engine ray` does for a new one
+    report = index_paths(col, [EXAMPLES], engine="ray")
+    assert report.chunks_written > 0 and report.embedded == report.chunks_written
+    [node] = report.nodes.values()
+    assert node["model_loads"] >= 1  # the workers loaded it
+    assert col._model is None and onnx_sessions() == before  # the driver never did
+    assert len(db.collection("fresh")) == report.chunks_written
+
+
 def test_bad_ray_options_are_clear_errors(ray_instance: Path, tmp_path: Path) -> None:
     db = semkit.connect(tmp_path / "kb")
     col = db.collection("docs", model="local")

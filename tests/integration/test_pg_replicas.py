@@ -21,6 +21,8 @@ import psycopg
 import pytest
 
 import semkit
+from semkit.collection import Collection
+from semkit.database import Database
 from semkit.errors import ConfigError, StoreError
 from semkit.store.base import CollectionSpec
 from semkit.store.pg_replicas import ReplicaWarning, split_replicas
@@ -291,6 +293,137 @@ def test_searches_keep_working_on_the_replica_while_the_primary_is_down(
         finally:
             start(primary)
         store.upsert("docs", ["x"], data[:1])  # the pool reconnects to the restarted primary
+
+
+def attached_table(primary: PgServer, schema: str, n: int = 200) -> np.ndarray:
+    """A user's own table ``schema.documents`` (serial ids, a category column), made with plain
+    SQL on the primary; its vectors, row ``i`` having id ``i + 1``."""
+    data = vectors(n, seed=11)
+    with psycopg.connect(primary.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.documents (id serial PRIMARY KEY, content text NOT NULL, "
+                     f"category text, embedding vector({DIMS}))")
+        with conn.cursor() as cur, cur.copy(
+                f"COPY {schema}.documents (content, category, embedding) FROM STDIN") as copy:
+            for i, vector in enumerate(data):
+                copy.write_row((f"document number {i} about topic {i % 7}", "even" if i % 2 == 0 else "odd",
+                                "[" + ",".join(repr(float(x)) for x in vector) + "]"))
+    return data
+
+
+def attach(db: Database, schema: str) -> Collection:
+    return db.attach("docs", table=f"{schema}.documents", id="id", text="content", vector="embedding",
+                     columns=["category"], model=None)
+
+
+def test_attached_table_searches_run_on_the_replica(servers: tuple[PgServer, PgServer]) -> None:
+    """Vector, filtered, batched and keyword searches of an attached table: the replica's own
+    statistics show it scanned the table, the primary's that it did not; answers equal the
+    primary's."""
+    primary, replica = servers
+    data = attached_table(primary, "t_attached")
+    queries = data[:4] + 0.05
+    with semkit.connect(primary.dsn, schema="t_attached", replicas=[replica.dsn]) as db:
+        docs = attach(db, "t_attached")
+        caught_up(primary, replica)
+        before = scans_on(replica, "t_attached", "documents"), scans_on(primary, "t_attached", "documents")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ReplicaWarning)
+            top = docs.search(data[5], k=5)
+            odd = docs.search(data[5], k=5, where={"category": "odd"})
+            batch = docs.search_many(queries, k=5, include_vectors=True)
+            keyword = db.store.keyword_query("docs", "topic 3", 10)  # type: ignore[attr-defined]
+        assert db.store.replica_stats() == {"primary": 0, replica.dsn: 4}  # type: ignore[attr-defined]
+    # A backend publishes its statistics as it exits: the store's pools are closed now.
+    deadline = time.monotonic() + 10
+    while scans_on(replica, "t_attached", "documents") == before[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert scans_on(replica, "t_attached", "documents") > before[0]  # the searches ran on the replica
+    assert scans_on(primary, "t_attached", "documents") == before[1]  # and not on the primary
+
+    assert top[0].id == "6" and top[0].text == "document number 5 about topic 5"
+    assert top[0].metadata == {"category": "odd"}
+    assert odd and all(h.metadata == {"category": "odd"} for h in odd)
+    assert all(int(h.id) % 2 == 0 for h in odd)  # row i has id i + 1: odd rows have even ids
+    assert len(keyword.ids) == 10
+    with semkit.connect(primary.dsn, schema="t_attached") as alone:
+        same = alone.collection("docs")
+        assert [(h.id, h.score, h.text, h.metadata) for h in top] == [
+            (h.id, h.score, h.text, h.metadata) for h in same.search(data[5], k=5)]
+        assert [h.id for h in odd] == [h.id for h in same.search(data[5], k=5, where={"category": "odd"})]
+        on_primary = same.search_many(queries, k=5, include_vectors=True)
+        assert [[(h.id, h.score) for h in hits] for hits in batch] == [
+            [(h.id, h.score) for h in hits] for hits in on_primary]
+        assert all(np.array_equal(a.vector, b.vector) for x, y in zip(batch, on_primary, strict=True)
+                   for a, b in zip(x, y, strict=True))
+        assert keyword.ids == alone.store.keyword_query("docs", "topic 3", 10).ids  # type: ignore[attr-defined]
+
+
+def test_attached_table_read_your_writes_and_hybrid_search(servers: tuple[PgServer, PgServer]) -> None:
+    """With replay paused on the replica, a write to the attached table through semkit is missing
+    from a plain search (the replica answered) and present under read-your-writes (the primary
+    answered) — for vector, keyword and hybrid search alike."""
+    from semkit import apps
+
+    primary, replica = servers
+    data = attached_table(primary, "t_attached_ryw")
+    with semkit.connect(primary.dsn, schema="t_attached_ryw", replicas=[replica.dsn], max_replica_lag=3600) as db:
+        docs = attach(db, "t_attached_ryw")
+        caught_up(primary, replica)
+        new = -data[:1]
+        replay(replica, paused=True)
+        try:
+            docs.upsert(ids=["1000"], vectors=new, texts=["a zebra crossing"], metadata=[{"category": "new"}])
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ReplicaWarning)
+                stale = docs.search(new[0], k=1)
+                stale_keyword = db.store.keyword_query("docs", "zebra", 5)  # type: ignore[attr-defined]
+                stats = db.store.replica_stats()  # type: ignore[attr-defined]
+                assert stats == {"primary": 0, replica.dsn: 2}, stats
+                with db.store.read_your_writes():  # type: ignore[attr-defined]
+                    fresh = docs.search(new[0], k=1, where={"category": "new"})
+                    fresh_keyword = docs.keyword_search("zebra", k=5)
+                    hybrid = apps.search(docs, "zebra", k=1, mode="hybrid", vector=new[0])
+            assert stale[0].id != "1000" and stale_keyword.ids == []
+            assert fresh[0].id == "1000" and fresh[0].metadata == {"category": "new"}
+            assert [h.id for h in fresh_keyword] == ["1000"]
+            assert hybrid[0].id == "1000"
+            # the three read-your-writes searches made four store searches (hybrid: vector + keyword)
+            assert db.store.replica_stats() == {"primary": 4, replica.dsn: 2}  # type: ignore[attr-defined]
+        finally:
+            replay(replica, paused=False)
+        caught_up(primary, replica)
+        with db.store.read_your_writes():  # type: ignore[attr-defined]
+            assert docs.search(new[0], k=1)[0].id == "1000"
+        assert db.store.replica_stats() == {"primary": 4, replica.dsn: 3}  # type: ignore[attr-defined]
+
+
+def test_attached_table_searches_go_to_the_primary_when_the_replica_is_down(
+        servers: tuple[PgServer, PgServer]) -> None:
+    primary, replica = servers
+    data = attached_table(primary, "t_attached_down")
+    with semkit.connect(primary.dsn, schema="t_attached_down", replicas=[replica.dsn],
+                        replica_retry_after=0.3) as db:
+        docs = attach(db, "t_attached_down")
+        caught_up(primary, replica)
+        expected = [(h.id, h.score) for h in docs.search(data[3], k=5)]
+        assert db.store.replica_stats() == {"primary": 0, replica.dsn: 1}  # type: ignore[attr-defined]
+        stop(replica)
+        try:
+            with pytest.warns(ReplicaWarning, match="unreachable"):
+                assert [(h.id, h.score) for h in docs.search(data[3], k=5)] == expected
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ReplicaWarning)  # warned once, not on every search
+                assert db.store.keyword_query("docs", "topic 3", 3).ids  # type: ignore[attr-defined]
+            assert db.store.replica_stats() == {"primary": 2, replica.dsn: 1}  # type: ignore[attr-defined]
+        finally:
+            start(replica)
+        deadline = time.monotonic() + 30
+        while db.store.replica_stats()[replica.dsn] < 2:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "searches never went back to the restarted replica"
+            assert [(h.id, h.score) for h in docs.search(data[3], k=5)] == expected
+            time.sleep(0.1)
 
 
 @pytest.mark.slow

@@ -61,9 +61,11 @@ at the same path on every node), the files must be readable at the same paths fr
 (a shared file system), and ``SEMKIT_CACHE_DIR`` should point at storage the nodes share (each
 node keeps its own cache otherwise, which still makes its own re-runs cheap). The store is
 written by the driver only, so it must be reachable from where you run the command; the driver
-does not load the model to index into an existing collection (creating a new one loads it once,
-to record its id and dimensions). Without an address, a local Ray instance is started with this
-machine's CPUs and shut down afterwards.
+does not load the model to index into an existing collection, nor to create a new one with a
+local model (its id and dimensions come from the folder's config: ``models.registry.identify``;
+the few it cannot size so — a Matryoshka size, a folder with Dense modules — are loaded once).
+Without an address, a local Ray instance is started with this machine's CPUs and shut down
+afterwards.
 """
 
 from __future__ import annotations

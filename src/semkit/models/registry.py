@@ -11,7 +11,7 @@ from . import catalog
 from .base import Embedder, ModelDescription, Provider
 from .providers import PROVIDERS, register, schemes
 
-__all__ = ["create", "describe", "parse_spec", "register", "schemes"]
+__all__ = ["create", "describe", "identify", "parse_spec", "register", "schemes"]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -70,3 +70,28 @@ def describe(spec: str) -> ModelDescription:
         return descriptor.describe(name)
     return ModelDescription(catalog.ModelInfo(name=name, provider=scheme, dimensions=0, max_tokens=0,
                                               tokenizer=descriptor.tokenizer))
+
+
+def identify(spec: str, dimensions: int | None = None) -> tuple[str, int] | None:
+    """The id and dimensions of the embedder ``create(spec)`` would build, read from the model
+    folder's config without loading the model (a local model's load builds its ONNX session:
+    ~0.3 s and ~100 MB). ``None`` when only loading can tell: another provider, a Matryoshka
+    size, a folder with modules only sentence-transformers runs (it decides the size), or a
+    model its id would not find again (the id is what a collection reloads the model from)."""
+    scheme, name = parse_spec(spec)
+    if scheme != "local":
+        return None
+    from .local import ModelFolder, resolve
+
+    try:
+        resolved = resolve(name)
+        folder = ModelFolder.read(resolved.folder)
+        again = resolve(resolved.name)
+    except ModelNotAvailable:
+        return None
+    if again.folder != resolved.folder or folder.onnx_blocker() is not None:
+        return None
+    if dimensions is not None and dimensions != folder.dimensions:
+        return None
+    # LocalEmbedder's id: ``local:<resolved name>@<dimensions>``.
+    return f"local:{resolved.name}@{folder.dimensions}", folder.dimensions

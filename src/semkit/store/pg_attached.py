@@ -39,9 +39,9 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from psycopg import sql
@@ -64,6 +64,7 @@ ATTACHED_PREFIX = "attached:"
 code path that drops a collection's table can reach the user's table."""
 
 IdKind = Literal["integer", "uuid", "text"]
+T = TypeVar("T")
 
 _ID_KINDS: dict[str, IdKind] = {
     "int2": "integer", "int4": "integer", "int8": "integer",
@@ -448,10 +449,18 @@ class _AttachedKnn(Knn):
                  k: int, ef: int | None) -> None:
         target = _Target(spec, attachment.source, attachment.vector_type, attachment.indexed)
         super().__init__(store, target, None, k, ef)  # type: ignore[arg-type]
-        self.where = where
+        self.where, self.attachment = where, attachment
         self.clause, self.params = compile_filter(where, attachment.metadata_sql)
         self.id_column, self.id_cast = attachment.id_column, "::text"
         self.vector_column = attachment.vector_column
+
+    def with_records(self, include_vectors: bool) -> Knn:
+        """The hits' text and metadata from the user's columns, read by the k-NN statement."""
+        a = self.attachment
+        self.record_columns = (f", t.{quote_ident(a.text)}, {a.metadata_sql}"
+                               + (f", {a.read_vector()}" if include_vectors else ""))
+        self.record_vectors = include_vectors
+        return self
 
 
 class AttachedTable:
@@ -603,11 +612,24 @@ class AttachedTable:
 
         return keyset_scan(lambda: self._session("scanning"), fetch, batch_size, include_vectors)
 
+    # Searches go through ``store._search``: to a read replica when the store has any, with
+    # the same lag, read-your-writes and fallback rules as semkit's own tables (pg_replicas).
+
+    def _search(self, action: str, run: Callable[[psycopg.Connection[Any]], T]) -> T:
+        return self.store._search(f"{action} {self.name!r} (table {self.attachment.display})",  # type: ignore[no-any-return]
+                                  self.name, run)
+
     def query(self, queries: np.ndarray, k: int, where: Node | None, exact: bool,
               ef: int | None) -> list[Neighbors]:
         knn = _AttachedKnn(self.store, self.spec, self.attachment, where, k, ef)
-        with self._session("querying") as conn:
-            return knn.answer(conn, queries, exact)
+        return self._search("querying", lambda conn: knn.answer(conn, queries, exact))
+
+    def query_records(self, queries: np.ndarray, k: int, where: Node | None, exact: bool, ef: int | None,
+                      include_vectors: bool) -> list[list[tuple[Record, float]]]:
+        """``query`` with the hits' records, in the same statement: one round trip, and the
+        records come from the server that ranked them (a replica, or the primary)."""
+        knn = _AttachedKnn(self.store, self.spec, self.attachment, where, k, ef).with_records(include_vectors)
+        return self._search("querying", lambda conn: knn.answer_records(conn, queries, exact))
 
     def explain(self, queries: np.ndarray, k: int, where: Node | None, exact: bool, ef: int | None,
                 analyze: bool) -> str:
@@ -625,8 +647,8 @@ class AttachedTable:
         query = (f"SELECT {a.id_column}::text, ts_rank({a.fts_sql}, q, 1) AS score FROM {a.source}, "
                  f"to_tsquery({_literal(a.text_search_config)}::regconfig, %s) q "
                  f"WHERE {a.fts_sql} @@ q AND {clause} ORDER BY score DESC, {a.id_column} LIMIT %s")
-        with self._session("keyword search in") as conn:
-            rows = conn.execute(query, [tsquery, *params, int(k)]).fetchall()
+        rows = self._search("keyword search in",
+                            lambda conn: conn.execute(query, [tsquery, *params, int(k)]).fetchall())
         return Neighbors([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
 
 

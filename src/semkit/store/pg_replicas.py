@@ -10,8 +10,8 @@ The URI form (what ``SEMKIT_DB``, ``--db`` and the server take) names each repli
 
 Routing. k-NN searches (``query``, ``query_records``, ``explain`` stays on the primary) and
 keyword searches go round-robin over the replicas; everything else — writes, ``get``, ``count``,
-``scan``, the collection registry — goes to the primary. Attached tables are searched on the
-primary.
+``scan``, the collection registry — goes to the primary. Collections attached to an existing
+table (``Database.attach``, ``pg_attached``) are searched the same way, by the same rules.
 
 Never an error for a search because of a replica. A replica whose connection fails is skipped
 (no search waits for it) until a background check, every ``retry_after`` seconds, connects

@@ -800,8 +800,7 @@ class PgVectorStore:
         per query, no second fetch)."""
         info, queries, k = self._check_query(name, vectors, k, ef)
         if info.attached is not None:
-            answers = self._attached(info).query(queries, k, where, exact, ef)
-            return base.attach_records(answers, lambda ids: self.get(name, ids, include_vectors))
+            return self._attached(info).query_records(queries, k, where, exact, ef, include_vectors)
         knn = pg_quantized.knn(self, info, where, k, ef).with_records(include_vectors)
         return self._search(f"querying {name!r}", name,  # type: ignore[no-any-return]
                             lambda conn: knn.answer_records(conn, queries, exact))
