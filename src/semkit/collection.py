@@ -337,16 +337,18 @@ class Collection:
         answers = query_records(self._store, name, matrix, k, node, exact, ef, include_vectors)
         return [[_hit(r.id, s, r.text, r.metadata, r.vector) for r, s in answer] for answer in answers]
 
-    def keyword_search(self, text: str, k: int = 10, where: Filter = None) -> list[Hit]:
+    def keyword_search(self, text: str, k: int = 10, where: Filter = None, *,
+                       include_vectors: bool = False) -> list[Hit]:
         """Full-text (BM25-style) search with the backend's own engine; scores are the
-        backend's and not comparable with vector scores."""
+        backend's and not comparable with vector scores. ``include_vectors``: each hit carries
+        its stored vector (read with its record, one store round trip for both)."""
         check_k(k)
         check_texts([text])
         answer = self._store.keyword_query(self.name, text, k, filters.parse(where))
-        records = {r.id: r for r in self._store.get(self.name, answer.ids)}
+        records = {r.id: r for r in self._store.get(self.name, answer.ids, include_vectors=include_vectors)}
         return [
-            Hit(i, float(s), records[i].text, records[i].metadata)
-            for i, s in zip(answer.ids, answer.scores, strict=True) if i in records
+            _hit(i, s, records[i].text, records[i].metadata, records[i].vector)
+            for i, s in zip(answer.ids, answer.scores.tolist(), strict=True) if i in records
         ]
 
     def get(self, ids: Iterable[str] | str, include_vectors: bool = False) -> list[Record]:

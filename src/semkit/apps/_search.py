@@ -226,9 +226,12 @@ def search(
         lists["vector"] = col.search(q, k=pool, where=where, exact=exact, include_vectors=want_vectors)
     if mode in ("keyword", "hybrid"):
         assert text_query is not None
+        # Convex fusion scores the keyword-only records by their stored vectors: read them with
+        # the records (one store round trip, not a second one in ``_score_convex``).
+        with_vectors = mode == "hybrid" and fusion == "convex"
         try:
             lists["keyword"] = col.keyword_search(keyword_text(text_query, keyword_stopwords), k=pool,
-                                                  where=where)
+                                                  where=where, include_vectors=with_vectors)
         except NotImplementedError:
             if mode == "keyword":
                 raise InvalidInput(
@@ -294,10 +297,29 @@ def vector_score(similarity: float, metric: str = "cosine") -> float:
 def coverage(terms: Sequence[str], text: str | None) -> float:
     """The share of ``terms`` (the query's content words) found in ``text``, matching word
     forms (``websites`` ~ ``website``), not substrings. 0 for no terms or no text."""
-    if not terms or not text:
+    return _stems_coverage([_stem(t) for t in terms], text)
+
+
+def _stems_coverage(term_stems: Sequence[str], text: str | None) -> float:
+    """``coverage`` with the terms stemmed already (once per query, not once per candidate)."""
+    if not term_stems or not text:
         return 0.0
-    present = {_stem(w) for w in set(_WORD.findall(text.lower()))}
-    return sum(_stem(t) in present for t in terms) / len(terms)
+    present = _word_stems(text)
+    return sum(s in present for s in term_stems) / len(term_stems)
+
+
+TEXT_STEMS_CACHED = 2048
+"""Texts whose word forms ``coverage`` keeps (least recently used dropped first): a hybrid
+search checks all its keyword candidates (50 texts and more a query), and the same popular
+records come back query after query; stemming each one's words was a third of the Python
+time of a search. An entry holds its text and the text's distinct word stems: about 2 kB for
+a sentence, 12 kB for a 1 kB passage (measured), so at most about 25 MB for such passages. A collection
+much larger than this sees fewer hits (only its often-found records stay)."""
+
+
+@lru_cache(maxsize=TEXT_STEMS_CACHED)
+def _word_stems(text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in set(_WORD.findall(text.lower())))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -366,7 +388,7 @@ def mmr_order(relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float, *,
 # --- internals ----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     id: str
     score: float
@@ -411,20 +433,24 @@ def _score_convex(col: Any, cands: list[_Candidate], lists: dict[str, list[Any]]
     a = alpha * w_vec
     b = (1.0 - alpha) * w_kw
     a, b = (a / (a + b), b / (a + b)) if a + b > 0 else (0.5, 0.5)
-    missing = [c.id for c in cands if "vector" not in c.scores]
+    missing = [c for c in cands if "vector" not in c.scores]
     raw: dict[str, float] = {}
     if missing:
-        stored = {r.id: r.vector for r in col.get(missing, include_vectors=True)}
-        ids = [i for i in missing if stored.get(i) is not None]
+        stored = {c.id: c.vector for c in missing if c.vector is not None}
+        unread = [c.id for c in missing if c.vector is None]
+        if unread:
+            stored.update((r.id, r.vector) for r in col.get(unread, include_vectors=True))
+        ids = [c.id for c in missing if stored.get(c.id) is not None]
         if ids:
             sims = similarities(query[None, :], np.stack([stored[i] for i in ids]), metric)[0]  # type: ignore[arg-type]
             raw = dict(zip(ids, (float(x) for x in sims), strict=True))
     keyword = lists.get("keyword") or []
     top = float(keyword[0].score) if keyword else 0.0
+    term_stems = [_stem(t) for t in terms]
     for c in cands:
         similarity = c.scores["vector"] if "vector" in c.scores else raw.get(c.id)
         sim = vector_score(similarity, metric) if similarity is not None else 0.0
-        kw = _ratio(c.scores["keyword"], top) * coverage(terms, c.text) if "keyword" in c.scores else 0.0
+        kw = _ratio(c.scores["keyword"], top) * _stems_coverage(term_stems, c.text) if "keyword" in c.scores else 0.0
         c.score = a * sim + b * kw
 
 
@@ -508,11 +534,18 @@ def language_warning(col: Any, query: str) -> str | None:
     """One sentence when ``query`` looks written in a language the collection's model does not
     cover, naming a catalogue model that does; None otherwise (English, unsure, unknown model).
     The CLI and the server show it beside the results; ``search`` logs it."""
-    from ..models.languages import coverage_warning
-
     spec = getattr(col, "spec", None)
     embedder_id = getattr(spec, "embedder", None)
-    return coverage_warning(embedder_id, query) if embedder_id else None
+    return _coverage_warning(embedder_id, query) if embedder_id else None
+
+
+@lru_cache(maxsize=256)
+def _coverage_warning(embedder_id: str, query: str) -> str | None:
+    # Cached: ``search`` logs the warning and the server answers it for the same query a moment
+    # later; detecting the language twice was a tenth of a hybrid search's Python time.
+    from ..models.languages import coverage_warning
+
+    return coverage_warning(embedder_id, query)
 
 
 _warned: set[str] = set()

@@ -251,20 +251,25 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
         col = await state.run(state.collection, name)
     model = getattr(col, "model", None)
     embedded_with = None
+    # The text query's embedding stays the model's array: the collection's search takes an array
+    # as it is, where a list of floats (the request's vector) is converted and checked again.
+    query_vector: Any = None
     if wants_text_vector and isinstance(model, BatchedEmbedder):
         embedded = await model.submit_async([body.query], "query")
-        body = body.model_copy(update={"vector": embedded.vectors[0].tolist()})
+        query_vector = embedded.vectors[0]
         embedded_with = model
     if image is not None:
         vector = await state.run_model(_image_vector, col, image, state.limits.max_image_pixels)
         body = body.model_copy(update={"vector": vector.tolist(), "image": None})
 
     def work() -> dict[str, Any]:
-        nonlocal col, body
+        nonlocal col, query_vector
         if embedded_with is not None:
             col = state.collection(name)  # 404 if dropped meanwhile, as before
             if getattr(col, "model", None) is not embedded_with:  # re-created with another model
-                body = body.model_copy(update={"vector": None})
+                query_vector = None
+        if query_vector is None:
+            query_vector = body.vector
         query: Any = body.query if body.query is not None else body.vector
         reranker = state.reranker if body.rerank else None
         if reranker is not None and callable(getattr(reranker, "for_collection", None)):
@@ -273,7 +278,7 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
             col, query, k=body.k, mode=body.mode, where=body.where,
             mmr=(1.0 - body.diversity) if body.diversity > 0 else None, exact=body.exact,
             min_score=body.min_score, fusion=body.fusion,
-            vector=body.vector if body.query is not None else None, include_vectors=body.include_vectors,
+            vector=query_vector if body.query is not None else None, include_vectors=body.include_vectors,
             rerank=reranker,
         )
         out = []

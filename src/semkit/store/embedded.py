@@ -839,6 +839,18 @@ class EmbeddedStore:
             if not terms:
                 return Neighbors([], np.zeros(0, dtype=np.float32))
             match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+            if where is None and k <= _CHUNK:
+                # The FTS table ranks alone (its rowid is the record's pk) and only the k best are
+                # joined to their ids: joining every matching row first cost a third of the query.
+                ranked = self._db.execute(
+                    f"SELECT rowid, bm25(c{cid}_fts) AS s FROM c{cid}_fts WHERE c{cid}_fts MATCH ? "
+                    "ORDER BY s, rowid LIMIT ?", [match, k]).fetchall()
+                ids = dict(self._db.execute(
+                    f"SELECT pk, id FROM c{cid} WHERE pk IN ({','.join('?' * len(ranked))})",
+                    [pk for pk, _ in ranked]).fetchall()) if ranked else {}
+                # A record deleted in between is left out (pks are AUTOINCREMENT: never another record's).
+                rows = [(ids[pk], s) for pk, s in ranked if pk in ids]
+                return Neighbors([r[0] for r in rows], np.array([-r[1] for r in rows], dtype=np.float32))
             sql, params = compile_filter(where, "t.metadata")
             rows = self._db.execute(
                 f"SELECT t.id, bm25(c{cid}_fts) AS s FROM c{cid}_fts JOIN c{cid} AS t ON t.pk = c{cid}_fts.rowid "
