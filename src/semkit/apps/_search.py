@@ -297,7 +297,7 @@ def vector_score(similarity: float, metric: str = "cosine") -> float:
 def coverage(terms: Sequence[str], text: str | None) -> float:
     """The share of ``terms`` (the query's content words) found in ``text``, matching word
     forms (``websites`` ~ ``website``), not substrings. 0 for no terms or no text."""
-    return _stems_coverage([_stem(t) for t in terms], text)
+    return _stems_coverage([stem(t) for t in terms], text)
 
 
 def _stems_coverage(term_stems: Sequence[str], text: str | None) -> float:
@@ -319,13 +319,7 @@ much larger than this sees fewer hits (only its often-found records stay)."""
 
 @lru_cache(maxsize=TEXT_STEMS_CACHED)
 def _word_stems(text: str) -> frozenset[str]:
-    return frozenset(_stem(w) for w in set(_WORD.findall(text.lower())))
-
-
-@lru_cache(maxsize=1 << 16)
-def _stem(word: str) -> str:
-    # Cached: hybrid search checks every keyword candidate's words (hundreds of texts a query).
-    return stem(word)
+    return frozenset(stem(w) for w in set(_WORD.findall(text.lower())))
 
 
 def keyword_text(query: str, drop_stopwords: bool = True) -> str:
@@ -446,7 +440,7 @@ def _score_convex(col: Any, cands: list[_Candidate], lists: dict[str, list[Any]]
             raw = dict(zip(ids, (float(x) for x in sims), strict=True))
     keyword = lists.get("keyword") or []
     top = float(keyword[0].score) if keyword else 0.0
-    term_stems = [_stem(t) for t in terms]
+    term_stems = [stem(t) for t in terms]
     for c in cands:
         similarity = c.scores["vector"] if "vector" in c.scores else raw.get(c.id)
         sim = vector_score(similarity, metric) if similarity is not None else 0.0
