@@ -76,3 +76,19 @@ def test_serve_binds_loopback_and_honours_keys_created_while_running(
     proc.terminate()
     _, err = proc.communicate(timeout=30)
     assert "127.0.0.1" in err and key not in err
+
+
+def test_serve_model_threads_reach_the_models_of_the_server(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "semkit", "serve", "--db", str(tmp_path / "kb"), "--port", str(port),
+                             "--no-auth", "--log-level", "warning", "--model-workers", "2", "--model-threads", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "SEMKIT_LOCAL_THREADS"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(proc, url)
+        # Healthz answers once the served model is loaded, with the settings it was built with.
+        assert httpx.get(f"{url}/healthz", timeout=10).json()["model"] == {"workers": 2, "threads": 3}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -4,16 +4,19 @@ gives every caller the vectors the model gives alone (real bundled model, real s
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pytest
 from benchmarks._data import real_sentences
 
 from semkit.models.base import EmbedderWrapper, EmbeddingResult
-from semkit.models.local import load_local
-from semkit.server.models import BatchedEmbedder
+from semkit.models.local import PAD_SLACK_RATIO, PAD_SLACK_TOKENS, budget_batches, load_local
+from semkit.server.models import BatchedEmbedder, ModelPool
 from semkit.types import Kind
 
 
@@ -85,3 +88,48 @@ def test_callers_on_an_event_loop_get_the_vectors_of_one_merged_call() -> None:
         batched.close()
     assert np.array_equal(np.stack(got), model.embed(texts))
     assert sorted(recorder.calls[1]) == sorted(texts)  # the waiting requests went in one call
+
+
+def test_a_small_call_of_mixed_lengths_is_cut_where_padding_would_cost_more_than_a_call() -> None:
+    slack = (PAD_SLACK_TOKENS, PAD_SLACK_RATIO)
+    lengths = np.array([40, 40, 35, 34, 33, 20, 15, 14])  # sorted longest first, as the model sorts them
+    # 34 is 6 under the width 40 (within the slack), 33 is 7 under; 15 and 14 within 6 of 20
+    assert budget_batches(lengths, 1024, 256, pad_slack=slack) == [(0, 4), (4, 5), (5, 8)]
+    assert budget_batches(lengths, 1024, 256) == [(0, 8)]  # the budget alone pads all to 40
+    assert budget_batches(np.array([200, 190, 181, 179]), 1024, 256, pad_slack=slack) == [(0, 3), (3, 4)]  # 10%
+    assert budget_batches(lengths, 80, 256, pad_slack=slack)[0] == (0, 2)  # the budget still caps a batch
+    assert budget_batches(np.array([], dtype=np.int64), 1024, 256, pad_slack=slack) == []
+
+
+def test_merged_single_text_requests_get_the_vectors_each_text_gets_alone() -> None:
+    model = load_local("all-MiniLM-L6-v2")
+    texts = real_sentences(400)[::25]  # 16 sentences of mixed lengths, as 16 single-text clients send
+    batched = BatchedEmbedder(model, workers=2, merge=True)
+    try:
+        futures = [batched.submit([t]) for t in texts]
+        merged = np.stack([f.result(60).vectors[0] for f in futures])
+    finally:
+        batched.close()
+    alone = np.stack([model.embed([t])[0] for t in texts])
+    assert np.array_equal(merged, alone)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_pool_builds_local_models_with_its_threads_and_runs_them_at_lower_priority() -> None:
+    pool = ModelPool(cache=False, workers=1, threads=3, nice=5)
+    before = set(threading.enumerate())
+    try:
+        batched = pool.for_spec("local")
+        session = batched.inner._runner.session  # the onnxruntime session the model was built with
+        assert session.get_session_options().intra_op_num_threads == 3
+        batched.embed(["the worker thread has started"])
+        (worker,) = [t for t in set(threading.enumerate()) - before if t.name.startswith("semkit-model")]
+        assert _niceness(worker.native_id) == _niceness(threading.get_native_id()) + 5
+    finally:
+        pool.close()
+
+
+def _niceness(tid: int | None) -> int:
+    with open(f"/proc/{os.getpid()}/task/{tid}/stat", encoding="ascii") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[16])
+

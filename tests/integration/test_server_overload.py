@@ -3,6 +3,7 @@ with tiny queues), and the search defaults and embed-first path over HTTP match 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -64,6 +65,9 @@ def test_a_full_embeddings_queue_answers_503_with_retry_after_while_health_and_o
         assert httpx.get(f"{tiny.url}/v1/collections", timeout=60).status_code == 200
         metrics = httpx.get(f"{tiny.url}/metrics", timeout=10).text
         assert 'semkit_overloaded_total{route_class="embeddings"} 2.0' in metrics
+        # The server's own time to each refusal, apart from the client's, and how late its loop runs.
+        assert 'semkit_refusal_duration_seconds_count{status="503"} 2.0' in metrics
+        assert re.search(r"^semkit_event_loop_lag_seconds_count [1-9]", metrics, re.MULTILINE), metrics
     finally:
         sender.join(timeout=600)
     assert big["r"].status_code == 200 and len(big["r"].json()["data"]) == 1000

@@ -28,6 +28,7 @@ from . import routes_apps, routes_collections, routes_docs, routes_jobs, routes_
 from .admission import AdmissionMiddleware
 from .dependencies import caller
 from .limits import Limits
+from .metrics import watch_loop_lag
 from .middleware import DeclaredBodyLimit, LoopbackHostOnly, MetricsMiddleware
 from .responses import install_error_handlers
 from .state import ServerState
@@ -77,9 +78,11 @@ def create_app(
         if preload:
             for spec in state.served:
                 await asyncio.to_thread(state.pool.for_spec, spec)
+        lag = asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))
         try:
             yield
         finally:
+            lag.cancel()
             await asyncio.to_thread(state.close)
 
     app = FastAPI(
@@ -103,7 +106,9 @@ def create_app(
         return {"status": "ok", "version": __version__, "auth": state.auth,
                 "rerank": state.reranker.kind if state.reranker is not None else None,
                 # queues: each route class's admitted work and bound (503 beyond it).
-                "queues": state.admission.snapshot()}
+                "queues": state.admission.snapshot(),
+                # model: calls at once and threads per local model call (serve --model-workers/--model-threads).
+                "model": {"workers": state.pool.workers, "threads": state.pool.threads}}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -100,4 +100,7 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or ("static" if scope["path"].startswith("/ui") else "unmatched")
             method = scope.get("method", "")
             self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            took = time.perf_counter() - start
+            self.metrics.latency.labels(method, template).observe(took)
+            if status in (429, 503):
+                self.metrics.refusal_latency.labels(str(status)).observe(took)

@@ -52,7 +52,8 @@ class ServerState:
         """The bounded queue of each route class (503 beyond it); see ``server/admission.py``."""
         self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
                               threads=limits.model_threads or (1 if limits.model_concurrency >= 2 else 0),
-                              max_batch_texts=limits.max_batch_texts, metrics=self.metrics)
+                              max_batch_texts=limits.max_batch_texts, metrics=self.metrics,
+                              nice=limits.model_nice)
         self.served = tuple(models)
         self.aliases: dict[str, str] = {}
         """Extra model names (``--served-model-name ALIAS=MODEL``) -> the served spec each stands for."""
