@@ -81,14 +81,21 @@ def test_serve_binds_loopback_and_honours_keys_created_while_running(
 def test_serve_model_threads_reach_the_models_of_the_server(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "semkit", "serve", "--db", str(tmp_path / "kb"), "--port", str(port),
-                             "--no-auth", "--log-level", "warning", "--model-workers", "2", "--model-threads", "3"],
+                             "--no-auth", "--log-level", "warning", "--model-workers", "2", "--model-threads", "3",
+                             "--model-nice", "7", "--store-threads", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={k: v for k, v in os.environ.items() if k != "SEMKIT_LOCAL_THREADS"})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(proc, url)
         # Healthz answers once the served model is loaded, with the settings it was built with.
-        assert httpx.get(f"{url}/healthz", timeout=10).json()["model"] == {"workers": 2, "threads": 3}
+        health = httpx.get(f"{url}/healthz", timeout=10).json()
+        assert health["model"] == {"workers": 2, "threads": 3} and health["store"] == {"threads": 3}
+        # --model-nice: the threads that ran a model call lowered their own priority by that much.
+        httpx.post(f"{url}/v1/embeddings", json={"model": "local", "input": ["a", "b"]}, timeout=60).raise_for_status()
+        nices = [int(Path(t, "stat").read_text().rsplit(")", 1)[1].split()[16])
+                 for t in Path(f"/proc/{proc.pid}/task").iterdir()]
+        assert 7 in nices and 0 in nices, nices  # model workers at 7, the event loop at 0
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from semkit.errors import ConfigError
@@ -136,3 +138,13 @@ def test_an_adaptive_bound_waits_for_a_second_of_work_before_moving() -> None:
         search.finished(1, step / 100)
         search.started(1, step / 100)
     assert search.limit == 64
+
+
+def test_store_threads_follow_the_cores_for_a_local_store_and_the_network_for_a_server() -> None:
+    cores = max(2, len(os.sched_getaffinity(0)))
+    automatic = Limits()
+    assert automatic.store_threads("./kb") == cores
+    assert automatic.store_threads("memory://") == cores
+    assert automatic.store_threads("postgresql://me@db/app") == 4 * cores
+    assert Limits(store_concurrency=3).store_threads("./kb") == 3
+    assert Limits(store_concurrency=3).store_threads("postgresql://me@db/app") == 3

@@ -75,6 +75,12 @@ def register(app: Group) -> None:
     @click.option("--model-threads", type=click.IntRange(min=0), default=0,
         help="Threads per local model call (0 = one each when --model-workers is 2 or more, "
              "else the model's default; SEMKIT_LOCAL_THREADS wins)")
+    @click.option("--model-nice", type=click.IntRange(min=0, max=19), default=10,
+        help="Niceness the model worker threads add to their own (Linux), so the event loop answers "
+             "refusals and /healthz first under load (0 = same priority)")
+    @click.option("--store-threads", type=click.IntRange(min=0), default=0,
+        help="Store calls (searches, writes) running at once (0 = one per core for a folder or "
+             "memory:// store, four per core for a database server)")
     @click.option("--queue", multiple=True, metavar="CLASS=N",
         help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
              "embeddings (texts, default 256), search (requests, 64), writes (32), jobs (16); repeatable. "
@@ -90,7 +96,8 @@ def register(app: Group) -> None:
         db: str, host: str, port: int, keys: Path | None, no_auth: bool, model: list[str] | None,
         served_model_name: list[str] | None, rate_limit: float, burst: int, max_body_mb: float,
         cors_origin: list[str] | None, index_root: list[Path] | None, no_cache: bool, model_workers: int,
-        model_threads: int, queue: list[str] | None, queue_target: float, rerank: str | None, log_level: str
+        model_threads: int, model_nice: int, store_threads: int,
+        queue: list[str] | None, queue_target: float, rerank: str | None, log_level: str
     ) -> None:
         """Run the HTTP server: REST API, OpenAI-compatible /v1/embeddings, web UI at /ui/."""
         try:
@@ -104,7 +111,8 @@ def register(app: Group) -> None:
             raise ConfigError(f"--no-auth is only allowed on a loopback address, not {host!r}; "
                               "create a key with `semkit keys create` instead")
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), rate_limit=rate_limit, burst=burst,
-                        model_concurrency=model_workers, model_threads=model_threads,
+                        model_concurrency=model_workers, model_threads=model_threads, model_nice=model_nice,
+                        store_concurrency=store_threads,
                         queue_target_seconds=queue_target).with_queue_bounds(queue or ())
         application = create_app(db, auth=not no_auth, keys_path=keys, limits=limits,
                                  models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),

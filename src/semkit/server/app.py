@@ -108,7 +108,9 @@ def create_app(
                 # queues: each route class's admitted work and bound (503 beyond it).
                 "queues": state.admission.snapshot(),
                 # model: calls at once and threads per local model call (serve --model-workers/--model-threads).
-                "model": {"workers": state.pool.workers, "threads": state.pool.threads}}
+                "model": {"workers": state.pool.workers, "threads": state.pool.threads},
+                # store: calls at once in the worker threads (serve --store-threads).
+                "store": {"threads": state.store_threads}}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -61,7 +61,8 @@ class ServerState:
             self.add_alias(alias, target)
         self.index_roots = tuple(Path(r).resolve() for r in index_roots)
         self.jobs = JobManager(on_change=self._job_gauge, describe_error=describe_error)
-        self.limiter = anyio.CapacityLimiter(limits.store_concurrency)
+        self.store_threads = limits.store_threads(db_uri)
+        self.limiter = anyio.CapacityLimiter(self.store_threads)
         self.model_limiter = anyio.CapacityLimiter(limits.model_concurrency)
         """Model work done outside the text queue (image queries): as many at once as model calls."""
         self.reranker: Any = None
@@ -73,7 +74,7 @@ class ServerState:
     # --- calling the library off the event loop ----------------------------------------------
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking library code in a worker thread (bounded by ``store_concurrency``)."""
+        """Run blocking library code in a worker thread (at most ``store_threads`` at once)."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     async def run_model(self, fn: Callable[..., T], *args: Any) -> T:
