@@ -138,3 +138,12 @@ def test_hf_truncate_keeps_the_longest_fitting_prefix() -> None:
         cut = local.truncate(text, limit)
         assert text.startswith(cut) and local.count([cut])[0] <= limit
     assert local.truncate("short", 10) == "short"
+
+
+def test_hf_counts_of_a_few_texts_match_the_batch_route() -> None:
+    local = counter_for_model("local", bias="central")
+    texts = ["hello world", "Zürich's naïve café — 🙂 ok", "", "a much longer sentence about vectors " * 20,
+             "x", "two words"]
+    batch = local.count(texts)  # six texts: encode_batch
+    assert [local.count([t])[0] for t in texts] == batch  # one at a time: encode
+    assert local.count(texts[:4]) == batch[:4] and batch[3] > 100

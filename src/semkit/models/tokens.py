@@ -91,14 +91,27 @@ class ContextCount:
         return sum(self.tokens)
 
 
-def count_in_context(texts: Sequence[str], model: str | ModelInfo, context: int) -> ContextCount:
+def context_counter(model: str | ModelInfo) -> TokenCounter:
+    """The counter ``count_in_context`` uses for ``model``: its tokenizer when available offline,
+    else the central chars/4 estimate. Finding it reads the model's folder, so a caller that
+    counts request after request (the server) keeps it."""
+    try:
+        return counter_for_model(model, bias="central")
+    except SemkitError:  # a model nothing can describe offline: the central estimate
+        return estimate_counter("central")
+
+
+def count_in_context(texts: Sequence[str], model: str | ModelInfo, context: int,
+                     counter: TokenCounter | None = None) -> ContextCount:
     """Each text's tokens for ``model`` and which ones overflow its ``context`` (<= 0: unknown,
     nothing overflows), from a single tokenisation. Exact with the model's tokenizer offline,
-    else the central chars/4 estimate (as ``semkit cost``), which never reports an overflow."""
+    else the central chars/4 estimate (as ``semkit cost``), which never reports an overflow.
+    ``counter``: ``context_counter(model)``, found once by the caller (else here)."""
+    if counter is None:
+        counter = context_counter(model)
     try:
-        counter = counter_for_model(model, bias="central")
         own = counter.count(list(texts))
-    except SemkitError:  # a model nothing can describe offline: the central estimate
+    except SemkitError:  # the tokenizer could not be read after all: the central estimate
         counter = estimate_counter("central")
         own = counter.count(list(texts))
     full = [n + counter.special_tokens for n in own]
@@ -117,6 +130,7 @@ __all__ = [
     "HFTokenizerCounter",
     "TiktokenCounter",
     "TokenCounter",
+    "context_counter",
     "count_in_context",
     "counter_for",
     "counter_for_info",
