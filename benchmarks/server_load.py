@@ -20,7 +20,8 @@ Phases (``--phases``, default all five):
   hybrid searches (half each), while one probe asks ``/healthz`` every 50 ms: p99 of accepted
   requests, p99 of the 503/429 answers, connection errors, ``/healthz`` p99.
 - ``soak`` (``--soak-minutes``, default 10): ``--soak-clients`` clients doing 80% hybrid search,
-  15% embeddings, 5% upserts of new records, with the embedding cache on (the default) and
+  15% embeddings, 5% upserts of new records (``--soak-upsert-ids N``: over N ids per client process),
+  with the embedding cache on (the default) and
   ``semkit collections --db DIR`` run by a separate process every 30 s. Counts server crashes,
   5xx (503 sheds separately), failed operator commands, checks every acknowledged upsert is
   present at the end, and the server's RSS growth over the last 5 minutes (last half of a
@@ -168,6 +169,9 @@ class Workload:
     backoff: bool = True
     client: str = field(default_factory=lambda: CLIENT_LIBRARY)
     """The client library: aiohttp (lighter on the shared CPUs) or httpx (``--client``)."""
+    upsert_ids: int = 0
+    """Soak upserts: 0 = each a new record; N = each client process cycles over N ids (new, then overwrites),
+    so the collection stops growing and RSS shows the server's own memory (``--soak-upsert-ids``)."""
 
 
 @dataclass
@@ -216,7 +220,8 @@ async def _clients(url: str, work: Workload, clients: int, seconds: float, texts
             return kind, "/v1/embeddings", {"model": "local", "input": batch}, n
         if kind == "search":
             return kind, f"/v1/collections/{COLLECTION}/search", {"query": rng.choice(queries), "k": 10}, 1
-        record_id = f"u{seed}-{next(upserts)}"
+        serial = next(upserts)
+        record_id = f"u{seed}-{serial % work.upsert_ids if work.upsert_ids else serial}"
         record = {"id": record_id, "text": rng.choice(texts), "metadata": {"client": seed}}
         return kind, f"/v1/collections/{COLLECTION}/upsert", {"records": [record]}, 1
 
@@ -476,7 +481,8 @@ def overload(url: str, clients: int, seconds: float, texts: list[str], queries: 
             f"{pct(health, 99):.1f} ms ({len(health)} probes)")
 
 
-def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: list[str], procs: int) -> None:
+def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: list[str], procs: int,
+         upsert_ids: int = 0) -> None:
     import threading
 
     import httpx
@@ -503,7 +509,8 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        report, elapsed = run_clients(server.url, Workload("soak"), clients, duration, texts, queries, procs)
+        report, elapsed = run_clients(server.url, Workload("soak", upsert_ids=upsert_ids), clients, duration,
+                                      texts, queries, procs)
         done.set()
         watcher.join()
         crashed = server.proc.poll() is not None
@@ -523,8 +530,9 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
     window = min(300.0, elapsed / 2)
     late = [mb for t, mb in rss if t >= elapsed - window]
     growth = (late[-1] - late[0]) / late[0] * 100 if len(late) >= 2 else float("nan")
-    print(f"\nsoak: {clients} clients for {elapsed:.0f} s (80% hybrid search, 15% embeddings, 5% upserts; "
-          f"`semkit collections` every 30 s)")
+    upserted = f"over {upsert_ids} ids per client process" if upsert_ids else "of new records"
+    print(f"\nsoak: {clients} clients for {elapsed:.0f} s (80% hybrid search, 15% embeddings, 5% upserts "
+          f"{upserted}; `semkit collections` every 30 s)")
     for kind in ("search", "embed", "upsert"):
         ok = [o.seconds for o in report.outcomes if o.kind == kind and o.status == 200]
         print(f"  {kind:7s} {len(ok):7d} ok  {len(ok) / elapsed:7.1f}/s  p50 {pct(ok, 50):7.1f} ms  "
@@ -570,6 +578,9 @@ def main() -> None:
     ap.add_argument("--soak", action="store_true", help="Run only the mixed soak (same as --phases soak)")
     ap.add_argument("--soak-minutes", type=float, default=10.0, help="Soak duration, minutes (the issue asks 10)")
     ap.add_argument("--soak-clients", type=int, default=16)
+    ap.add_argument("--soak-upsert-ids", type=int, default=0, metavar="N",
+                    help="Each soak client process upserts over N ids (new, then overwrites) instead of always new "
+                         "records: the collection stops growing, so RSS growth is the server's own")
     ap.add_argument("--short", action="store_true",
                     help="A quick check that every phase works: levels 1 4 16 64, 3 s each, 5 s overload, "
                          "1-minute soak (figures indicative only)")
@@ -626,7 +637,8 @@ def main() -> None:
                 server.stop()
             print(f"\nserver crashed: {crashed}; load average: {load_average()}")
         if "soak" in phases:
-            soak(tmp, args.soak_minutes * 60, args.soak_clients, texts, queries, args.procs)
+            soak(tmp, args.soak_minutes * 60, args.soak_clients, texts, queries, args.procs,
+                 args.soak_upsert_ids)
     print(f"\nCPU: {cpu_model()}; load average at the end: {load_average()}"
           + (" (SHORT run: indicative only)" if args.short else ""))
     print(f"targets met: {sum(ok for _, ok, _ in VERDICTS)} of {len(VERDICTS)}")
