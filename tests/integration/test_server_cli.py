@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from semkit.server.heap import MIDDLE_THRESHOLD, OLD_THRESHOLD, YOUNG_THRESHOLD
 from tests.support.server import free_port, secret_of, wait_until_serving
 
 pytestmark = pytest.mark.slow
@@ -91,6 +92,10 @@ def test_serve_model_threads_reach_the_models_of_the_server(tmp_path: Path) -> N
         # Healthz answers once the served model is loaded, with the settings it was built with.
         health = httpx.get(f"{url}/healthz", timeout=10).json()
         assert health["model"] == {"workers": 2, "threads": 3} and health["store"] == {"threads": 3}
+        # The start-up objects are frozen out of the collector's walks and young collections are
+        # rarer (server/heap.py): tens of thousands of objects (modules, app, model) frozen.
+        assert health["gc"]["thresholds"] == [YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD]
+        assert health["gc"]["frozen"] > 10_000, health["gc"]
         # --model-nice: the threads that ran a model call lowered their own priority by that much.
         httpx.post(f"{url}/v1/embeddings", json={"model": "local", "input": ["a", "b"]}, timeout=60).raise_for_status()
         nices = [int(Path(t, "stat").read_text().rsplit(")", 1)[1].split()[16])

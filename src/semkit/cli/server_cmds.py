@@ -118,7 +118,7 @@ def register(app: Group) -> None:
                                  models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),
                                  index_roots=index_root or (),
                                  served_model_names=parse_served_model_names(served_model_name or []),
-                                 rerank=rerank)
+                                 rerank=rerank, settle_heap=True)
         if not no_auth:
             store = application.state.semkit.keys
             if not store.active():

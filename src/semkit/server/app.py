@@ -14,6 +14,7 @@ but loopback).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from .. import __version__, errors
-from . import routes_apps, routes_collections, routes_docs, routes_jobs, routes_openai, routes_pinecone, routes_ui
+from . import heap, routes_apps, routes_collections, routes_docs, routes_jobs, routes_openai, routes_pinecone, routes_ui
 from .admission import AdmissionMiddleware
 from .dependencies import caller
 from .limits import Limits
@@ -48,6 +49,7 @@ def create_app(
     preload: bool = True,
     served_model_names: Mapping[str, str] | None = None,
     rerank: str | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """The server for the database at ``db_uri``.
 
@@ -61,7 +63,9 @@ def create_app(
     than on the first request. ``served_model_names``: alias -> model, extra names the served
     models answer to (``{"text-embedding-3-small": "local"}`` for clients that only accept OpenAI names).
     ``rerank``: ``windows`` or a cross-encoder folder (``semkit.models.rerank.load_reranker``),
-    loaded once here; searches with ``rerank: true`` use it.
+    loaded once here; searches with ``rerank: true`` use it. ``settle_heap``: once started, freeze
+    the start-up objects and make the garbage collector's young collections rarer
+    (``server/heap.py``; ``semkit serve`` does, an application embedding the app may not want it).
     """
     limits = limits or Limits()
     if not models:
@@ -78,6 +82,9 @@ def create_app(
         if preload:
             for spec in state.served:
                 await asyncio.to_thread(state.pool.for_spec, spec)
+                await asyncio.to_thread(routes_openai.served_counter, spec)
+        if settle_heap:
+            heap.settle_heap()
         lag = asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))
         try:
             yield
@@ -110,7 +117,9 @@ def create_app(
                 # model: calls at once and threads per local model call (serve --model-workers/--model-threads).
                 "model": {"workers": state.pool.workers, "threads": state.pool.threads},
                 # store: calls at once in the worker threads (serve --store-threads).
-                "store": {"threads": state.store_threads}}
+                "store": {"threads": state.store_threads},
+                # gc: objects frozen at start-up and the collector's thresholds (server/heap.py).
+                "gc": {"frozen": gc.get_freeze_count(), "thresholds": list(gc.get_threshold())}}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
