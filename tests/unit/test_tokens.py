@@ -7,6 +7,7 @@ import csv
 
 import pytest
 
+from semkit.models.counters import INLINE_CHARS
 from semkit.models.tokens import (
     CharsEstimate,
     EstimateCounter,
@@ -144,6 +145,17 @@ def test_hf_counts_of_a_few_texts_match_the_batch_route() -> None:
     local = counter_for_model("local", bias="central")
     texts = ["hello world", "Zürich's naïve café — 🙂 ok", "", "a much longer sentence about vectors " * 20,
              "x", "two words"]
-    batch = local.count(texts)  # six texts: encode_batch
-    assert [local.count([t])[0] for t in texts] == batch  # one at a time: encode
-    assert local.count(texts[:4]) == batch[:4] and batch[3] > 100
+    small = local.count(texts)  # under INLINE_CHARS in all: one text at a time (encode)
+    assert sum(map(len, texts)) <= INLINE_CHARS and small[3] > 100
+    many = texts * 8  # over INLINE_CHARS: encode_batch
+    assert sum(map(len, many)) > INLINE_CHARS
+    assert local.count(many) == small * 8
+    assert [local.count([t])[0] for t in texts] == small
+
+
+def test_counters_say_whether_an_event_loop_may_count_inline(cl100k: TiktokenCounter) -> None:
+    # encode keeps the GIL; tiktoken's encode_ordinary lets go of it on every call, which costs a
+    # loop that shares the GIL with busy threads milliseconds per text.
+    assert counter_for_model("local", bias="central").inline_safe is True
+    assert cl100k.inline_safe is False
+    assert EstimateCounter().inline_safe is True and CharsEstimate().inline_safe is True

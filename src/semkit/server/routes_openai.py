@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ from fastapi import APIRouter, Request, Response
 
 from .. import errors
 from ..models import catalog, registry
-from ..models.counters import TokenCounter
+from ..models.counters import INLINE_CHARS, TokenCounter
 from ..models.tokens import OFFLINE_ENCODINGS, context_counter, count_in_context
 from .dependencies import Caller, state_of
 from .models import BatchedEmbedder
@@ -70,10 +69,11 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
     truncate = body.truncate or request.headers.get(TRUNCATE_HEADER, "").strip().lower() in ("1", "true", "yes")
     # Admitted by its text count (503 + Retry-After when the embeddings queue is full: admission.py).
     with state.admission.slot("embeddings", len(texts)):
-        # One tokenisation gives both the context check and the usage. A small request's takes
-        # tens of microseconds: cheaper on the loop than a hand-off to a worker thread and back.
-        counter = _served_counter(spec)
-        if sum(map(len, texts)) <= INLINE_COUNT_CHARS:
+        # One tokenisation gives both the context check and the usage. A small request's is
+        # cheaper on the loop than a hand-off to a worker thread and back, if the counter keeps
+        # the GIL throughout (``TokenCounter.inline_safe``).
+        counter = _COUNTERS.get(spec) or await asyncio.to_thread(served_counter, spec)
+        if counter.inline_safe and sum(map(len, texts)) <= INLINE_CHARS:
             counted = count_in_context(texts, spec, model.max_tokens, counter)
         else:
             counted = await state.run(count_in_context, texts, spec, model.max_tokens, counter)
@@ -92,16 +92,20 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
                     media_type="application/json")
 
 
-INLINE_COUNT_CHARS = 4096
-"""Requests with at most this many characters are token-counted on the event loop (16 SciFact
-sentences: ~0.4 ms); larger ones in a worker thread."""
+_COUNTERS: dict[str, TokenCounter] = {}
+"""The token counter of each served spec, found once: finding it stats the model's folder (a
+fifth of the event loop's time per single-text request at 16 clients, when done per request)
+and loads its tokenizer (60-90 ms of the event loop's time when the first request did it,
+which every request arriving meanwhile waited out)."""
 
 
-@lru_cache(maxsize=64)
-def _served_counter(spec: str) -> TokenCounter:
-    # Found once per served model: finding it stats the model's folder, which was a fifth of the
-    # event loop's time per single-text request at 16 clients.
-    return context_counter(spec)
+def served_counter(spec: str) -> TokenCounter:
+    """``spec``'s token counter, found once (the server's start-up finds the served models', off
+    the event loop)."""
+    counter = _COUNTERS.get(spec)
+    if counter is None:
+        counter = _COUNTERS.setdefault(spec, context_counter(spec))
+    return counter
 
 
 def embeddings_body(vectors: np.ndarray, encoding_format: str, model: str, tokens: int, truncated: int) -> bytes:
