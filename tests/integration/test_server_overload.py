@@ -53,6 +53,10 @@ def test_a_full_embeddings_queue_answers_503_with_retry_after_while_health_and_o
         refused = httpx.post(f"{tiny.url}/v1/embeddings", json={"model": "local", "input": "one more"}, timeout=60)
         assert refused.status_code == 503, refused.text
         assert int(refused.headers["Retry-After"]) >= 1
+        # The wait to the millisecond, spread so that refused clients do not come back together;
+        # Retry-After is the same wait rounded up to whole seconds.
+        wait_ms = int(refused.headers["Retry-After-Ms"])
+        assert wait_ms >= 250 and int(refused.headers["Retry-After"]) == -(-wait_ms // 1000)
         assert refused.json()["error"]["code"] == "server_overloaded"
         assert "retry in" in refused.json()["error"]["message"]
         # A full queue refuses before reading the body: even one that is not JSON gets the 503,

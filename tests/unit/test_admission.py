@@ -18,8 +18,10 @@ def test_a_full_class_refuses_with_retry_after_and_other_classes_still_admit() -
     with pytest.raises(Overloaded) as refused:
         admission.admit("search")
     assert refused.value.status_code == 503
-    assert refused.value.headers == {"Retry-After": str(refused.value.retry_after)}
+    assert refused.value.headers == {"Retry-After": str(refused.value.retry_after),
+                                     "Retry-After-Ms": str(refused.value.retry_after_ms)}
     assert refused.value.retry_after >= 1
+    assert refused.value.retry_after == -(-refused.value.retry_after_ms // 1000)  # the same wait, rounded up
     assert "semkit serve --queue search=N" in str(refused.value.detail)
     admission.admit("writes")  # its own bound
     admission.release("search")
@@ -64,9 +66,26 @@ def test_retry_after_follows_how_fast_the_class_drains() -> None:
         admission.release("search")
     for _ in range(20):
         admission.admit("search")
-    with pytest.raises(Overloaded) as refused:
-        admission.admit("search")
-    assert refused.value.retry_after == 2  # 40 admitted at ~20/s
+    waits = []
+    for _ in range(200):
+        with pytest.raises(Overloaded) as refused:
+            admission.admit("search")
+        waits.append(refused.value.retry_after_ms)
+        assert refused.value.retry_after == -(-refused.value.retry_after_ms // 1000)
+    # 40 admitted at ~20/s drain in ~2 s: each refusal asks for a wait in [2 s, 4 s], spread over
+    # it so that the refused do not come back together.
+    assert min(waits) >= 1900 and max(waits) <= 4100
+    assert max(waits) - min(waits) > 1000
+    assert len(set(waits)) > 100
+
+
+def test_the_spread_of_retry_after_ms_and_its_bounds() -> None:
+    assert Overloaded("search", 4, 4, "requests", 2.0, jitter=0.0).retry_after_ms == 2000
+    assert Overloaded("search", 4, 4, "requests", 2.0, jitter=0.5).retry_after_ms == 3000
+    shortest = Overloaded("search", 4, 4, "requests", 0.01, jitter=0.0)
+    assert (shortest.retry_after_ms, shortest.retry_after) == (250, 1)  # never sooner than 250 ms
+    longest = Overloaded("search", 4, 4, "requests", 500.0, jitter=1.0)
+    assert (longest.retry_after_ms, longest.retry_after) == (60000, 60)
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [
