@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -133,3 +134,46 @@ def _niceness(tid: int | None) -> int:
     with open(f"/proc/{os.getpid()}/task/{tid}/stat", encoding="ascii") as fh:
         return int(fh.read().rsplit(")", 1)[1].split()[16])
 
+
+
+class Overlap(EmbedderWrapper):
+    """The real model, counting how many of its calls run at once, per kind."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self._lock = threading.Lock()
+        self.running: dict[str, int] = {"query": 0, "document": 0}
+        self.most: dict[str, int] = {"query": 0, "document": 0}
+        self.calls: dict[str, int] = {"query": 0, "document": 0}
+
+    def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
+        with self._lock:
+            self.running[kind] += 1
+            self.calls[kind] += 1
+            self.most[kind] = max(self.most[kind], self.running[kind])
+        try:
+            return self.inner.embed_result(items, kind)
+        finally:
+            with self._lock:
+                self.running[kind] -= 1
+
+
+def test_queries_run_one_call_at_a_time_and_documents_use_every_worker() -> None:
+    model = load_local("all-MiniLM-L6-v2")
+    queries = [s for s in real_sentences(400) if 20 <= len(s) <= 120][:120]
+    documents = [" ".join(queries[i:i + 8]) for i in range(0, 96, 8)]
+    overlap = Overlap(model)
+    batched = BatchedEmbedder(overlap, workers=2, merge=True)
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            query_futures = list(pool.map(lambda q: batched.submit([q], "query"), queries))
+            document_futures = list(pool.map(lambda d: batched.submit([d], "document"), documents))
+            got_queries = [f.result(120).vectors[0] for f in query_futures]
+            got_documents = [f.result(120).vectors[0] for f in document_futures]
+    finally:
+        batched.close()
+    assert overlap.most["query"] == 1  # never two query calls at once
+    assert overlap.calls["query"] < len(queries)  # the waiting ones were merged
+    assert overlap.most["document"] <= 2
+    assert np.allclose(np.stack(got_queries), model.embed(queries, "query"), atol=1e-6)
+    assert np.allclose(np.stack(got_documents), model.embed(documents), atol=1e-6)
