@@ -3,7 +3,7 @@ overload phase, and a mixed soak. Everything on 127.0.0.1, with bounded duration
 
 Data: 2,000 distinct real SciFact sentences (the shared data, split as ``_vectors.py`` does)
 and the SciFact queries. The server is ``semkit serve --no-auth`` on a fresh embedded store,
-started here as its own process; clients are async (httpx) tasks spread over ``--procs``
+started here as its own process; clients are async (aiohttp on uvloop) tasks spread over ``--procs``
 client processes. Clients honour ``Retry-After-Ms`` (else ``Retry-After``) on 503/429 as OpenAI's client does
 (``--no-backoff`` makes them retry at once).
 
