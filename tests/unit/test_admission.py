@@ -31,19 +31,31 @@ def test_a_full_class_refuses_with_retry_after_and_other_classes_still_admit() -
 
 
 
-def test_check_room_refuses_exactly_when_no_request_could_be_admitted() -> None:
-    admission = Admission({"embeddings": 8, "search": 1, "writes": 1, "jobs": 1})
+def test_check_room_refuses_when_a_request_the_size_of_the_smallest_recent_one_would_not_fit() -> None:
+    admission = Admission({"embeddings": 60, "search": 1, "writes": 1, "jobs": 1})
     admission.check_room("embeddings")  # idle: even an oversized request would be admitted
-    admission.admit("embeddings", 7)
-    admission.check_room("embeddings")  # room for a one-text request
-    admission.admit("embeddings", 1)
-    with pytest.raises(Overloaded, match="8 texts admitted"):
+    for _ in range(3):
+        admission.admit("embeddings", 16)  # 48 admitted, every request 16 texts
+    # Another 16-text request would not fit: refused at the door, before its body is read...
+    with pytest.raises(Overloaded, match="48 texts admitted"):
         admission.check_room("embeddings")
+    # ...though the route's own count still admits what fits, should a smaller one get that far.
+    admission.admit("embeddings", 12)
+    assert admission.in_flight("embeddings") == 60
+    for _ in range(4):
+        admission.release("embeddings", 16)
+    admission.release("embeddings", 12)  # idle again
+    admission.admit("embeddings", 1)  # a one-text request among the recent ones
+    for _ in range(3):
+        admission.admit("embeddings", 16)  # 49 admitted
+    admission.check_room("embeddings")  # a one-text request fits: no refusal at the door
+    for _ in range(32):  # the one-text request leaves the sizes seen
+        admission.release("embeddings", 16)
+        admission.admit("embeddings", 16)
     with pytest.raises(Overloaded):
-        admission.admit("embeddings", 1)  # what check_room foretold
-    admission.release("embeddings", 1)
-    admission.check_room("embeddings")
-    assert admission.in_flight("embeddings") == 7  # checking never counts work in
+        admission.check_room("embeddings")
+    assert admission.in_flight("embeddings") == 49  # checking never counts work in
+
 
 def test_embeddings_count_texts_and_an_oversized_request_is_admitted_alone() -> None:
     admission = Admission({"embeddings": 8, "search": 1, "writes": 1, "jobs": 1})

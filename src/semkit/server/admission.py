@@ -45,6 +45,8 @@ ROUTE_CLASSES: tuple[RouteClass, ...] = ("embeddings", "search", "writes", "jobs
 _RATE_WINDOW_S = 10.0
 """How far back completions count when estimating how fast a class drains."""
 _MAX_RETRY_AFTER_S = 60
+_SIZES_SEEN = 32
+"""Admitted requests whose sizes tell the door what the next request most likely needs."""
 _MIN_RETRY_AFTER_S = 0.25
 """The shortest wait a refusal asks for: sooner, the class would most likely still be full."""
 _RESIZE_EVERY_S = 0.25
@@ -104,11 +106,17 @@ class _ClassQueue:
         self._busy: deque[list[float]] = deque()
         """[start, end] of recent spells with work admitted; the last is open while busy."""
         self._next_resize = 0.0
+        self._sizes: deque[int] = deque(maxlen=_SIZES_SEEN)
 
     def started(self, units: int, now: float) -> None:
         if self.in_flight == 0:
             self._busy.append([now, math.inf])
         self.in_flight += units
+        self._sizes.append(units)
+
+    def smallest_seen(self) -> int:
+        """The fewest units among the last ``_SIZES_SEEN`` admitted requests (1 before any)."""
+        return min(self._sizes, default=1)
 
     def finished(self, units: int, now: float) -> None:
         self.in_flight = max(0, self.in_flight - units)
@@ -204,12 +212,17 @@ class Admission:
             self._in_flight.labels(route_class).set(q.in_flight)
 
     def check_room(self, route_class: RouteClass) -> None:
-        """Raise ``Overloaded`` now if the class is full, so that no request could be admitted
-        (``admit`` refuses any request once the admitted work reaches the bound). For routes
-        that admit by a count known only after parsing the body: a full queue refuses them
-        before any of the body is read."""
+        """Raise ``Overloaded`` now if no request the size of the smallest of the class's last
+        ``_SIZES_SEEN`` admitted ones could be admitted (1 unit before any). For routes that
+        admit by a count known only after parsing the body: a class that cannot take such a
+        request refuses it before any of the body is read.
+
+        Why the sizes seen: clients sending 16 texts each, refused only once the class was
+        full to the last text, were mostly refused after their body was read and validated,
+        ~0.4 ms of the event loop each against ~0.1 ms at the door (64 such clients: ~65
+        refusals a second)."""
         q = self._queues[route_class]
-        if q.in_flight and q.in_flight >= q.limit:
+        if q.in_flight and q.in_flight + q.smallest_seen() > q.limit:
             if self._rejected is not None:
                 self._rejected.labels(route_class).inc()
             raise Overloaded(route_class, q.in_flight, q.limit, q.unit, q.drain_seconds(time.monotonic()))
