@@ -204,9 +204,7 @@ class Admission:
         q = self._queues[route_class]
         units = max(1, units)
         if q.in_flight and q.in_flight + units > q.limit:
-            if self._rejected is not None:
-                self._rejected.labels(route_class).inc()
-            raise Overloaded(route_class, q.in_flight, q.limit, q.unit, q.drain_seconds(time.monotonic()))
+            raise self._refusal(route_class, q)
         q.started(units, time.monotonic())
         if self._in_flight is not None:
             self._in_flight.labels(route_class).set(q.in_flight)
@@ -223,9 +221,13 @@ class Admission:
         refusals a second)."""
         q = self._queues[route_class]
         if q.in_flight and q.in_flight + q.smallest_seen() > q.limit:
-            if self._rejected is not None:
-                self._rejected.labels(route_class).inc()
-            raise Overloaded(route_class, q.in_flight, q.limit, q.unit, q.drain_seconds(time.monotonic()))
+            raise self._refusal(route_class, q)
+
+    def _refusal(self, route_class: RouteClass, q: _ClassQueue) -> Overloaded:
+        """The 503 for a request ``q`` cannot take, counted in ``semkit_overloaded_total``."""
+        if self._rejected is not None:
+            self._rejected.labels(route_class).inc()
+        return Overloaded(route_class, q.in_flight, q.limit, q.unit, q.drain_seconds(time.monotonic()))
 
     def release(self, route_class: RouteClass, units: int = 1) -> None:
         q = self._queues[route_class]
