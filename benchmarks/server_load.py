@@ -501,8 +501,8 @@ def overload(url: str, clients: int, seconds: float, texts: list[str], queries: 
         answered = sum(o.kind in kinds and o.status == 200 for o in report.outcomes)
         print(f"{label:>9s} {answered:9d} {r.p50:8.1f} {r.p99:8.1f} {r.shed:8d} {r.shed_p99:9.1f} "
               f"{r.conn_errors:8d} {r.other_errors:6d} {pct(health, 99):12.1f}   ({n} requests)")
-    # The first second holds the start: 256 clients connecting and sending at the same instant,
-    # a burst the event loop takes ~100 ms to read through. Shown apart from the steady state.
+    # The first second holds the start: 256 clients connecting and sending within ~150 ms, the
+    # hardest moment for refusals (the verdict counts it). Shown apart from the steady state.
     began = min((o.finished - o.seconds for o in report.outcomes), default=0.0)
     steady = ClientReport([o for o in report.outcomes if o.finished - o.seconds >= began + warmup])
     start = ClientReport([o for o in report.outcomes if o.finished - o.seconds < began + warmup])
@@ -516,10 +516,10 @@ def overload(url: str, clients: int, seconds: float, texts: list[str], queries: 
     settled = summarise(steady, elapsed, clients, ("embed", "search"))
     shed = [o for o in report.outcomes if o.status in (429, 503)]
     verdict(f"overload ({clients} clients): p99 of accepted <= 2 s", every.p99 <= 2000, f"{every.p99:.0f} ms")
-    verdict(f"overload: rejects are 503/429 + Retry-After within 50 ms (p99, after the first {warmup:g} s)",
-            not shed or (settled.shed_p99 <= 50 and all(o.retry_after for o in shed)),
-            f"{len(shed)} rejected, p99 {settled.shed_p99:.1f} ms after the first {warmup:g} s, "
-            f"{every.shed_p99:.1f} ms over the whole run, "
+    verdict("overload: rejects are 503/429 + Retry-After within 50 ms (p99, whole run)",
+            not shed or (every.shed_p99 <= 50 and all(o.retry_after for o in shed)),
+            f"{len(shed)} rejected, p99 {every.shed_p99:.1f} ms over the whole run, "
+            f"{settled.shed_p99:.1f} ms after the first {warmup:g} s, "
             f"{sum(not o.retry_after for o in shed)} without Retry-After" if shed else "none rejected")
     verdict("overload: zero connection errors", every.conn_errors == 0, str(every.conn_errors))
     verdict("overload: /healthz p99 <= 50 ms", pct(health, 99) <= 50,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+from typing import Any
 
 import pytest
 
 from semkit.errors import ConfigError
-from semkit.server.admission import Admission, Overloaded, route_class
+from semkit.server.admission import Admission, AdmissionMiddleware, Overloaded, route_class
 from semkit.server.limits import Limits
 
 
@@ -71,10 +74,12 @@ def test_embeddings_count_texts_and_an_oversized_request_is_admitted_alone() -> 
 
 
 def test_retry_after_follows_how_fast_the_class_drains() -> None:
-    admission = Admission({"embeddings": 1, "search": 40, "writes": 1, "jobs": 1})
+    now = [1000.0]
+    admission = Admission({"embeddings": 1, "search": 40, "writes": 1, "jobs": 1}, clock=lambda: now[0])
     for _ in range(40):
         admission.admit("search")
-    for _ in range(20):  # 20 done within the last second: ~20/s (over the one-second floor)
+    now[0] += 0.5
+    for _ in range(20):  # 20 done within the first half second: 20/s (over the one-second floor)
         admission.release("search")
     for _ in range(20):
         admission.admit("search")
@@ -179,3 +184,41 @@ def test_store_threads_follow_the_cores_for_a_local_store_and_the_network_for_a_
     assert automatic.store_threads("postgresql://me@db/app") == 4 * cores
     assert Limits(store_concurrency=3).store_threads("./kb") == 3
     assert Limits(store_concurrency=3).store_threads("postgresql://me@db/app") == 3
+
+
+def test_a_burst_is_refused_before_the_admitted_requests_go_on() -> None:
+    """Requests arriving together: every refusal is sent before any admitted request reaches
+    the app (it waits for the model anyway; a refused client wants its 503 now), and the 503
+    is the API's JSON error with both retry headers."""
+    events: list[tuple[str, int]] = []
+
+    async def inner_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        events.append(("app", scope["n"]))
+
+    middleware = AdmissionMiddleware(inner_app, Admission({"search": 3}))
+    responses: dict[int, list[dict[str, Any]]] = {}
+
+    async def request(n: int) -> None:
+        scope = {"type": "http", "method": "POST", "path": "/v1/collections/docs/search", "n": n}
+
+        async def send(message: dict[str, Any]) -> None:
+            responses.setdefault(n, []).append(message)
+            if message["type"] == "http.response.body":
+                events.append(("503", n))
+
+        await middleware(scope, None, send)
+
+    async def burst() -> None:
+        await asyncio.gather(*(request(n) for n in range(8)))
+
+    asyncio.run(burst())
+    assert [kind for kind, _ in events] == ["503"] * 5 + ["app"] * 3
+    assert sorted(n for kind, n in events if kind == "app") == [0, 1, 2]  # the first three arrived were admitted
+    start, body = responses[7]
+    headers = dict(start["headers"])
+    assert start["status"] == 503 and headers[b"content-type"] == b"application/json"
+    assert int(headers[b"content-length"]) == len(body["body"])
+    assert int(headers[b"retry-after"]) == -(-int(headers[b"retry-after-ms"]) // 1000)
+    error = json.loads(body["body"])["error"]
+    assert (error["type"], error["code"], error["param"]) == ("server_error", "server_overloaded", None)
+    assert "3 requests admitted, its bound is 3" in error["message"]

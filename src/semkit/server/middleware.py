@@ -4,6 +4,7 @@ copy)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from typing import Any
@@ -34,6 +35,7 @@ class DeclaredBodyLimit:
         await self.app(scope, receive, send)
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_host(host_header: str) -> bool:
     """Whether a ``Host`` header names this machine's loopback (``localhost``, ``127.x.x.x``,
     ``[::1]``, with or without a port)."""
@@ -72,11 +74,27 @@ class LoopbackHostOnly:
 
 
 class MetricsMiddleware:
-    """Counts every request by method, route template and status, and times it."""
+    """Counts every request by method, route template and status, and times it.
+
+    The labelled series are looked up once and kept: ``labels()`` costs ~5 us a call, three
+    calls a request, and under overload most requests are refusals that cost ~60 us in all."""
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+    def _series_of(self, method: str, template: str, status: int) -> tuple[Any, Any, Any]:
+        """(request counter, latency histogram, refusal histogram or None) of one label set."""
+        key = (method, template, status)
+        series = self._series.get(key)
+        if series is None:
+            metrics = self.metrics
+            refusal = metrics.refusal_latency.labels(str(status)) if status in (429, 503) else None
+            series = (metrics.requests.labels(method, template, str(status)), metrics.latency.labels(method, template),
+                      refusal)
+            self._series[key] = series
+        return series
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -98,9 +116,9 @@ class MetricsMiddleware:
             self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or ("static" if scope["path"].startswith("/ui") else "unmatched")
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
+            count, latency, refusal = self._series_of(scope.get("method", ""), template, status)
             took = time.perf_counter() - start
-            self.metrics.latency.labels(method, template).observe(took)
-            if status in (429, 503):
-                self.metrics.refusal_latency.labels(str(status)).observe(took)
+            count.inc()
+            latency.observe(took)
+            if refusal is not None:
+                refusal.observe(took)

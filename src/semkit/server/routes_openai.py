@@ -39,6 +39,7 @@ from .. import errors
 from ..models import catalog, registry
 from ..models.counters import INLINE_CHARS, TokenCounter
 from ..models.tokens import OFFLINE_ENCODINGS, context_counter, count_in_context
+from .admission import refusals_first
 from .dependencies import Caller, state_of
 from .models import BatchedEmbedder
 from .openai_fidelity import OpenAIRoute, bad_request
@@ -69,6 +70,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
     truncate = body.truncate or request.headers.get(TRUNCATE_HEADER, "").strip().lower() in ("1", "true", "yes")
     # Admitted by its text count (503 + Retry-After when the embeddings queue is full: admission.py).
     with state.admission.slot("embeddings", len(texts)):
+        await refusals_first()
         # One tokenisation gives both the context check and the usage. A small request's is
         # cheaper on the loop than a hand-off to a worker thread and back, if the counter keeps
         # the GIL throughout (``TokenCounter.inline_safe``).
