@@ -181,3 +181,29 @@ def test_http_search_answers_as_the_library(tmp_path: Path) -> None:
                 expected = search(served, query, k=10)
                 assert [(h["id"], h["score"], h["ranks"], h["scores"]) for h in answer.json()["hits"]] == \
                     [(h.id, h.score, h.ranks, h.scores) for h in expected], query
+                assert [h["snippet"] for h in answer.json()["hits"]] == [h.snippet.text for h in expected]
+                _assert_is_a_search_response(answer.json())
+            # The body is encoded without the response model: it must still be exactly its shape,
+            # vectors and every mode included.
+            for request in ({"query": _queries(1)[0], "k": 3, "include_vectors": True},
+                            {"query": _queries(1)[0], "k": 3, "mode": "keyword"},
+                            {"query": _queries(1)[0], "k": 3, "mode": "vector", "include_vectors": True}):
+                answer = c.post("/v1/collections/docs/search", json=request)
+                assert answer.status_code == 200, answer.text
+                _assert_is_a_search_response(answer.json())
+                vectors = [h["vector"] for h in answer.json()["hits"]]
+                if request.get("include_vectors"):
+                    stored = {r.id: r.vector for r in served.get([h["id"] for h in answer.json()["hits"]],
+                                                                  include_vectors=True)}
+                    assert [np.asarray(v, dtype=np.float32).tolist() for v in vectors] == \
+                        [stored[h["id"]].tolist() for h in answer.json()["hits"]]
+                else:
+                    assert vectors == [None] * len(vectors)
+
+
+def _assert_is_a_search_response(body: dict[str, Any]) -> None:
+    """``body`` has SearchResponse's fields, no others, with its types."""
+    from semkit.server.schemas import SearchResponse
+
+    assert body == SearchResponse.model_validate(body).model_dump(mode="json")
+    assert body["hits"], body

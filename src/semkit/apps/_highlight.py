@@ -149,8 +149,7 @@ def snippet(text: str | None, query: str | list[str], width: int = 200) -> Snipp
     flat = " ".join(text.split())
     terms = query_terms(query) if isinstance(query, str) else list(query)
     wanted = {stem(t) for t in terms if t not in STOP_WORDS} or {stem(t) for t in terms}
-    words = [(m.start(), m.end(), stem(m.group())) for m in _WORD.finditer(flat)]
-    hits = [(s, e, key) for s, e, key in words if key in wanted]
+    hits = _hits(flat, wanted)
     if len(flat) <= width:
         return Snippet(flat, tuple((s, e) for s, e, _ in hits))
     if not hits:
@@ -163,6 +162,31 @@ def snippet(text: str | None, query: str | list[str], width: int = 200) -> Snipp
     shift = len(prefix) - start
     spans = tuple((s + shift, e + shift) for s, e, _ in hits if s >= start and e <= end)
     return Snippet(prefix + body + suffix, spans)
+
+
+def _hits(flat: str, wanted: set[str]) -> list[tuple[int, int, str]]:
+    """``(start, end, stem)`` of each word of ``flat`` whose stem is in ``wanted``.
+
+    Only words that can stem into ``wanted`` are stemmed: a stem keeps its word's first two
+    lower-cased characters (``stem`` only cuts endings, never below two), so a pattern finds the
+    words starting with one of the wanted stems' first two characters, case-insensitively, and
+    only those are stemmed. Stemming every word of every hit was the largest Python cost of a
+    served search's snippets. For a stem with a non-ASCII character (whose lower-casing can
+    change length) every word is stemmed, as before."""
+    if not wanted:
+        return []
+    if all(w.isascii() for w in wanted):
+        finder = _words_starting(frozenset(w[:2] for w in wanted))
+    else:
+        finder = _WORD
+    return [(m.start(), m.end(), key) for m in finder.finditer(flat) if (key := stem(m.group())) in wanted]
+
+
+@lru_cache(maxsize=256)
+def _words_starting(prefixes: frozenset[str]) -> re.Pattern[str]:
+    """Whole ``\\w+`` words of a text that start with one of ``prefixes``, in any case."""
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=lambda p: (-len(p), p)))
+    return re.compile(rf"(?<!\w)(?:{alternatives})\w*", re.IGNORECASE)
 
 
 def _best_window(flat: str, hits: list[tuple[int, int, str]], width: int) -> tuple[int, int]:

@@ -12,11 +12,12 @@ import json
 import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from .. import apps, errors
 from .auth import Principal
 from .dependencies import Caller, NamePath, accepted, authorize, state_of
+from .encoding import json_bytes
 from .jobs import Progress
 from .models import BatchedEmbedder
 from .responses import ApiError
@@ -281,17 +282,23 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
             vector=query_vector if body.query is not None else None, include_vectors=body.include_vectors,
             rerank=reranker,
         )
-        out = []
-        for h in hits:
-            d = h.as_dict()
-            if body.include_vectors and h.vector is not None:
-                d["vector"] = h.vector.tolist()
-            out.append(d)
         warning = apps.language_warning(col, body.query) if body.query and body.mode != "keyword" else None
-        return {"mode": hits[0].mode if hits else body.mode, "hits": out, "warnings": [warning] if warning else [],
-                "reranker": reranker.id if reranker is not None else None}
+        # Encoded here, in the worker thread, in SearchResponse's shape (see server/encoding.py).
+        return json_bytes({"mode": hits[0].mode if hits else body.mode,
+                           "hits": [_hit_json(h, body.include_vectors) for h in hits],
+                           "warnings": [warning] if warning else [],
+                           "reranker": reranker.id if reranker is not None else None})
 
-    return await state.run(work)
+    return Response(await state.run(work), media_type="application/json")
+
+
+def _hit_json(hit: apps.SearchHit, include_vectors: bool) -> dict[str, Any]:
+    """One hit as ``schemas.Hit`` has it."""
+    return {"id": hit.id, "score": float(hit.score), "text": hit.text, "metadata": dict(hit.metadata),
+            "snippet": hit.snippet.text if hit.snippet else None,
+            "ranks": {name: int(rank) for name, rank in hit.ranks.items()},
+            "scores": {name: float(score) for name, score in hit.scores.items()},
+            "vector": hit.vector.tolist() if include_vectors and hit.vector is not None else None}
 
 
 @router.post("/{name}/search/image", response_model=SearchResponse,

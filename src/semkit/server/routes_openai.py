@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from typing import Any
 
 import numpy as np
@@ -41,15 +40,11 @@ from ..models.counters import INLINE_CHARS, TokenCounter
 from ..models.tokens import OFFLINE_ENCODINGS, context_counter, count_in_context
 from .admission import refusals_first
 from .dependencies import Caller, state_of
+from .encoding import has_orjson, json_bytes
 from .models import BatchedEmbedder
 from .openai_fidelity import OpenAIRoute, bad_request
 from .schemas import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
 from .state import ServerState
-
-try:  # ~20x faster than json.dumps on a vector's floats; optional (plain json otherwise)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the install
-    _orjson = None
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
 
@@ -118,13 +113,11 @@ def embeddings_body(vectors: np.ndarray, encoding_format: str, model: str, token
         rows = np.ascontiguousarray(vectors, dtype="<f4")
         embeddings: Any = [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
     else:
-        embeddings = np.asarray(vectors, dtype=np.float64) if _orjson is not None else np.asarray(vectors).tolist()
+        embeddings = np.asarray(vectors, dtype=np.float64) if has_orjson() else np.asarray(vectors).tolist()
     response = {"object": "list",
                 "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(embeddings)],
                 "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "truncated": truncated}
-    if _orjson is not None:
-        return _orjson.dumps(response, option=_orjson.OPT_SERIALIZE_NUMPY)
-    return json.dumps(response, separators=(",", ":")).encode()
+    return json_bytes(response, numpy=True)
 
 
 @router.get("/models", response_model=ModelList, summary="Served models (OpenAI-compatible)")
