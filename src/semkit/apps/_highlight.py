@@ -175,10 +175,8 @@ def _hits(flat: str, wanted: set[str]) -> list[tuple[int, int, str]]:
     change length) every word is stemmed, as before."""
     if not wanted:
         return []
-    if all(w.isascii() for w in wanted):
-        finder = _words_starting(frozenset(w[:2] for w in wanted))
-    else:
-        finder = _WORD
+    ascii_only = all(w.isascii() for w in wanted)
+    finder = _words_starting(frozenset(w[:2] for w in wanted)) if ascii_only else _WORD
     return [(m.start(), m.end(), key) for m in finder.finditer(flat) if (key := stem(m.group())) in wanted]
 
 

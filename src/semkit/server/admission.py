@@ -196,8 +196,8 @@ class Admission:
                                 registry=registry)
             self._rejected = Counter("semkit_overloaded", "Requests answered 503 because their route class "
                                      "was at its bound", ["route_class"], registry=registry)
-            for name, q in self._queues.items():
-                self._bound.labels(name).set(q.limit)
+            for queue_name, q in self._queues.items():
+                self._bound.labels(queue_name).set(q.limit)
 
     def limit(self, route_class: RouteClass) -> int:
         return self._queues[route_class].limit

@@ -263,7 +263,7 @@ async def _run_search(state: ServerState, name: str, body: SearchRequest, image:
         vector = await state.run_model(_image_vector, col, image, state.limits.max_image_pixels)
         body = body.model_copy(update={"vector": vector.tolist(), "image": None})
 
-    def work() -> dict[str, Any]:
+    def work() -> bytes:
         nonlocal col, query_vector
         if embedded_with is not None:
             col = state.collection(name)  # 404 if dropped meanwhile, as before
@@ -323,7 +323,7 @@ async def search_by_image_file(
         raise errors.InvalidFilter(f"where is not valid JSON: {exc}") from None
     if parsed is not None and not isinstance(parsed, dict):
         raise errors.InvalidFilter('where must be a JSON object, e.g. {"format": "PNG"}')
-    body = SearchRequest(query=None, mode="vector", k=k, where=parsed, exact=exact)
+    body = SearchRequest(query=None, image=None, mode="vector", fusion="convex", k=k, where=parsed, exact=exact)
     state = _checked_search(name, body, True, request, principal)
     return await _run_search(state, name, body, data)  # the bytes as sent: no base64 round trip
 

@@ -69,7 +69,9 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
         # One tokenisation gives both the context check and the usage. A small request's is
         # cheaper on the loop than a hand-off to a worker thread and back, if the counter keeps
         # the GIL throughout (``TokenCounter.inline_safe``).
-        counter = _COUNTERS.get(spec) or await asyncio.to_thread(served_counter, spec)
+        counter = _COUNTERS.get(spec)
+        if counter is None:  # a served model's is found at start-up: only without preload
+            counter = await asyncio.to_thread(served_counter, spec)
         if counter.inline_safe and sum(map(len, texts)) <= INLINE_CHARS:
             counted = count_in_context(texts, spec, model.max_tokens, counter)
         else:
