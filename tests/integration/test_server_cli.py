@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from semkit.server.heap import MIDDLE_THRESHOLD, OLD_THRESHOLD, YOUNG_THRESHOLD
+from semkit.server.heap import MIDDLE_THRESHOLD, OLD_THRESHOLD, YOUNG_THRESHOLD, malloc_trim
 from tests.support.server import free_port, secret_of, wait_until_serving
 
 pytestmark = pytest.mark.slow
@@ -96,6 +96,8 @@ def test_serve_model_threads_reach_the_models_of_the_server(tmp_path: Path) -> N
         # rarer (server/heap.py): tens of thousands of objects (modules, app, model) frozen.
         assert health["gc"]["thresholds"] == [YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD]
         assert health["gc"]["frozen"] > 10_000, health["gc"]
+        # And it watches its resident set to give freed heap memory back (glibc's malloc_trim).
+        assert health["heap"]["trim"] is (malloc_trim is not None), health["heap"]
         # --model-nice: the threads that ran a model call lowered their own priority by that much.
         httpx.post(f"{url}/v1/embeddings", json={"model": "local", "input": ["a", "b"]}, timeout=60).raise_for_status()
         nices = [int(Path(t, "stat").read_text().rsplit(")", 1)[1].split()[16])

@@ -1,15 +1,26 @@
-"""The server's garbage-collector settings (server/heap.py) and its start-up warm-up: run in a
-child process, since the collector's thresholds and frozen objects belong to the whole process."""
+"""The server's heap (server/heap.py): its garbage-collector settings and start-up warm-up, run in
+a child process since the collector's thresholds and frozen objects belong to the whole process;
+and the trimmer that gives freed memory back to the system."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from semkit.server.heap import MIDDLE_THRESHOLD, OLD_THRESHOLD, YOUNG_THRESHOLD
+import pytest
+
+from semkit.server.heap import (
+    MIDDLE_THRESHOLD,
+    OLD_THRESHOLD,
+    YOUNG_THRESHOLD,
+    HeapTrimmer,
+    anonymous_rss,
+    malloc_trim,
+)
 
 _CHILD = """
 import asyncio, gc, json, sys
@@ -47,3 +58,106 @@ def test_a_settled_server_freezes_its_start_up_objects_and_collects_the_young_le
 def test_an_app_embedded_elsewhere_keeps_the_collector_as_it_was(tmp_path: Path) -> None:
     plain = _started(tmp_path, False)
     assert plain["after"] == plain["before"] and plain["frozen"] == 0
+
+
+# --- giving freed memory back (HeapTrimmer) ------------------------------------------------------
+
+MB = 1 << 20
+
+
+class _FakeHeap:
+    """An anonymous resident set the test moves by hand; a trim gives back ``freeable`` bytes."""
+
+    def __init__(self, rss: int) -> None:
+        self.value, self.freeable, self.trims = rss, 0, 0
+
+    def rss(self) -> int:
+        return self.value
+
+    def trim(self) -> None:
+        self.trims += 1
+        self.value -= self.freeable
+        self.freeable = 0
+
+
+def _trimmer(fake: _FakeHeap) -> HeapTrimmer:
+    return HeapTrimmer(growth_bytes=4 * MB, rss=fake.rss, trim=fake.trim)
+
+
+def test_the_trimmer_does_nothing_while_memory_is_steady() -> None:
+    fake = _FakeHeap(200 * MB)
+    trimmer = _trimmer(fake)
+    assert not trimmer.due()  # the start-up mark
+    fake.value += 3 * MB
+    assert not trimmer.due()
+    fake.value -= 10 * MB  # freed by itself: the mark follows it down
+    assert not trimmer.due()
+    fake.value += 5 * MB  # 5 MB above the lowered mark, not 2 above the start
+    assert trimmer.due()
+
+
+def test_a_trim_after_growth_gives_memory_back_and_counts_it() -> None:
+    fake = _FakeHeap(200 * MB)
+    trimmer = _trimmer(fake)
+    trimmer.due()
+    fake.value += 14 * MB
+    fake.freeable = 12 * MB
+    assert trimmer.due()
+    assert trimmer.trim_now() == 12 * MB
+    assert trimmer.snapshot()["trims"] == 1 and trimmer.snapshot()["released_mb"] == 12.0
+    assert not trimmer.due()  # the mark is what was left: 202 MB
+
+
+def test_memory_really_in_use_moves_the_mark_instead_of_trimming_again() -> None:
+    fake = _FakeHeap(200 * MB)
+    trimmer = _trimmer(fake)
+    trimmer.due()
+    fake.value += 30 * MB  # a growing collection: nothing to give back
+    assert trimmer.due()
+    assert trimmer.trim_now() == 0
+    assert not trimmer.due() and fake.trims == 1
+
+
+def test_the_trimmer_runs_as_a_task_and_stops_when_cancelled() -> None:
+    fake = _FakeHeap(200 * MB)
+    trimmer = HeapTrimmer(growth_bytes=4 * MB, check_every=0.01, rss=fake.rss, trim=fake.trim)
+
+    async def main() -> None:
+        task = asyncio.create_task(trimmer.run())
+        await asyncio.sleep(0.05)
+        fake.value += 8 * MB
+        fake.freeable = 8 * MB
+        for _ in range(200):
+            if fake.trims:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert fake.trims == 1 and trimmer.released_bytes == 8 * MB
+
+
+_FRAGMENTED = """
+import json
+from semkit.server.heap import HeapTrimmer, anonymous_rss
+# 60 MB in 100 KB blocks (under glibc's mmap threshold: they live in the heap), all freed but
+# the last, which pins the top of the heap so the allocator cannot return the rest by itself.
+blocks = [bytearray(100_000) for _ in range(600)]
+last = blocks[-1]
+del blocks
+trimmer = HeapTrimmer()
+before = anonymous_rss()
+released = trimmer.trim_now()
+print(json.dumps({"available": trimmer.available, "before": before, "released": released, "last": len(last)}))
+"""
+
+
+@pytest.mark.skipif(malloc_trim is None or anonymous_rss() is None, reason="needs glibc's malloc_trim and /proc")
+def test_a_real_trim_gives_freed_heap_memory_back_to_the_system() -> None:
+    out = subprocess.run([sys.executable, "-c", _FRAGMENTED], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["available"]
+    assert got["released"] > 40 * MB, got

@@ -64,12 +64,14 @@ def create_app(
     models answer to (``{"text-embedding-3-small": "local"}`` for clients that only accept OpenAI names).
     ``rerank``: ``windows`` or a cross-encoder folder (``semkit.models.rerank.load_reranker``),
     loaded once here; searches with ``rerank: true`` use it. ``settle_heap``: once started, freeze
-    the start-up objects and make the garbage collector's young collections rarer
-    (``server/heap.py``; ``semkit serve`` does, an application embedding the app may not want it).
+    the start-up objects, make the garbage collector's young collections rarer and give freed
+    heap memory back to the system when the resident set grows (``server/heap.py``; ``semkit
+    serve`` does, an application embedding the app may not want it).
     """
     limits = limits or Limits()
     if not models:
         raise errors.ConfigError("serve at least one model (e.g. models=['local'])")
+    trimmer = heap.HeapTrimmer() if settle_heap else None
     state = ServerState(db_uri, auth=auth, keys_path=keys_path, limits=limits, models=models, cache=cache,
                         cache_dir=cache_dir, index_roots=index_roots, aliases=served_model_names)
     if rerank is not None:
@@ -83,13 +85,16 @@ def create_app(
             for spec in state.served:
                 await asyncio.to_thread(state.pool.for_spec, spec)
                 await asyncio.to_thread(routes_openai.served_counter, spec)
+        background = [asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))]
         if settle_heap:
             heap.settle_heap()
-        lag = asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))
+        if trimmer is not None:
+            background.append(asyncio.create_task(trimmer.run()))
         try:
             yield
         finally:
-            lag.cancel()
+            for task in background:
+                task.cancel()
             await asyncio.to_thread(state.close)
 
     app = FastAPI(
@@ -119,7 +124,9 @@ def create_app(
                 # store: calls at once in the worker threads (serve --store-threads).
                 "store": {"threads": state.store_threads},
                 # gc: objects frozen at start-up and the collector's thresholds (server/heap.py).
-                "gc": {"frozen": gc.get_freeze_count(), "thresholds": list(gc.get_threshold())}}
+                "gc": {"frozen": gc.get_freeze_count(), "thresholds": list(gc.get_threshold())},
+                # heap: trims that gave freed memory back to the system (server/heap.py; null: not settled).
+                "heap": trimmer.snapshot() if trimmer is not None else None}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

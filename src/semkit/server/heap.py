@@ -26,11 +26,32 @@ loaded by the first request, now at start-up).
 Cyclic garbage still goes, later: at most ``YOUNG_THRESHOLD`` new container objects (a few
 MB) wait for a collection. Only ``semkit serve`` does this (``create_app(settle_heap=True)``):
 an application embedding the app keeps its own collector settings.
+
+Freed memory goes back to the system (``HeapTrimmer``). glibc's allocator keeps what a
+thread frees for that thread's arena to reuse; only the top of an arena is ever returned by
+itself. A 10-minute soak (searches, embeddings, upserts that overwrite 2,000 ids, so the
+collection stops growing) showed the server's resident set rising 8% over its last 5 minutes
+while the heap in use stayed flat: every compaction of the store's in-memory mirror and every
+growth of its vector matrix allocates the new arrays before the old ones are freed (14 MB at
+4,000 vectors), and the dynamic mmap threshold had placed them inside the arenas.
+``malloc_trim(0)`` handed back 10-14 MB each time, in 0.3-6 ms. So the server reads its
+anonymous resident set every ``TRIM_CHECK_S`` and trims once it has grown by
+``TRIM_GROWTH_BYTES`` since the last trim: nothing is done while memory is steady, and memory
+that is really in use (a growing collection) moves the mark up instead of trimming again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
 import gc
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 YOUNG_THRESHOLD = 50_000
 """Allocations (minus deallocations) of container objects between first-generation collections."""
@@ -48,3 +69,105 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+
+
+TRIM_CHECK_S = 5.0
+"""How often the server reads its anonymous resident set (``/proc/self/status``, ~20 µs)."""
+
+TRIM_GROWTH_BYTES = 4 << 20
+"""Growth of the anonymous resident set since the last trim that makes the server trim again."""
+
+
+def anonymous_rss() -> int | None:
+    """This process's anonymous resident memory in bytes (``RssAnon``), or None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _load_malloc_trim() -> Callable[[], None] | None:
+    """glibc's ``malloc_trim(0)``, or None where the C library has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def trim_all_arenas() -> None:
+        # ctypes releases the GIL around the call: only threads allocating in the arena being
+        # trimmed wait for it.
+        trim(0)
+
+    return trim_all_arenas
+
+
+malloc_trim = _load_malloc_trim()
+
+
+@dataclass
+class HeapTrimmer:
+    """Returns the allocator's free memory to the system after the resident set grew.
+
+    ``rss`` and ``trim`` are injectable so the policy can be tested without a real heap.
+    """
+
+    growth_bytes: int = TRIM_GROWTH_BYTES
+    check_every: float = TRIM_CHECK_S
+    rss: Callable[[], int | None] = anonymous_rss
+    trim: Callable[[], None] | None = field(default_factory=lambda: malloc_trim)
+    mark: int | None = None
+    """The anonymous resident set after the last trim (or at start)."""
+    trims: int = 0
+    released_bytes: int = 0
+    trim_seconds: float = 0.0
+
+    @property
+    def available(self) -> bool:
+        return self.trim is not None and self.rss() is not None
+
+    def due(self) -> bool:
+        now = self.rss()
+        if now is None:
+            return False
+        if self.mark is None or now < self.mark:
+            self.mark = now  # freed by itself: the mark follows it down
+            return False
+        return now - self.mark >= self.growth_bytes
+
+    def trim_now(self) -> int:
+        """Trim once; the bytes the resident set shrank by. The mark moves to what is left."""
+        assert self.trim is not None
+        before = self.rss() or 0
+        t0 = time.perf_counter()
+        self.trim()
+        self.trim_seconds += time.perf_counter() - t0
+        after = self.rss() or 0
+        self.mark = after
+        self.trims += 1
+        released = max(0, before - after)
+        self.released_bytes += released
+        log.debug("heap trim released %.1f MB in %.1f ms", released / 2**20, (time.perf_counter() - t0) * 1000)
+        return released
+
+    async def run(self) -> None:
+        """Check every ``check_every`` seconds until cancelled; trim in a worker thread."""
+        if not self.available:
+            return
+        self.due()  # the start-up mark
+        while True:
+            await asyncio.sleep(self.check_every)
+            if self.due():
+                await asyncio.to_thread(self.trim_now)
+
+    def snapshot(self) -> dict[str, float | int | bool]:
+        return {"trim": self.available, "trims": self.trims,
+                "released_mb": round(self.released_bytes / 2**20, 1),
+                "trim_ms": round(self.trim_seconds * 1000, 1)}
