@@ -129,9 +129,11 @@ class HeapTrimmer:
     released_bytes: int = 0
     trim_seconds: float = 0.0
 
-    @property
-    def available(self) -> bool:
-        return self.trim is not None and self.rss() is not None
+    available: bool = field(init=False)
+    """Whether this platform can trim (glibc and ``/proc``), found once: ``/healthz`` reports it."""
+
+    def __post_init__(self) -> None:
+        self.available = self.trim is not None and self.rss() is not None
 
     def due(self) -> bool:
         now = self.rss()
