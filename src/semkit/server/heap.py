@@ -150,13 +150,14 @@ class HeapTrimmer:
         before = self.rss() or 0
         t0 = time.perf_counter()
         self.trim()
-        self.trim_seconds += time.perf_counter() - t0
+        took = time.perf_counter() - t0
         after = self.rss() or 0
         self.mark = after
         self.trims += 1
+        self.trim_seconds += took
         released = max(0, before - after)
         self.released_bytes += released
-        log.debug("heap trim released %.1f MB in %.1f ms", released / 2**20, (time.perf_counter() - t0) * 1000)
+        log.debug("heap trim released %.1f MB in %.1f ms", released / 2**20, took * 1000)
         return released
 
     async def run(self) -> None:
