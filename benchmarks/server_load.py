@@ -560,6 +560,7 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
         watcher.join()
         crashed = server.proc.poll() is not None
         missing = -1
+        heap: dict[str, Any] | None = None
         if not crashed:
             with httpx.Client(base_url=server.url, timeout=300) as client:
                 found: set[str] = set()
@@ -568,6 +569,7 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
                     r = client.post(f"/v1/collections/{COLLECTION}/get", json={"ids": part})
                     found |= {rec["id"] for rec in r.json()} if r.status_code == 200 else set()
                 missing = len(set(report.acked_ids) - found)
+                heap = client.get("/healthz").json().get("heap")
     finally:
         server.stop()
     statuses = [o.status for o in report.outcomes]
@@ -594,6 +596,13 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
     if rss:
         print(f"  server RSS: {rss[0][1]:.0f} MB at start, {rss[-1][1]:.0f} MB at the end; growth over the last "
               f"{window / 60:.1f} min: {growth:+.1f}%")
+        minute_ends = [mb for i, (t, mb) in enumerate(rss)
+                       if i == len(rss) - 1 or int(t // 60) != int(rss[i + 1][0] // 60)]
+        per_minute = [f"{mb:.0f}" for mb in minute_ends]
+        print(f"  server RSS at the end of each minute (MB): {' '.join(per_minute)}")
+    if heap:
+        print(f"  heap trimmer: {heap.get('trims')} trims gave back {heap.get('released_mb')} MB "
+              f"(last trim {heap.get('trim_ms')} ms)")
     five_xx = sum(s >= 500 for s in statuses)
     verdict(f"soak ({elapsed / 60:.1f} min): 0 crashes", not crashed, f"crashed: {crashed}")
     verdict("soak: 0 5xx", five_xx == 0, f"{five_xx} (503 sheds among them: {statuses.count(503)})")

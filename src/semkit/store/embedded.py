@@ -187,6 +187,33 @@ class _Live:
             self.alive_bits = None
         return len(pos)
 
+    def compact(self) -> None:
+        """Drop the tombstones in place: alive rows move forward in order (pks stay sorted),
+        a chunk at a time, so the only extra memory is one chunk. Rebuilding into new arrays
+        held two copies at the peak, and the freed copy stayed with the allocator (RSS crept
+        up under steady overwrites). The capacity is kept for the appends that follow. The
+        graph's positions change, so it is dropped; the caller rebuilds it."""
+        keep = np.flatnonzero(self.alive[: self.n])
+        kept = len(keep)
+        step = 8192
+        for start in range(0, kept, step):
+            # keep[i] >= i: every source row lies at or after its destination and after every
+            # destination of the chunks before it, so no row is overwritten before it is read.
+            rows = keep[start:start + step]
+            dest = slice(start, start + len(rows))
+            self.matrix[dest] = self.matrix[rows]
+            self.pks[dest] = self.pks[rows]
+            if self.l2:
+                self.sqnorms[dest] = self.sqnorms[rows]
+        ids = self.ids
+        self.ids = [ids[p] for p in keep.tolist()]
+        self.alive[:kept] = True
+        self.alive[kept: self.n] = False
+        self.n, self.n_dead = kept, 0
+        self.alive_bits = None
+        self.ann = None
+        self.ann_unsaved = 0
+
     def allowed_bits(self) -> np.ndarray:
         if self.alive_bits is None:
             self.alive_bits = np.packbits(self.alive[: self.n], bitorder="little")
@@ -1220,10 +1247,9 @@ class EmbeddedStore:
         if live.ann is not None:
             live.ann_unsaved += len(new) + killed
         if live.n_dead > self.compact_fraction * live.n and live.n_dead >= 64:
-            # Too many tombstones: renumber positions from SQLite and rebuild the graph.
+            # Too many tombstones: renumber positions and rebuild the graph.
             had_ann = live.ann is not None
-            fresh = self._load(replace(entry, seq=live.seq), use_file=False)
-            live.__dict__.update(fresh.__dict__)
+            live.compact()
             if had_ann:
                 self._ensure_ann(live, entry.spec)
             return
