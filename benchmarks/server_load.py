@@ -176,6 +176,10 @@ class Workload:
     loop: str = field(default_factory=lambda: CLIENT_LOOP)
     """The client processes' event loop: uvloop (less CPU per request) or asyncio (``--client-loop``)."""
     upsert_ids: int = 0
+    ramp_s: float = 0.0
+    """Seconds over which the clients start, evenly spread (load tools' spawn rate). With all of
+    them starting at once, each client process must connect and send for 128 clients before
+    it reads a single answer, and that client-side queue is in every first-request latency."""
     """Soak upserts: 0 = each a new record; N = each client process cycles over N ids (new, then overwrites),
     so the collection stops growing and RSS shows the server's own memory (``--soak-upsert-ids``)."""
 
@@ -200,18 +204,20 @@ class ClientReport:
 
 
 def _client_process(url: str, work: Workload, clients: int, seconds: float, texts: list[str],
-                    queries: list[str], seed: int, out: Any) -> None:
+                    queries: list[str], seed: int, phase: float, out: Any) -> None:
     if work.loop == "uvloop":
         import uvloop
 
-        report = uvloop.run(_clients(url, work, clients, seconds, texts, queries, seed))
+        report = uvloop.run(_clients(url, work, clients, seconds, texts, queries, seed, phase))
     else:
-        report = asyncio.run(_clients(url, work, clients, seconds, texts, queries, seed))
+        report = asyncio.run(_clients(url, work, clients, seconds, texts, queries, seed, phase))
     out.put(report)
 
 
 async def _clients(url: str, work: Workload, clients: int, seconds: float, texts: list[str],
-                   queries: list[str], seed: int) -> ClientReport:
+                   queries: list[str], seed: int, phase: float = 0.0) -> ClientReport:
+    """``phase`` in [0, 1): where this process's clients fall among the other processes' in the
+    ramp (``work.ramp_s``)."""
     import httpx
 
     report = ClientReport()
@@ -227,6 +233,10 @@ async def _clients(url: str, work: Workload, clients: int, seconds: float, texts
             report.loop_lag.append(max(0.0, time.perf_counter() - t0 - 0.01))
 
     lag_probe = asyncio.ensure_future(sample_loop_lag())
+
+    async def start(index: int) -> None:
+        if work.ramp_s > 0:
+            await asyncio.sleep(work.ramp_s * (index + phase) / clients)
 
     def request() -> tuple[str, str, dict[str, Any], int]:
         kind = work.kind
@@ -269,7 +279,8 @@ async def _clients(url: str, work: Workload, clients: int, seconds: float, texts
         async with aiohttp.ClientSession(url, connector=connector,
                                          timeout=aiohttp.ClientTimeout(total=120)) as session:
 
-            async def aio_worker() -> None:
+            async def aio_worker(index: int) -> None:
+                await start(index)
                 while time.perf_counter() < stop:
                     kind, path, body, units = request()
                     t0 = time.perf_counter()
@@ -283,13 +294,14 @@ async def _clients(url: str, work: Workload, clients: int, seconds: float, texts
                         status = 0
                     await record(kind, body, units, status, time.perf_counter() - t0, retry_after, retry_after_ms)
 
-            await asyncio.gather(*(aio_worker() for _ in range(clients)))
+            await asyncio.gather(*(aio_worker(i) for i in range(clients)))
         await lag_probe
         return report
 
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
+            await start(index)
             while time.perf_counter() < stop:
                 kind, path, body, units = request()
                 t0 = time.perf_counter()
@@ -302,7 +314,7 @@ async def _clients(url: str, work: Workload, clients: int, seconds: float, texts
                     status = 0
                 await record(kind, body, units, status, time.perf_counter() - t0, retry_after, retry_after_ms)
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(i) for i in range(clients)))
     await lag_probe
     return report
 
@@ -315,7 +327,8 @@ def run_clients(url: str, work: Workload, clients: int, seconds: float, texts: l
     n_procs = max(1, min(procs, clients))
     shares = [clients // n_procs + (1 if i < clients % n_procs else 0) for i in range(n_procs)]
     began = time.perf_counter()
-    workers = [ctx.Process(target=_client_process, args=(url, work, share, seconds, texts, queries, 1000 + i, out))
+    workers = [ctx.Process(target=_client_process,
+                           args=(url, work, share, seconds, texts, queries, 1000 + i, i / n_procs, out))
                for i, share in enumerate(shares)]
     for p in workers:
         p.start()
@@ -481,18 +494,19 @@ async def _probe_healthz(url: str, seconds: float) -> list[float]:
 
 
 def overload(url: str, clients: int, seconds: float, texts: list[str], queries: list[str], procs: int,
-             backoff: bool, read_ms: bool = True, warmup: float = 1.0) -> None:
+             backoff: bool, read_ms: bool = True, warmup: float = 1.0, ramp: float = 0.0) -> None:
     import threading
 
     health: list[float] = []
     probe = threading.Thread(target=lambda: health.extend(asyncio.run(_probe_healthz(url, seconds + 1))))
     probe.start()
-    work = Workload("overload", batch=16, backoff=backoff, read_retry_after_ms=read_ms)
+    work = Workload("overload", batch=16, backoff=backoff, read_retry_after_ms=read_ms, ramp_s=ramp)
     report, elapsed = run_clients(url, work, clients, seconds, texts, queries, procs)
     probe.join()
     honour = "clients honour Retry-After-Ms, else Retry-After" if read_ms else "clients honour Retry-After (whole s)"
-    print(f"\noverload: {clients} clients for {seconds:g} s, half 16-text /v1/embeddings, half hybrid search "
-          f"({honour if backoff else 'no backoff'})")
+    started = f"starting over {ramp:g} s" if ramp > 0 else "all starting at once"
+    print(f"\noverload: {clients} clients ({started}) for {seconds:g} s, half 16-text /v1/embeddings, "
+          f"half hybrid search ({honour if backoff else 'no backoff'})")
     print(f"{'requests':>9s} {'answered':>9s} {'acc p50':>8s} {'acc p99':>8s} {'503/429':>8s} {'shed p99':>9s} "
           f"{'conn err':>8s} {'other':>6s} {'healthz p99':>12s}")
     for kinds, label in ((("embed",), "embed16"), (("search",), "search"), (("embed", "search"), "all")):
@@ -501,7 +515,7 @@ def overload(url: str, clients: int, seconds: float, texts: list[str], queries: 
         answered = sum(o.kind in kinds and o.status == 200 for o in report.outcomes)
         print(f"{label:>9s} {answered:9d} {r.p50:8.1f} {r.p99:8.1f} {r.shed:8d} {r.shed_p99:9.1f} "
               f"{r.conn_errors:8d} {r.other_errors:6d} {pct(health, 99):12.1f}   ({n} requests)")
-    # The first second holds the start: 256 clients connecting and sending within ~150 ms, the
+    # The first second holds the start: 256 clients connecting and sending within the ramp, the
     # hardest moment for refusals (the verdict counts it). Shown apart from the steady state.
     began = min((o.finished - o.seconds for o in report.outcomes), default=0.0)
     steady = ClientReport([o for o in report.outcomes if o.finished - o.seconds >= began + warmup])
@@ -630,6 +644,9 @@ def main() -> None:
                     help="Client library of the load processes (aiohttp costs less CPU per request)")
     ap.add_argument("--warmup", type=float, default=1.0,
                     help="Overload: seconds at the start (all clients connecting at once) shown apart from the rest")
+    ap.add_argument("--ramp", type=float, default=0.5, metavar="SECONDS",
+                    help="Overload: the clients start evenly over this many seconds (0: all at once, so the "
+                         "first requests also wait for their own process to send everyone else's)")
     ap.add_argument("--seconds-only-clients", action="store_true",
                     help="Clients ignore Retry-After-Ms and wait the whole seconds of Retry-After")
     ap.add_argument("--client-loop", choices=["uvloop", "asyncio"], default="uvloop",
@@ -696,7 +713,7 @@ def main() -> None:
                         scaling_verdicts("search", "q/s", rows, None)
                     else:
                         overload(server.url, args.overload_clients, args.seconds, texts, queries, args.procs,
-                                 not args.no_backoff, not args.seconds_only_clients, args.warmup)
+                                 not args.no_backoff, not args.seconds_only_clients, args.warmup, args.ramp)
                 crashed = server.proc.poll() is not None
             finally:
                 server.stop()
