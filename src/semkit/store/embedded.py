@@ -1121,11 +1121,11 @@ class EmbeddedStore:
             self._catch_up(live, entry)
         return live
 
-    def _load(self, entry: _Entry, use_file: bool = True) -> _Live:
+    def _load(self, entry: _Entry) -> _Live:
         """Mirror a collection from SQLite, reusing its index file when it checks out."""
         spec, cid = entry.spec, entry.cid
         path = self._index_path(cid)
-        if use_file and self.index_kind == "hnsw" and path.exists():
+        if self.index_kind == "hnsw" and path.exists():
             try:
                 ann, _file_seq, file_pks = AnnIndex.load(
                     path, dims=spec.dimensions, metric=spec.metric, dtype=spec.dtype, tag=self._tag(cid),
