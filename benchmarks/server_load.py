@@ -176,12 +176,12 @@ class Workload:
     loop: str = field(default_factory=lambda: CLIENT_LOOP)
     """The client processes' event loop: uvloop (less CPU per request) or asyncio (``--client-loop``)."""
     upsert_ids: int = 0
+    """Soak upserts: 0 = each a new record; N = each client process cycles over N ids (new, then overwrites),
+    so the collection stops growing and RSS shows the server's own memory (``--soak-upsert-ids``)."""
     ramp_s: float = 0.0
     """Seconds over which the clients start, evenly spread (load tools' spawn rate). With all of
     them starting at once, each client process must connect and send for 128 clients before
     it reads a single answer, and that client-side queue is in every first-request latency."""
-    """Soak upserts: 0 = each a new record; N = each client process cycles over N ids (new, then overwrites),
-    so the collection stops growing and RSS shows the server's own memory (``--soak-upsert-ids``)."""
 
 
 @dataclass
@@ -616,7 +616,7 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
         print(f"  server RSS at the end of each minute (MB): {' '.join(per_minute)}")
     if heap:
         print(f"  heap trimmer: {heap.get('trims')} trims gave back {heap.get('released_mb')} MB "
-              f"(last trim {heap.get('trim_ms')} ms)")
+              f"in {heap.get('trim_ms')} ms all told")
     five_xx = sum(s >= 500 for s in statuses)
     verdict(f"soak ({elapsed / 60:.1f} min): 0 crashes", not crashed, f"crashed: {crashed}")
     verdict("soak: 0 5xx", five_xx == 0, f"{five_xx} (503 sheds among them: {statuses.count(503)})")
@@ -643,7 +643,7 @@ def main() -> None:
     ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp",
                     help="Client library of the load processes (aiohttp costs less CPU per request)")
     ap.add_argument("--warmup", type=float, default=1.0,
-                    help="Overload: seconds at the start (all clients connecting at once) shown apart from the rest")
+                    help="Overload: seconds at the start (the clients connecting) shown apart from the rest")
     ap.add_argument("--ramp", type=float, default=0.5, metavar="SECONDS",
                     help="Overload: the clients start evenly over this many seconds (0: all at once, so the "
                          "first requests also wait for their own process to send everyone else's)")

@@ -31,9 +31,10 @@ Freed memory goes back to the system (``HeapTrimmer``). glibc's allocator keeps 
 thread frees for that thread's arena to reuse; only the top of an arena is ever returned by
 itself. A 10-minute soak (searches, embeddings, upserts that overwrite 2,000 ids, so the
 collection stops growing) showed the server's resident set rising 8% over its last 5 minutes
-while the heap in use stayed flat: every compaction of the store's in-memory mirror and every
-growth of its vector matrix allocates the new arrays before the old ones are freed (14 MB at
-4,000 vectors), and the dynamic mmap threshold had placed them inside the arenas.
+while the heap in use stayed flat: every growth of the store's in-memory vector matrix
+allocates the new array before the old one is freed (14 MB at 4,000 vectors; compaction did
+too until it moved rows in place), and the dynamic mmap threshold had placed them inside the
+arenas.
 ``malloc_trim(0)`` handed back 10-14 MB each time, in 0.3-6 ms. So the server reads its
 anonymous resident set every ``TRIM_CHECK_S`` and trims once it has grown by
 ``TRIM_GROWTH_BYTES`` since the last trim: nothing is done while memory is steady, and memory
@@ -171,6 +172,8 @@ class HeapTrimmer:
                 await asyncio.to_thread(self.trim_now)
 
     def snapshot(self) -> dict[str, float | int | bool]:
+        """``/healthz``'s ``heap``: whether trimming runs, trims so far, MB they gave back and
+        milliseconds they took, all told."""
         return {"trim": self.available, "trims": self.trims,
                 "released_mb": round(self.released_bytes / 2**20, 1),
                 "trim_ms": round(self.trim_seconds * 1000, 1)}
