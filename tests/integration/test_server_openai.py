@@ -217,3 +217,65 @@ def test_one_tokenisation_gives_usage_and_the_context_check() -> None:
     assert counted.exact
     assert counted.tokens == [own[0] + counter.special_tokens, 256]  # capped at the context
     assert counted.over == [(1, own[1] + counter.special_tokens)]  # the uncapped length is reported
+
+
+# --- one tokenisation: the model's own counts give usage and the context check ------------------
+
+MIXED = ["hello world", "word " * 300, "机器学习是人工智能的一个分支", "机器学习" * 2500, "The cat sat on the mat"]
+"""Short, over-long by words, CJK, over-long without whitespace and past the tokenizer's
+character cap (its long path)."""
+
+
+def test_a_local_model_reports_the_counts_the_counter_gives() -> None:
+    from semkit.models.base import reports_text_tokens
+    from semkit.models.local import load_local
+    from semkit.models.tokens import count_in_context
+
+    model = load_local("all-MiniLM-L6-v2")
+    result = model.embed_result(MIXED)
+    expected = count_in_context(MIXED, "local", model.max_tokens)
+    assert reports_text_tokens(model, "document") and reports_text_tokens(model, "query")
+    assert result.text_tokens is not None and result.text_truncated is not None
+    assert result.text_tokens.tolist() == expected.tokens
+    assert np.flatnonzero(result.text_truncated).tolist() == [i for i, _ in expected.over] == [1, 3]
+    # A prompt prepended to a kind would be counted with the text: that kind reports nothing.
+    prompted = load_local("all-MiniLM-L6-v2", document_prefix="passage: ")
+    assert not reports_text_tokens(prompted, "document") and reports_text_tokens(prompted, "query")
+    assert prompted.embed_result(MIXED, "document").text_tokens is None
+
+
+def test_cache_hits_are_left_for_the_caller_to_count(tmp_path: object) -> None:
+    from semkit.models.cache import CachedEmbedder, EmbeddingCache
+    from semkit.models.local import load_local
+    from semkit.models.tokens import count_in_context, count_reported
+    from semkit.server.models import BatchedEmbedder
+
+    cached = CachedEmbedder(load_local("all-MiniLM-L6-v2"), EmbeddingCache(str(tmp_path / "cache.db")))  # type: ignore[operator]
+    cached.embed_result(MIXED[:2])
+    batched = BatchedEmbedder(cached)
+    try:
+        result = batched.embed_result(MIXED)
+    finally:
+        batched.close()
+    assert result.text_tokens is not None and result.text_truncated is not None
+    assert result.text_tokens[:2].tolist() == [-1, -1]  # hits: the model did not see them
+    assert (result.text_tokens[2:] > 0).all()
+    expected = count_in_context(MIXED, "local", 256)
+    assert count_reported(MIXED, result.text_tokens, result.text_truncated, "local", 256) == expected
+
+
+def test_the_server_refuses_and_counts_from_the_models_tokens(tmp_path: object) -> None:
+    from semkit.models.tokens import count_in_context
+
+    expected = count_in_context(MIXED, "local", 256)
+    with serve(str(tmp_path / "kb"), auth=False, cache=False) as running:  # type: ignore[operator]
+        sdk = openai.OpenAI(base_url=f"{running.url}/v1", api_key="unused", max_retries=0)
+        first, length = expected.over[0]
+        with pytest.raises(openai.BadRequestError,
+                           match=rf"input\[{first}\] is {length} tokens, over the model's context of 256 \(2 of 5"):
+            sdk.embeddings.create(model="local", input=MIXED)
+        cut = sdk.with_raw_response.embeddings.create(model="local", input=MIXED, encoding_format="float",
+                                                      extra_body={"truncate": True}).http_response.json()
+    assert cut["truncated"] == 2
+    assert cut["usage"]["prompt_tokens"] == expected.total == semkit.cost.count_tokens(MIXED, "local")
+    np.testing.assert_allclose(np.array([d["embedding"] for d in cut["data"]]), semkit.embed(MIXED), atol=1e-5)

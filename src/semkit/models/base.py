@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -41,6 +41,17 @@ class EmbeddingResult:
     """Tokens billed or processed (the provider's own ``usage`` when it reports one)."""
     cached: int = 0
     """How many rows came from the embedding cache instead of the model."""
+    text_tokens: np.ndarray | None = None
+    """Each text's tokens as the model processed them (special tokens included, capped at its
+    context), -1 for a text the model did not see (a cache hit); ``None`` from a model that does
+    not report them (``reports_text_tokens``). Lets a caller that needs per-text counts (the
+    server's ``usage`` and context check) skip a second tokenisation."""
+    text_truncated: np.ndarray | None = None
+    """With ``text_tokens``: True where the text was longer than the context and was cut."""
+
+    def with_vectors(self, vectors: Matrix) -> EmbeddingResult:
+        """The same result for other vectors of the same texts (a wrapper that transforms them)."""
+        return replace(self, vectors=vectors)
 
 
 @dataclass
@@ -124,6 +135,14 @@ class ImageEmbedder(Embedder, Protocol):
     def embed_images(self, items: Sequence[Any], *, errors: ImageErrors = "raise") -> ImageBatch: ...
 
 
+def reports_text_tokens(embedder: Any, kind: Kind) -> bool:
+    """Whether ``embedder``'s results of ``kind`` carry each text's own token count
+    (``EmbeddingResult.text_tokens``): a local model's, unless it prepends a prompt to that kind,
+    whose tokens the text's own count must not include."""
+    reports: Callable[[Kind], bool] | None = getattr(embedder, "reports_text_tokens", None)
+    return bool(reports(kind)) if reports is not None else False
+
+
 def supports_images(embedder: Any) -> bool:
     """Whether ``embedder`` (a model or any wrapper around one) can embed images."""
     return embedder is not None and "image" in getattr(embedder, "modalities", ())
@@ -189,12 +208,22 @@ def collect(pieces: Stream, n: int, dimensions: int) -> EmbeddingResult:
     """One result from a stream of pieces covering ``n`` texts."""
     out = np.empty((n, dimensions), dtype=np.float32)
     tokens = truncated = cached = 0
+    text_tokens: np.ndarray | None = np.full(n, -1, dtype=np.int64)
+    text_truncated: np.ndarray | None = np.zeros(n, dtype=bool)
     for start, result in pieces:
-        out[start:start + len(result.vectors)] = result.vectors
+        end = start + len(result.vectors)
+        out[start:end] = result.vectors
         tokens += result.tokens
         truncated += result.truncated
         cached += result.cached
-    return EmbeddingResult(out, truncated=truncated, tokens=tokens, cached=cached)
+        if text_tokens is not None and text_truncated is not None \
+                and result.text_tokens is not None and result.text_truncated is not None:
+            text_tokens[start:end] = result.text_tokens
+            text_truncated[start:end] = result.text_truncated
+        else:  # one piece without them: the whole call has none
+            text_tokens = text_truncated = None
+    return EmbeddingResult(out, truncated=truncated, tokens=tokens, cached=cached,
+                           text_tokens=text_tokens, text_truncated=text_truncated)
 
 
 def embed_stream(embedder: Embedder, texts: list[str], kind: Kind, piece: int = STREAM_PIECE) -> Stream:

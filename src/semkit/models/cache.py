@@ -458,6 +458,9 @@ class CachedEmbedder(EmbedderWrapper):
         misses = [t for t in distinct if t not in found]
 
         computed: dict[str, np.ndarray] = {}
+        # Each computed text's (tokens, truncated) when the model reports them; a hit gets
+        # (-1, False): the model did not see it this time.
+        counted: dict[str, tuple[int, bool]] | None = {}
         tokens = truncated = 0
         for start, result in embed_stream(self.inner, misses, kind, self.chunk_size) if misses else ():
             part = misses[start:start + len(result.vectors)]
@@ -465,6 +468,11 @@ class CachedEmbedder(EmbedderWrapper):
             truncated += result.truncated
             self._store(fingerprint, kind, part, result.vectors)
             computed.update(zip(part, result.vectors, strict=True))
+            if counted is not None and result.text_tokens is not None and result.text_truncated is not None:
+                counted.update(zip(part, zip(result.text_tokens.tolist(), result.text_truncated.tolist(),
+                                             strict=True), strict=True))
+            else:
+                counted = None
 
         out = np.empty((len(texts), dims), dtype=np.float32)
         cached = 0
@@ -477,7 +485,12 @@ class CachedEmbedder(EmbedderWrapper):
                 out[i] = computed[text]
         if cached:
             self.meter.add(cached_items=cached)
-        return EmbeddingResult(vectors=out, truncated=truncated, tokens=tokens, cached=cached)
+        text_tokens = text_truncated = None
+        if counted is not None:
+            text_tokens = np.fromiter((counted.get(t, (-1, False))[0] for t in texts), np.int64, len(texts))
+            text_truncated = np.fromiter((counted.get(t, (-1, False))[1] for t in texts), bool, len(texts))
+        return EmbeddingResult(vectors=out, truncated=truncated, tokens=tokens, cached=cached,
+                               text_tokens=text_tokens, text_truncated=text_truncated)
 
     def _store(self, fingerprint: str, kind: str, texts: Sequence[str], vectors: Matrix) -> None:
         try:

@@ -489,6 +489,11 @@ class LocalEmbedder(BaseEmbedder):
     def _embed_texts(self, texts: list[str], kind: Kind) -> EmbeddingResult:
         return collect(self._stream_texts(texts, kind), len(texts), self.dimensions)
 
+    def reports_text_tokens(self, kind: Kind) -> bool:
+        """Results carry each text's token count (``EmbeddingResult.text_tokens``) unless a
+        prompt is prepended to ``kind``: the count would then include the prompt's tokens."""
+        return not (self.query_prefix if kind == "query" else self.document_prefix)
+
     def _stream_texts(self, texts: list[str], kind: Kind,
                       piece: int = 0) -> Iterator[tuple[int, EmbeddingResult]]:
         """The whole call as one stream, length-sorted ``_SORT_WINDOW`` texts at a time and
@@ -509,7 +514,9 @@ class LocalEmbedder(BaseEmbedder):
                 else:
                     vectors = self._runner.embed(part, prefix, tokens, self.batch_size, progress)
                 result = EmbeddingResult(vectors, truncated=int(tokens.truncated.sum()),
-                                         tokens=int(tokens.lengths.sum()))
+                                         tokens=int(tokens.lengths.sum()),
+                                         text_tokens=None if prefix else tokens.lengths,
+                                         text_truncated=None if prefix else tokens.truncated)
                 self.meter.add(tokens=result.tokens, items=len(part))
                 n_truncated += result.truncated
                 yield start, result

@@ -110,16 +110,13 @@ class Truncated(EmbedderWrapper):
     def embed_result(self, items: Sequence[Any], kind: Kind = "document") -> EmbeddingResult:
         check_kind(kind)
         result = self.inner.embed_result(items, kind)
-        return EmbeddingResult(truncate(result.vectors, self._dimensions, self._normalize),
-                               truncated=result.truncated, tokens=result.tokens, cached=result.cached)
+        return result.with_vectors(truncate(result.vectors, self._dimensions, self._normalize))
 
     def embed_stream(self, items: Sequence[Any], kind: Kind = "document", *,
                      piece: int = STREAM_PIECE) -> Stream:
         check_kind(kind)
         for start, result in embed_stream(self.inner, check_texts(items), kind, piece):
-            yield start, EmbeddingResult(truncate(result.vectors, self._dimensions, self._normalize),
-                                         truncated=result.truncated, tokens=result.tokens,
-                                         cached=result.cached)
+            yield start, result.with_vectors(truncate(result.vectors, self._dimensions, self._normalize))
 
     def __repr__(self) -> str:
         return f"<Truncated to {self._dimensions} of {self.inner!r}>"

@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ModelNotAvailable, SemkitError
 from .catalog import ModelInfo
 from .counters import (
@@ -120,6 +122,33 @@ def count_in_context(texts: Sequence[str], model: str | ModelInfo, context: int,
     return ContextCount(tokens=[min(n, cap) for n in full], over=over, exact=counter.exact)
 
 
+def count_reported(texts: Sequence[str], text_tokens: np.ndarray, text_truncated: np.ndarray,
+                   model: str | ModelInfo, context: int, counter: TokenCounter | None = None) -> ContextCount:
+    """``count_in_context`` from the model's own tokenisation of ``texts``
+    (``EmbeddingResult.text_tokens`` / ``text_truncated``), which is what it processed, so it
+    is exact. Only the texts the model did not see (-1: cache hits) are counted here, and the
+    ones it cut again, for the full length an error message gives (both rare on a busy server)."""
+    tokens: list[int] = text_tokens.tolist()
+    unseen = [i for i, n in enumerate(tokens) if n < 0]
+    cut: list[int] = np.flatnonzero(text_truncated).tolist()
+    over: list[tuple[int, int]] = []
+    if unseen:
+        counted = count_in_context([texts[i] for i in unseen], model, context, counter)
+        for i, n in zip(unseen, counted.tokens, strict=True):
+            tokens[i] = n
+        over.extend((unseen[j], n) for j, n in counted.over)
+    if cut:
+        if counter is None:
+            counter = context_counter(model)
+        try:
+            full = [n + counter.special_tokens for n in counter.count([texts[i] for i in cut])]
+        except SemkitError:  # the tokenizer could not be read after all: the model's cap
+            full = [context + 1] * len(cut)
+        # A guessed count may fall short of what the model found too long: never below it.
+        over.extend((i, max(n, context + 1)) for i, n in zip(cut, full, strict=True))
+    return ContextCount(tokens=tokens, over=sorted(over), exact=True)
+
+
 __all__ = [
     "CHARS_PER_TOKEN",
     "OFFLINE_ENCODINGS",
@@ -132,6 +161,7 @@ __all__ = [
     "TokenCounter",
     "context_counter",
     "count_in_context",
+    "count_reported",
     "counter_for",
     "counter_for_info",
     "counter_for_model",

@@ -238,8 +238,11 @@ class BatchedEmbedder(EmbedderWrapper):
         for w in live:
             n = len(w.texts)
             part = np.ascontiguousarray(result.vectors[start:start + n])
-            # Tokens and cache hits belong to the merged call; callers count their own usage.
-            done.append((w, EmbeddingResult(part), None))
+            # Tokens and cache hits belong to the merged call; callers count their own usage,
+            # from their texts' own counts where the model reports them.
+            text_tokens = None if result.text_tokens is None else result.text_tokens[start:start + n]
+            text_truncated = None if result.text_truncated is None else result.text_truncated[start:start + n]
+            done.append((w, EmbeddingResult(part, text_tokens=text_tokens, text_truncated=text_truncated), None))
             start += n
         _deliver(done)
 
