@@ -222,3 +222,33 @@ def test_a_burst_is_refused_before_the_admitted_requests_go_on() -> None:
     error = json.loads(body["body"])["error"]
     assert (error["type"], error["code"], error["param"]) == ("server_error", "server_overloaded", None)
     assert "3 requests admitted, its bound is 3" in error["message"]
+
+
+def test_embeddings_adapt_to_twice_the_target_of_the_other_classes() -> None:
+    assert Limits().queue_targets() == {"embeddings": 1.0, "search": 0.5, "writes": 0.5, "jobs": 0.5}
+    assert Limits(queue_target_seconds=0.25).queue_targets()["embeddings"] == 0.5
+    assert set(Limits(queue_target_seconds=0).queue_targets().values()) == {0.0}  # every bound fixed
+    # SECONDS alone sets every class alike; CLASS=SECONDS one class, keeping the others.
+    assert set(Limits().with_queue_targets(["0.5"]).queue_targets().values()) == {0.5}
+    assert Limits().with_queue_targets(["search=2"]).queue_targets() == {
+        "embeddings": 1.0, "search": 2.0, "writes": 0.5, "jobs": 0.5}
+    fixed_but_embeddings = Limits().with_queue_targets(["0", "embeddings=1.5"])
+    assert fixed_but_embeddings.queue_targets() == {"embeddings": 1.5, "search": 0.0, "writes": 0.0, "jobs": 0.0}
+    admission = Admission(fixed_but_embeddings.queue_bounds(), target_s=fixed_but_embeddings.queue_targets())
+    assert {name: q["adaptive"] for name, q in admission.snapshot().items()} == {
+        "embeddings": True, "search": False, "writes": False, "jobs": False}
+    for bad in ("-1", "nan", "embeddings=", "queries=1", "fast"):
+        with pytest.raises(ConfigError, match="--queue-target"):
+            Limits().with_queue_targets([bad])
+
+
+def test_an_embeddings_bound_follows_its_own_target() -> None:
+    limits = Limits(queue_embeddings=64)
+    admission = Admission(limits.queue_bounds(), target_s=limits.queue_targets())
+    embeddings = admission._queues["embeddings"]
+    embeddings.started(1, 0.0)
+    for step in range(1, 601):  # 300 texts/s over 2 busy seconds: 1 s x 300/s
+        embeddings.finished(1, step / 300)
+        embeddings.started(1, step / 300)
+    embeddings.finished(1, 2.3)
+    assert 240 <= embeddings.limit <= 320

@@ -85,9 +85,10 @@ def register(app: Group) -> None:
         help="Bound of a route class's queue, beyond which requests get 503 + Retry-After: "
              "embeddings (texts, default 256), search (requests, 64), writes (32), jobs (16); repeatable. "
              "A class set here keeps its bound; the others adapt (--queue-target)")
-    @click.option("--queue-target", type=click.FloatRange(min=0.0), default=0.5, metavar="SECONDS",
+    @click.option("--queue-target", multiple=True, metavar="[CLASS=]SECONDS",
         help="Adaptive queue bounds: each class admits about SECONDS x its measured throughput "
-             "(0 = fixed bounds)")
+             "(default 1 for embeddings, 0.5 for the others; SECONDS alone sets every class, "
+             "0 = fixed bounds); repeatable")
     @click.option("--rerank", metavar="windows|FOLDER",
         help="Load a reranker once for searches with rerank: true (and the UI's Rerank box): 'windows' = "
              "each collection's own model on the hits' sentences, or a local cross-encoder FOLDER")
@@ -97,7 +98,7 @@ def register(app: Group) -> None:
         served_model_name: list[str] | None, rate_limit: float, burst: int, max_body_mb: float,
         cors_origin: list[str] | None, index_root: list[Path] | None, no_cache: bool, model_workers: int,
         model_threads: int, model_nice: int, store_threads: int,
-        queue: list[str] | None, queue_target: float, rerank: str | None, log_level: str
+        queue: list[str] | None, queue_target: list[str] | None, rerank: str | None, log_level: str
     ) -> None:
         """Run the HTTP server: REST API, OpenAI-compatible /v1/embeddings, web UI at /ui/."""
         try:
@@ -113,7 +114,7 @@ def register(app: Group) -> None:
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), rate_limit=rate_limit, burst=burst,
                         model_concurrency=model_workers, model_threads=model_threads, model_nice=model_nice,
                         store_concurrency=store_threads,
-                        queue_target_seconds=queue_target).with_queue_bounds(queue or ())
+                        ).with_queue_targets(queue_target or ()).with_queue_bounds(queue or ())
         application = create_app(db, auth=not no_auth, keys_path=keys, limits=limits,
                                  models=model or ["local"], cache=not no_cache, cors_origins=cors_origin or (),
                                  index_roots=index_root or (),

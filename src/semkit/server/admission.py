@@ -8,9 +8,10 @@ that would go past the bound is answered at once with 503 and a ``Retry-After`` 
 long the admitted work takes to drain at the rate the class has been finishing it. The client
 knows within milliseconds, and the requests that were admitted keep a bounded latency.
 
-The bounds adapt (``semkit serve --queue-target SECONDS``, default 0.5 s): each class measures how
-fast it finishes work while it has some (units per busy second over the last 10 s) and keeps its
-bound at ``target x that rate``, within 1/8 and 8 times its starting bound (``Limits.queue_*``).
+The bounds adapt (``semkit serve --queue-target [CLASS=]SECONDS``, default 1 s for embeddings and
+0.5 s for the rest: ``Limits.class_queue_targets`` says why): each class measures how fast it
+finishes work while it has some (units per busy second over the last 10 s) and keeps its bound
+at ``target x that rate``, within 1/8 and 8 times its starting bound (``Limits.queue_*``).
 A faster machine thus admits more, a slower one less, and the admitted work waits about the
 target at most. ``--queue CLASS=N`` fixes a class's bound; ``--queue-target 0`` fixes them all.
 
@@ -165,13 +166,13 @@ class _ClassQueue:
 class Admission:
     """The bounded queues of one server; ``limits`` maps a route class to its bound.
 
-    ``target_s`` > 0 makes each class's bound adaptive (``limits`` are then the starting bounds,
-    kept between ``1/ADAPTIVE_RANGE`` and ``ADAPTIVE_RANGE`` times themselves); classes named
-    in ``fixed`` keep their bound (an operator's ``--queue CLASS=N``). ``clock``: seconds,
-    monotonic (tests pass their own)."""
+    ``target_s`` > 0 (one for all, or by class) makes a class's bound adaptive (``limits`` are
+    then the starting bounds, kept between ``1/ADAPTIVE_RANGE`` and ``ADAPTIVE_RANGE`` times
+    themselves); classes named in ``fixed`` keep their bound (an operator's ``--queue CLASS=N``).
+    ``clock``: seconds, monotonic (tests pass their own)."""
 
     def __init__(self, limits: Mapping[str, int], registry: CollectorRegistry | None = None, *,
-                 target_s: float = 0.0, fixed: Iterable[str] = (),
+                 target_s: float | Mapping[str, float] = 0.0, fixed: Iterable[str] = (),
                  clock: Callable[[], float] = time.monotonic) -> None:
         unknown = set(limits) - set(ROUTE_CLASSES)
         if unknown:
@@ -181,9 +182,10 @@ class Admission:
         self._queues: dict[str, _ClassQueue] = {}
         for name in ROUTE_CLASSES:
             start = max(1, int(limits.get(name, 1)))
-            adaptive = target_s > 0 and name not in fixed
+            target = target_s.get(name, 0.0) if isinstance(target_s, Mapping) else target_s
+            adaptive = target > 0 and name not in fixed
             self._queues[name] = _ClassQueue(
-                name, start, target_s=target_s if adaptive else 0.0,
+                name, start, target_s=target if adaptive else 0.0,
                 floor=max(2, start // ADAPTIVE_RANGE) if adaptive else start,
                 ceiling=start * ADAPTIVE_RANGE if adaptive else start)
         self._in_flight: Gauge | None = None

@@ -48,7 +48,7 @@ class ServerState:
         self.metrics = Metrics()
         self.rate = RateLimiter(limits.rate_limit, limits.burst)
         self.admission = Admission(limits.queue_bounds(), self.metrics.registry,
-                                   target_s=limits.queue_target_seconds, fixed=limits.fixed_queues)
+                                   target_s=limits.queue_targets(), fixed=limits.fixed_queues)
         """The bounded queue of each route class (503 beyond it); see ``server/admission.py``."""
         self.pool = ModelPool(cache=cache, cache_dir=cache_dir, workers=limits.model_concurrency,
                               threads=limits.model_threads or (1 if limits.model_concurrency >= 2 else 0),
