@@ -224,31 +224,45 @@ def test_a_burst_is_refused_before_the_admitted_requests_go_on() -> None:
     assert "3 requests admitted, its bound is 3" in error["message"]
 
 
-def test_embeddings_adapt_to_twice_the_target_of_the_other_classes() -> None:
-    assert Limits().queue_targets() == {"embeddings": 1.0, "search": 0.5, "writes": 0.5, "jobs": 0.5}
-    assert Limits(queue_target_seconds=0.25).queue_targets()["embeddings"] == 0.5
+def test_a_target_is_set_for_every_class_or_for_one() -> None:
+    assert set(Limits().queue_targets().values()) == {0.5}
     assert set(Limits(queue_target_seconds=0).queue_targets().values()) == {0.0}  # every bound fixed
     # SECONDS alone sets every class alike; CLASS=SECONDS one class, keeping the others.
-    assert set(Limits().with_queue_targets(["0.5"]).queue_targets().values()) == {0.5}
     assert Limits().with_queue_targets(["search=2"]).queue_targets() == {
-        "embeddings": 1.0, "search": 2.0, "writes": 0.5, "jobs": 0.5}
+        "embeddings": 0.5, "search": 2.0, "writes": 0.5, "jobs": 0.5}
+    assert set(Limits().with_queue_targets(["search=2", "0.25"]).queue_targets().values()) == {0.25}
     fixed_but_embeddings = Limits().with_queue_targets(["0", "embeddings=1.5"])
     assert fixed_but_embeddings.queue_targets() == {"embeddings": 1.5, "search": 0.0, "writes": 0.0, "jobs": 0.0}
     admission = Admission(fixed_but_embeddings.queue_bounds(), target_s=fixed_but_embeddings.queue_targets())
     assert {name: q["adaptive"] for name, q in admission.snapshot().items()} == {
         "embeddings": True, "search": False, "writes": False, "jobs": False}
+    embeddings = admission._queues["embeddings"]
+    embeddings.started(1, 0.0)
+    for step in range(1, 601):  # 300 texts/s over 2 busy seconds: 1.5 s x 300/s
+        embeddings.finished(1, step / 300)
+        embeddings.started(1, step / 300)
+    embeddings.finished(1, 2.3)
+    assert 360 <= embeddings.limit <= 480
     for bad in ("-1", "nan", "embeddings=", "queries=1", "fast"):
         with pytest.raises(ConfigError, match="--queue-target"):
             Limits().with_queue_targets([bad])
 
 
-def test_an_embeddings_bound_follows_its_own_target() -> None:
-    limits = Limits(queue_embeddings=64)
-    admission = Admission(limits.queue_bounds(), target_s=limits.queue_targets())
-    embeddings = admission._queues["embeddings"]
-    embeddings.started(1, 0.0)
-    for step in range(1, 601):  # 300 texts/s over 2 busy seconds: 1 s x 300/s
-        embeddings.finished(1, step / 300)
-        embeddings.started(1, step / 300)
-    embeddings.finished(1, 2.3)
-    assert 240 <= embeddings.limit <= 320
+def test_refused_embeddings_wait_two_drain_times_and_searches_one() -> None:
+    clock = [100.0]
+    admission = Admission({"embeddings": 32, "search": 4, "writes": 1, "jobs": 1}, clock=lambda: clock[0])
+    for name, units in (("embeddings", 16), ("search", 1)):
+        admission.admit(name, units)  # type: ignore[arg-type]
+        clock[0] += 1.0
+        admission.release(name, units)  # type: ignore[arg-type]
+    # Each class finished its work at its own rate: 16 texts/s and 1 search/s.
+    admission.admit("embeddings", 32)
+    for _ in range(4):
+        admission.admit("search")
+    waits = {}
+    for name in ("embeddings", "search"):
+        with pytest.raises(Overloaded) as refused:
+            admission.admit(name, 16 if name == "embeddings" else 1)  # type: ignore[arg-type]
+        waits[name] = refused.value.retry_after_ms / 1000
+    assert 4.0 <= waits["embeddings"] <= 8.0  # 32 texts at 16/s = 2 s, twice: [4 s, 8 s]
+    assert 4.0 <= waits["search"] <= 8.0  # 4 searches at 1/s = 4 s, once: [4 s, 8 s]

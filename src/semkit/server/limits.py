@@ -19,9 +19,6 @@ from dataclasses import dataclass, replace
 from ..errors import ConfigError, InvalidInput
 from .responses import ApiError
 
-EMBEDDINGS_TARGET_FACTOR = 2.0
-"""The embeddings class's adaptive target, as a multiple of the others' (``Limits.class_queue_targets``)."""
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -95,14 +92,9 @@ class Limits:
     1/8..8x of the ``queue_*`` value it starts from), so admitted work waits about this long on
     average (Little's law) and its p99 stays under ~2 s; 0 keeps the ``queue_*`` bounds fixed
     (``semkit serve --queue-target``). ``class_queue_targets`` overrides it per class."""
-    class_queue_targets: tuple[tuple[str, float], ...] | None = None
-    """Classes whose target differs (``semkit serve --queue-target CLASS=SECONDS``). ``None``:
-    embeddings at ``EMBEDDINGS_TARGET_FACTOR`` times ``queue_target_seconds`` (1 s by default),
-    the rest at it. An embedding request is bulk work whose client waits for it (the ``openai``
-    SDK's timeout is 10 minutes), while each refusal costs a round trip and a retry on the CPUs
-    the model needs. Measured on 2 vCPUs, 64 clients sending 16 texts, two interleaved pairs:
-    ~645 refusals in 10 s and 571 / 579 texts/s at 0.5 s (595 / 597 at 16 clients), ~190
-    refusals and 601 / 584 texts/s at 1 s; 256 overload clients' accepted p99 1.33 / 1.47 s."""
+    class_queue_targets: tuple[tuple[str, float], ...] = ()
+    """Classes whose target differs from ``queue_target_seconds`` (``semkit serve --queue-target
+    CLASS=SECONDS``)."""
     fixed_queues: tuple[str, ...] = ()
     """Classes whose bound the operator set (``--queue CLASS=N``): those never adapt."""
 
@@ -113,13 +105,8 @@ class Limits:
 
     def queue_targets(self) -> dict[str, float]:
         """Each admission route class's adaptive target, seconds (0: a fixed bound)."""
-        own = self._class_targets()
+        own = dict(self.class_queue_targets)
         return {name: own.get(name, self.queue_target_seconds) for name in self.queue_bounds()}
-
-    def _class_targets(self) -> dict[str, float]:
-        if self.class_queue_targets is None:
-            return {"embeddings": EMBEDDINGS_TARGET_FACTOR * self.queue_target_seconds}
-        return dict(self.class_queue_targets)
 
     def with_queue_targets(self, settings: Iterable[str]) -> Limits:
         """These limits with targets set from ``SECONDS`` (every class alike) or ``CLASS=SECONDS``
@@ -137,7 +124,7 @@ class Limits:
                                   f"SECONDS >= 0, CLASS one of {', '.join(self.queue_bounds())} "
                                   "(e.g. --queue-target 0.5 or --queue-target embeddings=2)")
             if eq:
-                targets = {**limits._class_targets(), name: seconds}
+                targets = {**dict(limits.class_queue_targets), name: seconds}
                 limits = replace(limits, class_queue_targets=tuple(targets.items()))
             else:
                 limits = replace(limits, queue_target_seconds=seconds, class_queue_targets=())
