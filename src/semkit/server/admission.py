@@ -54,12 +54,13 @@ _WAIT_DRAINS: dict[str, float] = {"embeddings": 2.0}
 """Drain times a refused request of the class is asked to wait at least (1 for a class not
 named). Embedding clients that were admitted keep their class full: each sends its next request
 as its last is answered, so a refused one that comes back after one drain time mostly finds it
-full again. At 64 clients sending 16 texts on 2 vCPUs, ~47 were refused over and over, ~65
-times a second, and those round trips took 3-5% of the texts/s from the CPUs the model shares.
-Waiting two drain times halves the refusals with the same bound, so admitted requests wait no
-longer. Two interleaved pairs: at one drain time 658 / 642 refusals in 10 s and 570 -> 562 /
-587 -> 571 texts/s from 16 to 64 clients; at two, 330 / 329 refusals and 571 -> 563 / 591 ->
-588. A search is small and interactive: its clients come back after one drain time."""
+full again, and spends one of its client's retries (the ``openai`` SDK makes two) for nothing.
+Two drain times halve those refusals with the same bound, so admitted requests wait no longer:
+at 64 clients sending 16 texts on 2 vCPUs, ~650 refusals in 10 s at one drain time, ~330 at
+two, ~235 at three. The cost: after a one-off burst whose admitted clients do not come back,
+the class can sit idle for up to the extra drain time. Searches are small and interactive:
+their clients come back after one drain time. (texts/s at 64 clients did not measurably change:
+the run-to-run noise, 570-623 texts/s at 16 clients, is larger than the refusals' cost.)"""
 _MIN_RETRY_AFTER_S = 0.25
 """The shortest wait a refusal asks for: sooner, the class would most likely still be full."""
 _RESIZE_EVERY_S = 0.25
