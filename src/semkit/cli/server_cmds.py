@@ -87,7 +87,7 @@ def register(app: Group) -> None:
              "A class set here keeps its bound; the others adapt (--queue-target)")
     @click.option("--queue-target", multiple=True, metavar="[CLASS=]SECONDS",
         help="Adaptive queue bounds: each class admits about SECONDS x its measured throughput "
-             "(default 1 for embeddings, 0.5 for the others; SECONDS alone sets every class, "
+             "(default 0.5; SECONDS alone sets every class, CLASS=SECONDS one class, "
              "0 = fixed bounds); repeatable")
     @click.option("--rerank", metavar="windows|FOLDER",
         help="Load a reranker once for searches with rerank: true (and the UI's Rerank box): 'windows' = "

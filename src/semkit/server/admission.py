@@ -8,10 +8,9 @@ that would go past the bound is answered at once with 503 and a ``Retry-After`` 
 long the admitted work takes to drain at the rate the class has been finishing it. The client
 knows within milliseconds, and the requests that were admitted keep a bounded latency.
 
-The bounds adapt (``semkit serve --queue-target [CLASS=]SECONDS``, default 1 s for embeddings and
-0.5 s for the rest: ``Limits.class_queue_targets`` says why): each class measures how fast it
-finishes work while it has some (units per busy second over the last 10 s) and keeps its bound
-at ``target x that rate``, within 1/8 and 8 times its starting bound (``Limits.queue_*``).
+The bounds adapt (``semkit serve --queue-target [CLASS=]SECONDS``, default 0.5 s): each class
+measures how fast it finishes work while it has some (units per busy second over the last 10 s)
+and keeps its bound at ``target x that rate``, within 1/8 and 8 times its starting bound (``Limits.queue_*``).
 A faster machine thus admits more, a slower one less, and the admitted work waits about the
 target at most. ``--queue CLASS=N`` fixes a class's bound; ``--queue-target 0`` fixes them all.
 
