@@ -487,8 +487,9 @@ class CachedEmbedder(EmbedderWrapper):
             self.meter.add(cached_items=cached)
         text_tokens = text_truncated = None
         if counted is not None:
-            text_tokens = np.fromiter((counted.get(t, (-1, False))[0] for t in texts), np.int64, len(texts))
-            text_truncated = np.fromiter((counted.get(t, (-1, False))[1] for t in texts), bool, len(texts))
+            per_text = [counted.get(t, (-1, False)) for t in texts]
+            text_tokens = np.array([n for n, _ in per_text], dtype=np.int64)
+            text_truncated = np.array([c for _, c in per_text], dtype=bool)
         return EmbeddingResult(vectors=out, truncated=truncated, tokens=tokens, cached=cached,
                                text_tokens=text_tokens, text_truncated=text_truncated)
 

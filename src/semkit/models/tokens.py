@@ -122,12 +122,15 @@ def count_in_context(texts: Sequence[str], model: str | ModelInfo, context: int,
     return ContextCount(tokens=[min(n, cap) for n in full], over=over, exact=counter.exact)
 
 
-def count_reported(texts: Sequence[str], text_tokens: np.ndarray, text_truncated: np.ndarray,
+def count_reported(texts: Sequence[str], text_tokens: np.ndarray | None, text_truncated: np.ndarray | None,
                    model: str | ModelInfo, context: int, counter: TokenCounter | None = None) -> ContextCount:
     """``count_in_context`` from the model's own tokenisation of ``texts``
     (``EmbeddingResult.text_tokens`` / ``text_truncated``), which is what it processed, so it
-    is exact. Only the texts the model did not see (-1: cache hits) are counted here, and the
-    ones it cut again, for the full length an error message gives (both rare on a busy server)."""
+    is exact. Only the texts the model did not see (-1: cache hits; all of them when a wrapper
+    dropped the counts) are counted here, and the ones it cut again, for the full length an
+    error message gives (both rare on a busy server)."""
+    if text_tokens is None or text_truncated is None:
+        return count_in_context(texts, model, context, counter)
     tokens: list[int] = text_tokens.tolist()
     unseen = [i for i, n in enumerate(tokens) if n < 0]
     cut: list[int] = np.flatnonzero(text_truncated).tolist()

@@ -81,14 +81,11 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
             _refuse_over(counted, len(texts), model.max_tokens, truncate)
         result = await model.submit_async(texts, "document")
         if reported:
-            if result.text_tokens is None or result.text_truncated is None:  # a wrapper dropped them
-                counted = await _counted(state, counter, texts, count_in_context, texts, spec, model.max_tokens,
-                                         counter)
-            else:
-                recount = [t for t, n, cut in zip(texts, result.text_tokens, result.text_truncated, strict=True)
-                           if n < 0 or cut]
-                counted = await _counted(state, counter, recount, count_reported, texts, result.text_tokens,
-                                         result.text_truncated, spec, model.max_tokens, counter)
+            own, cut = result.text_tokens, result.text_truncated
+            recount = texts if own is None or cut is None else [
+                t for t, n, c in zip(texts, own, cut, strict=True) if n < 0 or c]
+            counted = await _counted(state, counter, recount, count_reported, texts, own, cut, spec,
+                                     model.max_tokens, counter)
             _refuse_over(counted, len(texts), model.max_tokens, truncate)
         over, tokens = counted.over, counted.total
     # The body is encoded here, not by FastAPI from an EmbeddingsResponse (same fields, same
