@@ -125,8 +125,10 @@ def test_429_waits_at_least_retry_after_seconds(fake_provider: FakeProvider) -> 
 
 
 def test_429_with_an_http_date(fake_provider: FakeProvider) -> None:
-    # Dates have whole-second precision: now+2 s means a wait of more than 1 s.
-    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+    # Dates have whole-second precision, and the date is written before the request is sent:
+    # now+3 s, cut to the second, is still more than 1 s after a request sent within 1 s
+    # (now+2 s was not: written at x.95 and sent 0.1 s later, it left 0.95 s; seen in CI).
+    when = email.utils.formatdate(time.time() + 3, usegmt=True)
     fake_provider.script(Fail(429, headers={"Retry-After": when}))
     openai(fake_provider).embed(["hello"])
     first, second = fake_provider.requests
