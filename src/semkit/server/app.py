@@ -72,6 +72,7 @@ def create_app(
     if not models:
         raise errors.ConfigError("serve at least one model (e.g. models=['local'])")
     trimmer = heap.HeapTrimmer() if settle_heap else None
+    frozen_objects = 0  # at start-up (0: not settled); counted once, see heap.settle_heap
     state = ServerState(db_uri, auth=auth, keys_path=keys_path, limits=limits, models=models, cache=cache,
                         cache_dir=cache_dir, index_roots=index_roots, aliases=served_model_names)
     if rerank is not None:
@@ -87,7 +88,8 @@ def create_app(
                 await asyncio.to_thread(routes_openai.served_counter, spec)
         background = [asyncio.create_task(watch_loop_lag(state.metrics.loop_lag))]
         if settle_heap:
-            heap.settle_heap()
+            nonlocal frozen_objects
+            frozen_objects = heap.settle_heap()
         if trimmer is not None:
             background.append(asyncio.create_task(trimmer.run()))
         try:
@@ -124,7 +126,7 @@ def create_app(
                 # store: calls at once in the worker threads (serve --store-threads).
                 "store": {"threads": state.store_threads},
                 # gc: objects frozen at start-up and the collector's thresholds (server/heap.py).
-                "gc": {"frozen": gc.get_freeze_count(), "thresholds": list(gc.get_threshold())},
+                "gc": {"frozen": frozen_objects, "thresholds": list(gc.get_threshold())},
                 # heap: trims that gave freed memory back to the system (server/heap.py; null: not settled).
                 "heap": trimmer.snapshot() if trimmer is not None else None}
 

@@ -65,11 +65,15 @@ OLD_THRESHOLD = 10
 that survived since the last full collection are 25% of those it kept)."""
 
 
-def settle_heap() -> None:
-    """Collect once, freeze what survives, and raise the young generation's threshold."""
+def settle_heap() -> int:
+    """Collect once, freeze what survives, and raise the young generation's threshold; returns
+    how many objects were frozen. It is counted here, once: ``gc.get_freeze_count`` walks the
+    whole frozen list (~370,000 objects in a server with the bundled model loaded: ~5 ms), so
+    ``/healthz`` reports this figure instead of holding the event loop to count again."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+    return gc.get_freeze_count()
 
 
 TRIM_CHECK_S = 5.0
