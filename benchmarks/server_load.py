@@ -540,6 +540,60 @@ def overload(url: str, clients: int, seconds: float, texts: list[str], queries: 
             f"{pct(health, 99):.1f} ms ({len(health)} probes)")
 
 
+def count_records(client: Any, into: list[tuple[float, int]], at: float) -> None:
+    """Append (``at``, the soak collection's record count); a failed read is skipped (the soak
+    reports the server's failures from its clients)."""
+    import httpx
+
+    try:
+        r = client.get(f"/v1/collections/{COLLECTION}")
+    except httpx.TransportError:
+        return
+    if r.status_code == 200:
+        into.append((at, int(r.json()["count"])))
+
+
+CALIBRATION_RECORDS = 10_000
+"""New records upserted after the soak to measure what one costs the server in memory (~19 MB
+at ~2 kB each: well above the few MB by which the heap trimmer's timing moves RSS)."""
+
+
+def measure_record_kb(server: Server, texts: list[str]) -> float:
+    """The server's resident memory per new record (kB), measured in a collection of its own
+    (so the figure does not depend on how large the soak left its collection): RSS before and
+    after upserting ``CALIBRATION_RECORDS`` records of the soak's texts (cached embeddings, so
+    the model allocates nothing new), each read after a search (the store mirrors new records
+    in memory at its next search) and after the heap trimmer's period (freed request memory has
+    gone back). The collection stays under the store's exact-search threshold (20,000 records),
+    as the soak's does, so no graph is built that the soak did not have. A record's vector, id
+    and keyword postings are the data itself: the soak subtracts them from its RSS growth."""
+    import httpx
+
+    settle = 6.0  # > heap.TRIM_CHECK_S: the trimmer has looked at least once
+    name = "calibration"
+
+    def upsert(client: httpx.Client, first: int, count: int) -> bool:
+        for start in range(first, first + count, 500):
+            end = min(start + 500, first + count)
+            batch = [{"id": f"c{n}", "text": texts[n % len(texts)]} for n in range(start, end)]
+            if client.post(f"/v1/collections/{name}/upsert", json={"records": batch}).status_code != 200:
+                return False
+        search = client.post(f"/v1/collections/{name}/search", json={"query": texts[0], "k": 10})
+        return search.status_code == 200
+
+    with httpx.Client(base_url=server.url, timeout=600) as client:
+        if client.post("/v1/collections", json={"name": name, "model": "local"}).status_code != 201:
+            return float("nan")
+        if not upsert(client, 0, 1000):  # the collection's fixed costs, before the measurement
+            return float("nan")
+        time.sleep(settle)
+        before = server.rss_mb()
+        if not upsert(client, 1000, CALIBRATION_RECORDS):
+            return float("nan")
+        time.sleep(settle)
+        return (server.rss_mb() - before) * 1024 / CALIBRATION_RECORDS
+
+
 def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: list[str], procs: int,
          upsert_ids: int = 0) -> None:
     import threading
@@ -550,21 +604,25 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
     try:
         fill(server.url, texts)
         rss: list[tuple[float, float]] = []
+        records: list[tuple[float, int]] = []
+        """(seconds into the soak, records in the collection): what the data itself grew by."""
         operator: list[int] = []
         done = threading.Event()
         t_start = time.perf_counter()
 
         def watch() -> None:
             next_command = time.perf_counter() + 30
-            while not done.wait(2.0):
-                if server.proc.poll() is not None:
-                    return
-                rss.append((time.perf_counter() - t_start, server.rss_mb()))
-                if time.perf_counter() >= next_command:
-                    next_command += 30
-                    run = subprocess.run([sys.executable, "-m", "semkit", "collections", "--db", str(server.db)],
-                                         capture_output=True, timeout=120)
-                    operator.append(run.returncode)
+            with httpx.Client(base_url=server.url, timeout=30) as probe:
+                while not done.wait(2.0):
+                    if server.proc.poll() is not None:
+                        return
+                    rss.append((time.perf_counter() - t_start, server.rss_mb()))
+                    count_records(probe, records, time.perf_counter() - t_start)
+                    if time.perf_counter() >= next_command:
+                        next_command += 30
+                        run = subprocess.run([sys.executable, "-m", "semkit", "collections", "--db",
+                                              str(server.db)], capture_output=True, timeout=120)
+                        operator.append(run.returncode)
 
         watcher = threading.Thread(target=watch)
         watcher.start()
@@ -575,7 +633,9 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
         crashed = server.proc.poll() is not None
         missing = -1
         heap: dict[str, Any] | None = None
+        record_kb = float("nan")
         if not crashed:
+            record_kb = measure_record_kb(server, texts)
             with httpx.Client(base_url=server.url, timeout=300) as client:
                 found: set[str] = set()
                 for start in range(0, len(report.acked_ids), 5000):
@@ -591,6 +651,10 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
     window = min(300.0, elapsed / 2)
     late = [mb for t, mb in rss if t >= elapsed - window]
     growth = (late[-1] - late[0]) / late[0] * 100 if len(late) >= 2 else float("nan")
+    counted = [n for t, n in records if t >= elapsed - window]
+    added = counted[-1] - counted[0] if len(counted) >= 2 else 0
+    data_mb = added * record_kb / 1024
+    net = (late[-1] - late[0] - data_mb) / late[0] * 100 if len(late) >= 2 else float("nan")
     upserted = f"over {upsert_ids} ids per client process" if upsert_ids else "of new records"
     print(f"\nsoak: {clients} clients for {elapsed:.0f} s (80% hybrid search, 15% embeddings, 5% upserts "
           f"{upserted}; `semkit collections` every 30 s)")
@@ -614,6 +678,8 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
                        if i == len(rss) - 1 or int(t // 60) != int(rss[i + 1][0] // 60)]
         per_minute = [f"{mb:.0f}" for mb in minute_ends]
         print(f"  server RSS at the end of each minute (MB): {' '.join(per_minute)}")
+        print(f"  records added over the last {window / 60:.1f} min: {added}; the server holds "
+              f"{record_kb:.2f} kB per record (measured after the soak); growth net of them: {net:+.2f}%")
     if heap:
         print(f"  heap trimmer: {heap.get('trims')} trims gave back {heap.get('released_mb')} MB "
               f"in {heap.get('trim_ms')} ms all told")
@@ -626,6 +692,10 @@ def soak(tmp: Path, duration: float, clients: int, texts: list[str], queries: li
             f"{len(report.acked_ids)} acknowledged, {missing} missing")
     verdict(f"soak: RSS growth over the last {window / 60:.1f} min <= 2%", growth <= 2.0,
             f"{growth:+.2f}% ({late[0]:.0f} -> {late[-1]:.0f} MB)" if len(late) >= 2 else "too few samples")
+    if added:
+        # Not a target of its own: with a new record on every upsert the data grows, and its
+        # size is no leak; this line shows how much of the growth it is.
+        print(f"  (growth net of the {added} records added, {data_mb:.1f} MB at {record_kb:.2f} kB each: {net:+.2f}%)")
 
 
 PHASES = ["embed1", "embed16", "search", "overload", "soak"]
