@@ -25,7 +25,9 @@ Phases (``--phases``, default all five):
   ``semkit collections --db DIR`` run by a separate process every 30 s. Counts server crashes,
   5xx (503 sheds separately), failed operator commands, checks every acknowledged upsert is
   present at the end, and the server's RSS growth over the last 5 minutes (last half of a
-  shorter run).
+  shorter run). With new records the data grows too: the soak also counts the records added in
+  that window, measures the server's memory per record afterwards (``measure_record_kb``), and
+  prints the growth net of them beside the raw figure the target is judged on.
 
     python benchmarks/server_load.py --short                 # every phase, ~6 min: does it work?
     python benchmarks/server_load.py --rounds 3              # the targets, ~35 min, quiet machine
