@@ -28,6 +28,7 @@ from .. import __version__, errors
 from . import heap, routes_apps, routes_collections, routes_docs, routes_jobs, routes_openai, routes_pinecone, routes_ui
 from .admission import AdmissionMiddleware
 from .dependencies import caller
+from .embeddings_direct import direct_embeddings_route
 from .limits import Limits
 from .metrics import watch_loop_lag
 from .middleware import DeclaredBodyLimit, LoopbackHostOnly, MetricsMiddleware
@@ -113,6 +114,8 @@ def create_app(
     for module in (routes_openai, routes_collections, routes_apps, routes_jobs, routes_pinecone, routes_ui,
                    routes_docs):
         app.include_router(module.router)
+    # Ahead of the FastAPI route, which stays for the schema and for bodies that do not validate.
+    app.router.routes.insert(0, direct_embeddings_route(routes_openai.embeddings_route()))
 
     @app.get("/healthz", tags=["server"], summary="Liveness (no key needed)")
     async def healthz() -> dict[str, Any]:

@@ -87,6 +87,15 @@ def validation_bad_request(exc: RequestValidationError) -> ApiError:
     return bad_request(message, code, param)
 
 
+def as_openai_error(exc: RequestValidationError | errors.SemkitError) -> Exception:
+    """The error OpenAI's API would answer for ``exc``: a 400 for a body that does not validate
+    and for the library's 422s, else ``exc`` itself."""
+    if isinstance(exc, RequestValidationError):
+        return validation_bad_request(exc)
+    status, code = classify_error(exc)
+    return bad_request(str(exc), code) if status == 422 else exc
+
+
 class OpenAIRoute(APIRoute):
     """A route whose client errors (validation, and the library's 422s) answer 400 like OpenAI."""
 
@@ -96,13 +105,11 @@ class OpenAIRoute(APIRoute):
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
-            except RequestValidationError as exc:
-                raise validation_bad_request(exc) from None
-            except errors.SemkitError as exc:
-                status, code = classify_error(exc)
-                if status != 422:
+            except (RequestValidationError, errors.SemkitError) as exc:
+                translated = as_openai_error(exc)
+                if translated is exc:
                     raise
-                raise bad_request(str(exc), code) from None
+                raise translated from None
 
         return answer
 

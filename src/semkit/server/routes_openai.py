@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 
 from .. import errors
 from ..models import catalog, registry
@@ -93,6 +94,11 @@ async def embeddings(body: EmbeddingsRequest, request: Request, principal: Calle
     # more CPU than the model spends on a short text.
     return Response(embeddings_body(result.vectors, body.encoding_format, body.model, tokens, len(over)),
                     media_type="application/json")
+
+
+def embeddings_route() -> APIRoute:
+    """The FastAPI route of ``embeddings`` (``app.py`` serves it through ``embeddings_direct``)."""
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is embeddings)
 
 
 async def _counted(state: ServerState, counter: TokenCounter, tokenised: list[str],
