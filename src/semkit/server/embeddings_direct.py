@@ -12,7 +12,7 @@ the route is as before: the middleware (admission, body limits, host check, metr
 the app's exception handlers, which render every error this route raises. What it skips is only
 the wrapper, and it runs the same parts: the same ``EmbeddingsRequest`` model validates the body
 (as FastAPI would, from ``json.loads``), the same ``caller`` checks the key and the rate limit,
-the same endpoint function answers, and the same ``as_openai_error`` gives OpenAI's 400s. A body
+the same endpoint function answers, and the same ``answered_as_openai`` gives OpenAI's 400s. A body
 that is not JSON, or does not validate, goes to the FastAPI route with its bytes replayed, so its
 error is the one FastAPI gives, word for word. The FastAPI route stays registered for that and
 for the OpenAPI schema.
@@ -25,14 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from .. import errors
 from .dependencies import caller
-from .openai_fidelity import as_openai_error
+from .openai_fidelity import answered_as_openai
 from .schemas import EmbeddingsRequest
 
 Endpoint = Callable[[EmbeddingsRequest, Request, Any], Awaitable[Any]]
@@ -56,14 +54,11 @@ class DirectEmbeddings:
             await self.fallback(scope, replay, send)
             return
         request = Request(scope, replay)
-        try:
-            response = await self.endpoint(body, request, await caller(request))
-        except (RequestValidationError, errors.SemkitError) as exc:
-            translated = as_openai_error(exc)
-            if translated is exc:
-                raise
-            raise translated from None
+        response = await answered_as_openai(self._answer(body, request))
         await response(scope, replay, send)
+
+    async def _answer(self, body: EmbeddingsRequest, request: Request) -> Any:
+        return await self.endpoint(body, request, await caller(request))
 
 
 def direct_embeddings_route(route: APIRoute) -> Route:

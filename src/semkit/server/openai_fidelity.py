@@ -12,8 +12,8 @@ keep their statuses, which are OpenAI's too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +21,8 @@ from fastapi.routing import APIRoute
 
 from .. import errors
 from .responses import ApiError, classify_error
+
+T = TypeVar("T")
 
 _SHAPES = "a string, an array of strings, an array of token ids or an array of token-id arrays"
 MAX_TEXT_CHARS = 1_000_000
@@ -96,6 +98,17 @@ def as_openai_error(exc: RequestValidationError | errors.SemkitError) -> Excepti
     return bad_request(str(exc), code) if status == 422 else exc
 
 
+async def answered_as_openai(call: Awaitable[T]) -> T:
+    """``await call``, its client errors raised as OpenAI's API answers them (``as_openai_error``)."""
+    try:
+        return await call
+    except (RequestValidationError, errors.SemkitError) as exc:
+        translated = as_openai_error(exc)
+        if translated is exc:
+            raise
+        raise translated from None
+
+
 class OpenAIRoute(APIRoute):
     """A route whose client errors (validation, and the library's 422s) answer 400 like OpenAI."""
 
@@ -103,13 +116,7 @@ class OpenAIRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (RequestValidationError, errors.SemkitError) as exc:
-                translated = as_openai_error(exc)
-                if translated is exc:
-                    raise
-                raise translated from None
+            return await answered_as_openai(handler(request))
 
         return answer
 
