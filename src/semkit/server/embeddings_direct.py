@@ -47,15 +47,14 @@ class DirectEmbeddings:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["route"] = self.route  # what the metrics and the logs name it by, as before
-        raw = await _body(receive)
-        replay = _replaying(raw)
+        request = Request(scope, receive)
+        raw = await request.body()  # kept by the request for the endpoint (the body-size middleware bounds it)
         body = _validated(scope, raw)
         if body is None:
-            await self.fallback(scope, replay, send)
+            await self.fallback(scope, _replaying(raw), send)
             return
-        request = Request(scope, replay)
         response = await answered_as_openai(self._answer(body, request))
-        await response(scope, replay, send)
+        await response(scope, receive, send)
 
     async def _answer(self, body: EmbeddingsRequest, request: Request) -> Any:
         return await self.endpoint(body, request, await caller(request))
@@ -65,16 +64,6 @@ def direct_embeddings_route(route: APIRoute) -> Route:
     """A Starlette route for ``route``'s path and methods, answered by ``DirectEmbeddings``."""
     return Route(route.path, DirectEmbeddings(route), methods=sorted(route.methods or ()),
                  include_in_schema=False)
-
-
-async def _body(receive: Any) -> bytes:
-    """The whole request body (the body-size middleware in front bounds it)."""
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replaying(raw: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:

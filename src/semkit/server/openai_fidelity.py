@@ -89,24 +89,18 @@ def validation_bad_request(exc: RequestValidationError) -> ApiError:
     return bad_request(message, code, param)
 
 
-def as_openai_error(exc: RequestValidationError | errors.SemkitError) -> Exception:
-    """The error OpenAI's API would answer for ``exc``: a 400 for a body that does not validate
-    and for the library's 422s, else ``exc`` itself."""
-    if isinstance(exc, RequestValidationError):
-        return validation_bad_request(exc)
-    status, code = classify_error(exc)
-    return bad_request(str(exc), code) if status == 422 else exc
-
-
 async def answered_as_openai(call: Awaitable[T]) -> T:
-    """``await call``, its client errors raised as OpenAI's API answers them (``as_openai_error``)."""
+    """``await call``, its client errors raised as OpenAI's API answers them: a 400 for a body
+    that does not validate and for the library's 422s; every other error as it is."""
     try:
         return await call
-    except (RequestValidationError, errors.SemkitError) as exc:
-        translated = as_openai_error(exc)
-        if translated is exc:
+    except RequestValidationError as exc:
+        raise validation_bad_request(exc) from None
+    except errors.SemkitError as exc:
+        status, code = classify_error(exc)
+        if status != 422:
             raise
-        raise translated from None
+        raise bad_request(str(exc), code) from None
 
 
 class OpenAIRoute(APIRoute):
