@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from semkit.errors import CollectionNotFound, InvalidInput, StoreError, StoreLocked
+from semkit.store import embedded
 from semkit.store.ann_index import AnnIndex
 from semkit.store.base import CollectionSpec
 from semkit.store.embedded import EmbeddedStore
@@ -184,11 +185,15 @@ def test_deleted_and_replaced_records_never_come_back(tmp_path: Path) -> None:
         assert store.count("c") == 900
 
 
-@pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_compaction_in_place_matches_a_fresh_mirror(tmp_path: Path, metric: str) -> None:
+@pytest.mark.parametrize(("metric", "chunk_rows"), [("l2", None), ("cosine", None), ("cosine", 7)])
+def test_compaction_in_place_matches_a_fresh_mirror(tmp_path: Path, metric: str, chunk_rows: int | None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Compaction moves the live rows forward inside the arrays it has (no second copy, which
     the allocator kept after it was freed); what it leaves must answer exactly as a mirror read
-    afresh from SQLite, graph and all."""
+    afresh from SQLite, graph and all. With ``chunk_rows`` the rows move a few at a time (as a
+    large collection's do: the chunk is bounded in bytes), so chunk edges are crossed."""
+    if chunk_rows is not None:
+        monkeypatch.setattr(embedded, "COMPACT_CHUNK_BYTES", chunk_rows * 4 * DIMS)
     queries = clustered(20, seed=5)
     with EmbeddedStore(tmp_path, exact_threshold=0, compact_fraction=0.25) as store:
         ids, vecs = fill(store, "c", 3000, metric=metric)
