@@ -1422,7 +1422,8 @@ def _inner_products(q: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     out = np.empty((len(q), n), dtype=np.float32)
     ptr = faiss.swig_ptr
     for i in range(len(q)):
-        faiss.fvec_inner_products_ny(ptr(out[i]), ptr(q[i]), ptr(matrix), d, n)
+        # SWIG exports it at run time; faiss's type stubs do not list it.
+        faiss.fvec_inner_products_ny(ptr(out[i]), ptr(q[i]), ptr(matrix), d, n)  # type: ignore[attr-defined]
     return out
 
 
