@@ -104,7 +104,7 @@ COMPACT_CHUNK_BYTES = 256 << 10
 """The rows compaction copies at once (170 at 384 d). Each copy is a temporary in the arena of
 the thread that compacts, and compaction runs on whichever store thread caught up: with 8,192
 rows, a 4,000-record collection left a 6 MB temporary in each thread's arena in turn, a step in
-the server's resident set that trimming did not give back (overwrite soak, stop 30). The chunk
+the server's resident set that stayed after the trims (overwrite soak, stop 30). The chunk
 size does not change the copy's speed (100,000 x 384: 28 ms at 8,192 rows or 170)."""
 _FTS_TOKENIZE = "porter unicode61 remove_diacritics 0 tokenchars '_'"
 
