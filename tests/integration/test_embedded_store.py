@@ -217,6 +217,58 @@ def test_compaction_in_place_matches_a_fresh_mirror(tmp_path: Path, metric: str,
     assert all(int(i[1:]) % 5 not in (1, 3) for n in exact for i in n.ids)
 
 
+def _wal_bytes(path: Path) -> int:
+    wal = path / (embedded.DB_NAME + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_large_delete_and_drop_leave_no_large_write_ahead_log(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page a large delete frees goes through SQLite's write-ahead log; without a
+    checkpoint the -wal file kept that size for as long as the store stayed open."""
+    monkeypatch.setattr(embedded, "LARGE_DELETE_RECORDS", 500)
+    with EmbeddedStore(tmp_path, index="none") as store:
+        ids, _ = fill(store, "c", 3000)
+        fill(store, "d", 2000)
+        store.delete("c", ids=ids[:499])  # below the threshold: SQLite's own checkpoints only
+        assert _wal_bytes(tmp_path) > 0
+        store.delete("c", ids=ids[499:])
+        assert _wal_bytes(tmp_path) == 0 and store.count("c") == 0
+        fill(store, "e", 10)
+        store.drop_collection("d")
+        assert _wal_bytes(tmp_path) == 0
+        assert store.count("e") == 10 and store.list_collections() == [store.get_collection("c"),
+                                                                       store.get_collection("e")]
+
+
+def test_a_reader_elsewhere_never_holds_up_the_checkpoint_and_the_log_is_cut_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another connection reads an older snapshot, the checkpoint cannot empty the log: it
+    gives way at once (busy timeout 0), the delete still succeeds, and ``journal_size_limit``
+    cuts the log back once the reader has gone: the first commit checkpoints the log (SQLite
+    does at every commit past 1,000 pages, and this delete wrote more), the next restarts it."""
+    import sqlite3
+
+    monkeypatch.setattr(embedded, "LARGE_DELETE_RECORDS", 500)
+    monkeypatch.setattr(embedded, "WAL_KEEP_BYTES", 64 << 10)
+    with EmbeddedStore(tmp_path, index="none", lock_timeout=30) as store:
+        ids, _ = fill(store, "c", 12_000)
+        reader = sqlite3.connect(str(tmp_path / embedded.DB_NAME), isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM collections").fetchone()[0] == 1  # holds a snapshot
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (store.delete("c", ids=ids), done.set()))
+        worker.start()
+        worker.join(timeout=20)  # far under the 30 s busy timeout a waiting checkpoint would take
+        assert done.is_set() and store.count("c") == 0
+        assert _wal_bytes(tmp_path) > 64 << 10  # the reader kept the log from being emptied
+        reader.execute("COMMIT")
+        reader.close()
+        fill(store, "d", 1)  # checkpoints the whole log
+        store.upsert("d", ["x"], clustered(1, 3))  # restarts it, cut back to the limit
+        assert _wal_bytes(tmp_path) <= 64 << 10
+
+
 # --- the derived index file ----------------------------------------------------------------
 
 
