@@ -784,13 +784,14 @@ class EmbeddedStore:
         or drop wrote every page it freed into the log. SQLite's TRUNCATE checkpoint does it,
         with the busy timeout at zero so it never waits: while another process is reading, it
         gives way, and ``journal_size_limit`` cuts the log back at a later write instead."""
+        busy_ms = int(self._db.execute("PRAGMA busy_timeout").fetchone()[0])  # as connect() set it
         self._db.execute("PRAGMA busy_timeout=0")
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.OperationalError as exc:  # the delete has committed: this must not fail it
             log.debug("checkpoint after a large delete deferred: %s", exc)
         finally:
-            self._db.execute(f"PRAGMA busy_timeout={round(max(self.lock_timeout, 1.0) * 1000)}")
+            self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
 
     def _next_seq(self, db: sqlite3.Connection, cid: int, name: str, bump: bool = True) -> int:
         """Inside a write transaction: check the collection still exists, bump its seq."""
